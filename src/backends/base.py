@@ -1,0 +1,105 @@
+"""The Backend protocol and the description of a model's tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.generic]
+
+STRING_DTYPE = np.dtype(np.object_)
+"""String tensors travel as numpy object arrays of ``str``, as ONNX Runtime expects."""
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One input or output of a model: name, element type and shape.
+
+    ``shape`` holds ``None`` for a dynamic dimension; ``dim_names`` keeps the symbolic
+    name ONNX gave that dimension (``"batch"``) or ``None``.
+    """
+
+    name: str
+    dtype: np.dtype[np.generic]
+    shape: tuple[int | None, ...]
+    dim_names: tuple[str | None, ...] = ()
+
+    @property
+    def rank(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    @property
+    def has_dynamic_batch(self) -> bool:
+        """True when the first dimension is dynamic, so requests can be stacked on it."""
+        return self.rank > 0 and self.shape[0] is None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSignature:
+    """The inputs and outputs of a loaded model, in the order the model declares them."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec | None:
+        """The input called ``name``, or None."""
+        return next((spec for spec in self.inputs if spec.name == name), None)
+
+    def output(self, name: str) -> TensorSpec | None:
+        """The output called ``name``, or None."""
+        return next((spec for spec in self.outputs if spec.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """How a backend should run a model; filled from the model's config file."""
+
+    execution_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    graph_optimization_level: str = "all"
+    instances: int = 1
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded model that can run inference.
+
+    Contract for ``infer``:
+    - ``inputs`` maps every input name of ``signature`` to a numpy array whose dtype is
+      the spec's dtype and whose shape matches the spec (dynamic dims any size >= 0);
+      callers validate before calling.
+    - ``output_names`` selects outputs; ``None`` means all, in signature order.
+    - Returns a dict of output name -> numpy array; the batch axis (axis 0) of each
+      output has the same length as the inputs' batch axis when the model has one.
+    - It is a coroutine: the blocking runtime call runs on the backend's own bounded
+      thread pool, never on the event loop. Up to ``RuntimeOptions.instances`` calls
+      run concurrently; further calls wait for a free worker.
+    - Raises ``InferenceError`` when the runtime fails; the backend stays usable.
+    """
+
+    @property
+    def signature(self) -> ModelSignature:
+        """Inputs and outputs of the model."""
+        ...
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """Facts worth showing users, such as the execution provider actually in use."""
+        ...
+
+    async def infer(
+        self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
+    ) -> dict[str, Array]:
+        """Run the model on one batch; see the class docstring for the contract."""
+        ...
+
+    async def close(self) -> None:
+        """Release the runtime session and the worker threads; idempotent."""
+        ...

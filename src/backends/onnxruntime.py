@@ -1,0 +1,175 @@
+"""The ONNX Runtime backend: session options, execution providers and a bounded thread pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from backends.base import STRING_DTYPE, Array, ModelSignature, RuntimeOptions, TensorSpec
+from backends.errors import InferenceError, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+CPU_PROVIDER = "CPUExecutionProvider"
+
+# ONNX Runtime names element types "tensor(<onnx type>)"; map them onto numpy.
+_ORT_TYPES: dict[str, np.dtype[Any]] = {
+    "tensor(bool)": np.dtype(np.bool_),
+    "tensor(int8)": np.dtype(np.int8),
+    "tensor(int16)": np.dtype(np.int16),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(uint16)": np.dtype(np.uint16),
+    "tensor(uint32)": np.dtype(np.uint32),
+    "tensor(uint64)": np.dtype(np.uint64),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(string)": STRING_DTYPE,
+}
+
+_OPTIMIZATION_LEVELS = {
+    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderChoice:
+    """The execution providers to ask ONNX Runtime for, and why some were dropped."""
+
+    providers: tuple[str, ...]
+    unavailable: tuple[str, ...]
+
+
+def choose_providers(requested: Sequence[str], available: Sequence[str]) -> ProviderChoice:
+    """Keep the requested providers this onnxruntime build has, in order, CPU always last.
+
+    Pure so that the GPU path can be tested on machines without one.
+    """
+    kept = [p for p in requested if p in available and p != CPU_PROVIDER]
+    dropped = tuple(p for p in requested if p not in available)
+    return ProviderChoice(providers=(*kept, CPU_PROVIDER), unavailable=dropped)
+
+
+def _tensor_spec(node: Any) -> TensorSpec:
+    dtype = _ORT_TYPES.get(node.type)
+    if dtype is None:
+        raise ModelLoadError(f"tensor {node.name!r} has unsupported type {node.type}")
+    shape: list[int | None] = []
+    names: list[str | None] = []
+    for dim in node.shape:
+        fixed = isinstance(dim, int) and dim >= 0
+        shape.append(dim if fixed else None)
+        names.append(dim if isinstance(dim, str) else None)
+    return TensorSpec(name=node.name, dtype=dtype, shape=tuple(shape), dim_names=tuple(names))
+
+
+def _session_options(options: RuntimeOptions) -> ort.SessionOptions:
+    level = _OPTIMIZATION_LEVELS.get(options.graph_optimization_level)
+    if level is None:
+        known = ", ".join(_OPTIMIZATION_LEVELS)
+        raise ModelLoadError(
+            f"unknown graph_optimization_level {options.graph_optimization_level!r}; "
+            f"expected one of {known}"
+        )
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = options.intra_op_threads
+    session_options.inter_op_num_threads = options.inter_op_threads
+    session_options.graph_optimization_level = level
+    session_options.log_severity_level = 3  # errors only: ORT's warnings go to stderr raw
+    return session_options
+
+
+class OnnxRuntimeBackend:
+    """One ONNX Runtime session with its own pool of ``instances`` worker threads."""
+
+    def __init__(self, session: ort.InferenceSession, name: str, instances: int) -> None:
+        self._session = session
+        self._name = name
+        self._signature = ModelSignature(
+            inputs=tuple(_tensor_spec(node) for node in session.get_inputs()),
+            outputs=tuple(_tensor_spec(node) for node in session.get_outputs()),
+        )
+        self._all_outputs = [spec.name for spec in self._signature.outputs]
+        provider = session.get_providers()[0]
+        self._metadata = {"platform": "onnxruntime_onnx", "execution_provider": provider}
+        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=max(1, instances), thread_name_prefix=f"ort-{name.replace(' ', '-')}"
+        )
+
+    @classmethod
+    def load(cls, path: Path, options: RuntimeOptions, name: str) -> OnnxRuntimeBackend:
+        """Create the session (blocking: call it from a worker thread)."""
+        if not path.is_file():
+            raise ModelLoadError(f"model file not found: {path}")
+        choice = choose_providers(options.execution_providers, ort.get_available_providers())
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=_session_options(options), providers=list(choice.providers)
+            )
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # ORT raises its own pybind exception types
+            first_line = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
+            raise ModelLoadError(f"onnxruntime could not load {path.name}: {first_line}") from exc
+        backend = cls(session, name, options.instances)
+        in_use = backend.metadata["execution_provider"]
+        wanted = next((p for p in options.execution_providers), CPU_PROVIDER)
+        if wanted != in_use:
+            logger.warning(
+                "model %s asked for %s but runs on %s (this onnxruntime build offers: %s)",
+                name,
+                wanted,
+                in_use,
+                ", ".join(ort.get_available_providers()),
+            )
+        return backend
+
+    @property
+    def signature(self) -> ModelSignature:
+        """Inputs and outputs as ONNX Runtime reports them."""
+        return self._signature
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """Platform and the execution provider actually in use."""
+        return self._metadata
+
+    async def infer(
+        self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
+    ) -> dict[str, Array]:
+        """Run one batch on the worker pool; see ``backends.base.Backend``."""
+        if self._executor is None:
+            raise InferenceError(f"model {self._name} is closed", kind="closed")
+        names = list(output_names) if output_names is not None else self._all_outputs
+        loop = asyncio.get_running_loop()
+        call = partial(self._run, names, dict(inputs))
+        return await loop.run_in_executor(self._executor, call)
+
+    def _run(self, names: list[str], feed: dict[str, Array]) -> dict[str, Array]:
+        try:
+            results = self._session.run(names, feed)
+        except Exception as exc:  # ORT's pybind errors share no useful base class
+            raise InferenceError(str(exc), kind=type(exc).__name__) from exc
+        return {name: np.asarray(value) for name, value in zip(names, results, strict=True)}
+
+    async def close(self) -> None:
+        """Wait for running calls, then drop the worker threads; idempotent."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True)

@@ -1,0 +1,1 @@
+"""The HTTP layer: the only part of tensorgate that knows FastAPI and Starlette."""

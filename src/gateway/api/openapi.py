@@ -1,0 +1,47 @@
+"""Builds the OpenAPI document, adding the schemas of bodies that routes parse themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from gateway.protocol import InferenceRequest
+
+DESCRIPTION = """\
+An async inference gateway for ONNX models speaking the Open Inference Protocol
+(KServe v2) REST API. Errors are always `{"error": "..."}` with the matching status code.
+"""
+
+# Models that routes parse from the raw body, so FastAPI does not see them.
+_RAW_BODY_MODELS = (InferenceRequest,)
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document of ``app``, cached on the app like FastAPI's own."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=DESCRIPTION,
+        routes=app.routes,
+        tags=[
+            {"name": "health", "description": "Liveness, readiness and server metadata"},
+            {"name": "models", "description": "Model metadata and readiness"},
+            {"name": "inference", "description": "Open Inference Protocol inference"},
+            {"name": "repository", "description": "The model repository"},
+        ],
+    )
+    _, extra = models_json_schema(
+        [(model, "validation") for model in _RAW_BODY_MODELS],
+        ref_template="#/components/schemas/{model}",
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in extra.get("$defs", {}).items():
+        schemas.setdefault(name, schema)
+    app.openapi_schema = document
+    return document

@@ -1,0 +1,23 @@
+"""OpenAPI descriptions of the error answers routes can give."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.protocol import ErrorResponse
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+BAD_REQUEST: Responses = {400: _error("The request is malformed or does not match the model")}
+NOT_FOUND: Responses = {404: _error("No model or version of that name")}
+NOT_READY: Responses = {503: _error("The model, version or server is not ready")}
+TOO_LARGE: Responses = {413: _error("The request body is over the configured limit")}
+FAILED: Responses = {500: _error("Inference failed inside the runtime")}
+
+MODEL_ROUTE: Responses = {**NOT_FOUND, **NOT_READY}
+INFER_ROUTE: Responses = {**BAD_REQUEST, **NOT_FOUND, **TOO_LARGE, **FAILED, **NOT_READY}

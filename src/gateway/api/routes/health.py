@@ -1,0 +1,45 @@
+"""Server metadata, liveness and readiness (Open Inference Protocol health API)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter
+
+from gateway.api.dependencies import RegistryDep, SettingsDep
+from gateway.api.responses import NOT_READY
+from gateway.errors import ModelNotReady
+from gateway.protocol import LiveResponse, ReadyResponse, ServerMetadataResponse
+
+router = APIRouter(tags=["health"])
+
+
+def _version() -> str:
+    try:
+        return version("tensorgate")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@router.get("/v2", operation_id="server_metadata")
+async def server_metadata() -> ServerMetadataResponse:
+    """Name, version and protocol extensions of this server."""
+    return ServerMetadataResponse(name="tensorgate", version=_version(), extensions=[])
+
+
+@router.get("/v2/health/live", operation_id="server_live")
+async def server_live() -> LiveResponse:
+    """200 while the process can answer requests."""
+    return LiveResponse(live=True)
+
+
+@router.get("/v2/health/ready", operation_id="server_ready", responses=NOT_READY)
+async def server_ready(registry: RegistryDep, settings: SettingsDep) -> ReadyResponse:
+    """200 when the models the repository asks for are ready, 503 otherwise."""
+    require_all = settings.readiness_requires_all_models
+    if registry.is_ready(require_all=require_all):
+        return ReadyResponse(ready=True)
+    waiting = [f"{v.name}/{v.version} {v.state.value}" for v in registry.versions() if not v.ready]
+    problems = [name for name in registry.names() if registry.entry(name).problem]
+    detail = ", ".join(waiting + [f"{name} (no servable version)" for name in problems])
+    raise ModelNotReady(f"server is not ready: {detail or 'no models in the repository'}")

@@ -1,0 +1,68 @@
+"""Domain errors of the gateway; ``gateway.api.exception_handlers`` maps them to HTTP.
+
+    GatewayError
+    ├── InvalidInput          the request is malformed or does not fit the model (400)
+    ├── PayloadTooLarge       the body is over the configured cap (413)
+    ├── ModelNotFound         no such model or version (404)
+    ├── ModelNotReady         the model or version exists but cannot serve now (503)
+    ├── Overloaded            the queue is full; ``retry_after_s`` says when to retry (503)
+    ├── DeadlineExceeded      the request's deadline passed before it ran (504)
+    ├── Unauthorized          no valid credentials (401)
+    ├── Forbidden             valid credentials without the needed scope (403)
+    └── BackendError          the runtime failed; the message is safe to show (500)
+
+Messages are shown to clients: they name what was wrong and what was expected, and never
+carry internals, tokens or keys.
+"""
+
+
+class GatewayError(Exception):
+    """Base class of the gateway's domain errors; ``message`` is safe to show clients."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(GatewayError):
+    """The request is malformed or does not match the model's signature."""
+
+
+class PayloadTooLarge(GatewayError):
+    """The request body is larger than the configured limit."""
+
+
+class ModelNotFound(GatewayError):
+    """No model or version of that name is known."""
+
+
+class ModelNotReady(GatewayError):
+    """The model or version is known but is not ready to serve."""
+
+
+class Overloaded(GatewayError):
+    """The model's queue is full; retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(GatewayError):
+    """The request's deadline passed before its inference started."""
+
+
+class Unauthorized(GatewayError):
+    """Credentials are missing or invalid; ``challenge`` describes why for the client."""
+
+    def __init__(self, message: str, *, challenge: str = "invalid_token") -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class Forbidden(GatewayError):
+    """Credentials are valid but lack the scope the route needs."""
+
+
+class BackendError(GatewayError):
+    """Inference failed inside the runtime; the full error is logged, not shown."""
