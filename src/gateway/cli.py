@@ -1,10 +1,12 @@
-"""The ``tensorgate`` command: ``serve`` and ``openapi``."""
+"""The ``tensorgate`` command: ``serve`` (one or several worker processes) and ``openapi``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--workers", type=int, help="worker processes (default: 1)")
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument(
         "--model-repository", "--models", type=Path, help="model repository (default: models)"
@@ -40,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         key: value
-        for key in ("model_repository", "host", "port", "log_level")
+        for key in ("model_repository", "host", "port", "log_level", "workers")
         if (value := getattr(args, key, None)) is not None
     }
     return Settings(**overrides)
@@ -66,13 +69,38 @@ def _serve(settings: Settings) -> int:
     logger.info(
         "tensorgate serving %s on %s (Swagger UI: %s/docs)", settings.model_repository, base, base
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        lifespan="on",
-    )
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            lifespan="on",
+        )
+        return 0
+    return _serve_workers(settings)
+
+
+def _serve_workers(settings: Settings) -> int:
+    """Several processes: settings travel as environment, metrics through a shared dir."""
+    import uvicorn
+
+    from gateway.api.worker import ENV_PREFIX, settings_environment
+    from gateway.metrics import MULTIPROC_ENV
+
+    with tempfile.TemporaryDirectory(prefix="tensorgate-metrics-") as metrics_dir:
+        os.environ.update(settings_environment(settings))
+        os.environ[MULTIPROC_ENV] = metrics_dir
+        logger.info("starting %d worker processes (%s*)", settings.workers, ENV_PREFIX)
+        uvicorn.run(
+            "gateway.api.worker:create_worker_app",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            lifespan="on",
+        )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from gateway.registry import ModelRegistry, ModelVersion
 logger = logging.getLogger(__name__)
 
 BINARY_HEADER = "inference-header-content-length"
+TIMEOUT_HEADER = "x-request-timeout-ms"
 _BINARY_HINT = (
     "the binary tensor data extension is not supported yet; send tensors as JSON "
     "(with tritonclient: binary_data=False on inputs and requested outputs)"
@@ -91,56 +93,127 @@ def select_outputs(requested: list[RequestOutput] | None, signature: ModelSignat
     return names
 
 
+def request_timeout_s(
+    parameters: Mapping[str, Any] | None, header: str | None, default_ms: float | None
+) -> float | None:
+    """The request's deadline in seconds from now, or None for no deadline.
+
+    Order: the protocol's ``parameters.timeout`` (microseconds, as Triton's client sends
+    it), then the ``X-Request-Timeout-Ms`` header, then the model's default. A timeout
+    of 0 means "not set", as in Triton.
+    """
+    value = (parameters or {}).get("timeout")
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(
+                f"parameter timeout must be a non-negative integer of microseconds, got {value!r}"
+            )
+        if value > 0:
+            return value / 1_000_000
+    if header is not None:
+        try:
+            millis = float(header)
+        except ValueError:
+            millis = -1.0
+        if not millis >= 0 or millis == float("inf"):
+            raise InvalidInput(
+                f"header {TIMEOUT_HEADER} must be a non-negative number of milliseconds, "
+                f"got {header[:32]!r}"
+            )
+        if millis > 0:
+            return millis / 1000
+    return None if default_ms is None else default_ms / 1000
+
+
+class PendingInference:
+    """A request admitted to its model's queue; ``result`` waits for the response body."""
+
+    __slots__ = ("_id", "_model", "_outputs", "future")
+
+    def __init__(
+        self,
+        model: ModelVersion,
+        request_id: str | None,
+        outputs: list[str],
+        future: asyncio.Future[dict[str, Array]],
+    ) -> None:
+        self.future = future
+        self._model = model
+        self._id = request_id
+        self._outputs = outputs
+
+    def cancel(self) -> None:
+        """Withdraw the request (its client went away); it is skipped if still queued."""
+        self.future.cancel()
+
+    async def result(self) -> bytes:
+        """The JSON response body once the request's batch has run."""
+        model = self._model
+        try:
+            results = await self.future
+        except InferenceError as exc:
+            raise _inference_failure(model, exc) from None
+        document: dict[str, Any] = {
+            "model_name": model.name,
+            "model_version": str(model.version),
+            "outputs": [encode_tensor(out, results[out]) for out in self._outputs],
+        }
+        if self._id is not None:
+            document["id"] = self._id
+        return dumps(document)
+
+
+def _inference_failure(model: ModelVersion, exc: InferenceError) -> Exception:
+    logger.error(
+        "inference failed in %s (%s): %s",
+        model.label,
+        exc.kind,
+        exc,
+    )
+    if exc.kind == "InvalidArgument":
+        return InvalidInput(
+            f"model '{model.name}' rejected the inputs (InvalidArgument); compare "
+            f"them with GET /v2/models/{model.name}"
+        )
+    return BackendError(
+        f"inference failed in model '{model.name}' version {model.version} ({exc.kind})"
+    )
+
+
 class InferenceService:
     """Runs Open Inference Protocol requests against the registry's models."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
 
+    def submit_json(
+        self, name: str, version: str | None, body: bytes, headers: Mapping[str, str]
+    ) -> PendingInference:
+        """Decode one JSON request and queue it; raises at once when it cannot be admitted.
+
+        ``headers`` maps lower-case header names to values.
+        """
+        model = self._registry.resolve(name, version)
+        if BINARY_HEADER in headers:
+            raise InvalidInput(f"header Inference-Header-Content-Length: {_BINARY_HINT}")
+        config = model.config
+        request = parse_request(parse_json(body, allow_non_finite=config.allow_non_finite))
+        reject_binary_extension(request)
+        backend, batcher = model.backend, model.batcher
+        assert backend is not None
+        assert batcher is not None
+        outputs = select_outputs(request.outputs, backend.signature)
+        inputs = decode_inputs(
+            request.inputs, backend.signature, allow_non_finite=config.allow_non_finite
+        )
+        timeout = request_timeout_s(
+            request.parameters, headers.get(TIMEOUT_HEADER), config.batching.default_timeout_ms
+        )
+        future = batcher.submit(inputs, outputs, timeout)
+        return PendingInference(model, request.id, outputs, future)
+
     async def infer_json(
         self, name: str, version: str | None, body: bytes, headers: Mapping[str, str]
     ) -> bytes:
         """Answer one JSON inference request with the JSON response body."""
-        model = self._registry.resolve(name, version)
-        if BINARY_HEADER in headers:
-            raise InvalidInput(f"header Inference-Header-Content-Length: {_BINARY_HINT}")
-        allow_non_finite = model.config.allow_non_finite
-        request = parse_request(parse_json(body, allow_non_finite=allow_non_finite))
-        reject_binary_extension(request)
-        backend = model.backend
-        assert backend is not None  # resolve() returns ready versions only
-        outputs = select_outputs(request.outputs, backend.signature)
-        inputs = decode_inputs(request.inputs, backend.signature, allow_non_finite=allow_non_finite)
-        results = await self._run(model, inputs, outputs)
-        document: dict[str, Any] = {
-            "model_name": model.name,
-            "model_version": str(model.version),
-            "outputs": [encode_tensor(out, results[out]) for out in outputs],
-        }
-        if request.id is not None:
-            document["id"] = request.id
-        return dumps(document)
-
-    async def _run(
-        self, model: ModelVersion, inputs: dict[str, Array], outputs: list[str]
-    ) -> dict[str, Array]:
-        backend = model.backend
-        assert backend is not None
-        try:
-            return await backend.infer(inputs, outputs)
-        except InferenceError as exc:
-            logger.error(
-                "inference failed in model %s version %d (%s): %s",
-                model.name,
-                model.version,
-                exc.kind,
-                exc,
-            )
-            if exc.kind == "InvalidArgument":
-                raise InvalidInput(
-                    f"model '{model.name}' rejected the inputs (InvalidArgument); compare "
-                    f"them with GET /v2/models/{model.name}"
-                ) from None
-            raise BackendError(
-                f"inference failed in model '{model.name}' version {model.version} ({exc.kind})"
-            ) from None
+        return await self.submit_json(name, version, body, headers).result()

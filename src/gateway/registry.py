@@ -15,6 +15,7 @@ from pathlib import Path
 
 from backends.base import Backend, RuntimeOptions
 from backends.errors import ModelLoadError
+from gateway.batching import Batcher, BatchPolicy
 from gateway.errors import ModelNotFound, ModelNotReady
 from gateway.model_config import ModelConfig
 from gateway.repository import ModelSource, scan_repository
@@ -23,6 +24,15 @@ logger = logging.getLogger(__name__)
 
 BackendLoader = Callable[[Path, RuntimeOptions, str], Backend]
 """Creates a backend from a model file; blocking, so the registry calls it in a thread."""
+
+
+def plain_batcher(version: ModelVersion, backend: Backend) -> Batcher:
+    """A batcher for ``version`` with its configured policy and no metrics."""
+    return Batcher(version.label, backend.infer, BatchPolicy.for_model(version.config, backend))
+
+
+BatcherFactory = Callable[["ModelVersion", Backend], Batcher]
+"""Makes the batcher of a freshly loaded version (the app adds metrics this way)."""
 
 
 class VersionState(enum.StrEnum):
@@ -36,7 +46,7 @@ class VersionState(enum.StrEnum):
 
 @dataclass(slots=True)
 class ModelVersion:
-    """One version of a model; ``backend`` is set only while READY."""
+    """One version of a model; ``backend`` and ``batcher`` are set only while READY."""
 
     name: str
     version: int
@@ -44,11 +54,26 @@ class ModelVersion:
     state: VersionState = VersionState.LOADING
     reason: str = ""
     backend: Backend | None = None
+    batcher: Batcher | None = None
 
     @property
     def ready(self) -> bool:
         """True when the version can serve inference."""
-        return self.state is VersionState.READY and self.backend is not None
+        return self.state is VersionState.READY and self.batcher is not None
+
+    @property
+    def label(self) -> str:
+        """How messages name this version: ``model 'mlp' version 1``."""
+        return f"model '{self.name}' version {self.version}"
+
+    async def release(self) -> None:
+        """Drain and stop the batcher, then close the backend."""
+        batcher, self.batcher = self.batcher, None
+        backend, self.backend = self.backend, None
+        if batcher is not None:
+            await batcher.close()
+        if backend is not None:
+            await backend.close()
 
 
 @dataclass(slots=True)
@@ -67,8 +92,9 @@ class ModelEntry:
 class ModelRegistry:
     """Holds every model version the server knows and resolves requests to one."""
 
-    def __init__(self, loader: BackendLoader) -> None:
+    def __init__(self, loader: BackendLoader, batchers: BatcherFactory = plain_batcher) -> None:
         self._loader = loader
+        self._batchers = batchers
         self._models: dict[str, ModelEntry] = {}
 
     async def load_repository(self, root: Path) -> None:
@@ -106,10 +132,13 @@ class ModelRegistry:
             model_version.reason = f"unexpected {type(exc).__name__} while loading"
             logger.exception("model %s version %d failed to load", name, version)
         else:
-            model_version.backend, model_version.state = backend, VersionState.READY
+            batcher = self._batchers(model_version, backend)
+            batcher.start()
+            model_version.backend, model_version.batcher = backend, batcher
+            model_version.state = VersionState.READY
             logger.info("model %s version %d is ready (%s)", name, version, dict(backend.metadata))
-        if previous is not None and previous.backend is not None:
-            await previous.backend.close()
+        if previous is not None:
+            await previous.release()
         return model_version
 
     async def unload_version(self, name: str, version: int) -> None:
@@ -119,9 +148,7 @@ class ModelRegistry:
         if model_version is None:
             raise ModelNotFound(f"unknown version {version} of model '{name}'")
         model_version.state = VersionState.UNLOADING
-        backend, model_version.backend = model_version.backend, None
-        if backend is not None:
-            await backend.close()
+        await model_version.release()
         if entry is not None and not entry.versions and entry.problem is None:
             del self._models[name]
 

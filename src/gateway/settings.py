@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     """Address ``tensorgate serve`` binds to."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     """Port ``tensorgate serve`` listens on."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Worker processes of ``tensorgate serve``; each loads every model and has its own
+    batchers. /metrics merges all workers (Prometheus multiprocess mode)."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the gateway and of uvicorn."""
     max_request_body_bytes: Annotated[int, Field(ge=1024)] = 16 * MIB

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gateway.inference import InferenceService
+from gateway.metrics import GatewayMetrics
 from gateway.registry import ModelRegistry
 from gateway.settings import Settings
 
@@ -26,6 +27,12 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _metrics(request: Request) -> GatewayMetrics:
+    metrics: GatewayMetrics = request.state.metrics
+    return metrics
+
+
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
 InferenceDep = Annotated[InferenceService, Depends(_inference)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[GatewayMetrics, Depends(_metrics)]

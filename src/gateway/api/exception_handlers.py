@@ -57,14 +57,20 @@ def status_for(error: GatewayError) -> int:
     return 500
 
 
-async def _gateway_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
+def gateway_error_response(exc: GatewayError) -> Response:
+    """The answer to a domain error, with ``Retry-After`` or ``WWW-Authenticate`` as due."""
     headers: dict[str, str] = {}
     if isinstance(exc, Overloaded):
+        # RFC 9110 allows whole seconds only; the precise estimate is in the message.
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = f'Bearer error="{exc.challenge}"'
     return error_response(status_for(exc), exc.message, headers or None)
+
+
+async def _gateway_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return gateway_error_response(exc)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

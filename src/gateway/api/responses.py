@@ -18,6 +18,28 @@ NOT_FOUND: Responses = {404: _error("No model or version of that name")}
 NOT_READY: Responses = {503: _error("The model, version or server is not ready")}
 TOO_LARGE: Responses = {413: _error("The request body is over the configured limit")}
 FAILED: Responses = {500: _error("Inference failed inside the runtime")}
+BUSY: Responses = {
+    503: {
+        **_error(
+            "The model or server is not ready, or the model's queue is full: retry after "
+            "the Retry-After header's seconds"
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "Whole seconds to wait before retrying (queue full only)",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    }
+}
+TIMED_OUT: Responses = {504: _error("The request's deadline passed before its batch started")}
 
 MODEL_ROUTE: Responses = {**NOT_FOUND, **NOT_READY}
-INFER_ROUTE: Responses = {**BAD_REQUEST, **NOT_FOUND, **TOO_LARGE, **FAILED, **NOT_READY}
+INFER_ROUTE: Responses = {
+    **BAD_REQUEST,
+    **NOT_FOUND,
+    **TOO_LARGE,
+    **FAILED,
+    **BUSY,
+    **TIMED_OUT,
+}

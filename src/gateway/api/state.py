@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 from gateway.inference import InferenceService
+from gateway.metrics import GatewayMetrics
 from gateway.registry import ModelRegistry
 from gateway.settings import Settings
 
@@ -15,3 +16,4 @@ class AppState(TypedDict):
     settings: Settings
     registry: ModelRegistry
     inference: InferenceService
+    metrics: GatewayMetrics

@@ -1,0 +1,160 @@
+"""The inference routes as a raw ASGI layer in front of FastAPI (the hot path).
+
+Profiling showed FastAPI's routing and dependency machinery costing more CPU per request
+than the model itself (docs/benchmarks.md), so ``POST .../infer`` is answered here: read
+the body, decode and queue it, watch for the client going away, write the answer. The
+same routes stay declared on FastAPI (``routes/inference.py``) so the OpenAPI document
+describes them; every other request passes through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.exception_handlers import gateway_error_response
+from gateway.errors import GatewayError, InvalidInput
+from gateway.inference import InferenceService, PendingInference
+from gateway.metrics import GatewayMetrics
+
+logger = logging.getLogger(__name__)
+
+InferGuard = Callable[[Mapping[str, str], str], None]
+"""Checks a caller may run a model: (lower-case headers, model name); raises
+``Unauthorized``/``Forbidden``. This is where authentication plugs into the hot path."""
+
+# Headers the inference path reads; others are not decoded at all.
+_WANTED_HEADERS = frozenset(
+    {b"authorization", b"x-request-timeout-ms", b"inference-header-content-length"}
+)
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def infer_target(scope: Scope) -> tuple[str, str | None] | None:
+    """(model, version) when ``scope`` is ``POST /v2/models/{m}[/versions/{v}]/infer``."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    parts = scope["path"].split("/")
+    if parts[-1] != "infer" or parts[1:3] != ["v2", "models"] or not parts[3]:
+        return None
+    if len(parts) == 5:
+        return parts[3], None
+    if len(parts) == 7 and parts[4] == "versions" and parts[5]:
+        return parts[3], parts[5]
+    return None
+
+
+class InferenceEndpoint:
+    """ASGI middleware answering the inference routes; everything else goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, guard: InferGuard | None = None) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route inference requests to ``_serve``; pass the rest on."""
+        target = infer_target(scope)
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 200
+        try:
+            payload = await self._serve(scope, receive, *target)
+        except GatewayError as exc:
+            response = gateway_error_response(exc)
+            status = response.status_code
+            await response(scope, receive, send)
+        except Exception:
+            logger.exception("unhandled error on POST %s", scope["path"])
+            status = 500
+            await send_json(send, status, b'{"error":"internal server error"}')
+        else:
+            if payload is None:
+                status = 499  # nginx's "client closed request": nothing was sent
+            else:
+                await send_json(send, status, payload)
+        metrics: GatewayMetrics = scope["state"]["metrics"]
+        # Unknown names would grow the label set without bound; they share one label.
+        model = target[0] if status != 404 else "(unknown)"
+        metrics.record_request(model, status, time.perf_counter() - started)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, name: str, version: str | None
+    ) -> bytes | None:
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope["headers"]
+            if key in _WANTED_HEADERS
+        }
+        self.authorize(headers, name)
+        body = await read_body(receive)
+        service: InferenceService = scope["state"]["inference"]
+        pending = service.submit_json(name, version, body, headers)
+        return await answer_unless_gone(pending, receive)
+
+    def authorize(self, headers: Mapping[str, str], model: str) -> None:
+        """The one place the inference routes check credentials (before reading the body)."""
+        if self.guard is not None:
+            self.guard(headers, model)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (the body-limit middleware caps it while it is read)."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInput("the client disconnected while sending the body")
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+async def answer_unless_gone(pending: PendingInference, receive: Receive) -> bytes | None:
+    """The response body, or None when the client disconnected first.
+
+    uvicorn does not cancel a handler whose client left, so a watcher waits for
+    ``http.disconnect`` and withdraws the request from the queue: nothing is computed
+    for nobody.
+    """
+    watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+
+    def withdraw(done: asyncio.Future[None]) -> None:
+        if not done.cancelled():
+            pending.cancel()
+
+    watcher.add_done_callback(withdraw)
+    try:
+        return await pending.result()
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():
+            return None
+        raise
+    finally:
+        watcher.cancel()
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    message: Message = await receive()
+    while message["type"] != "http.disconnect":
+        message = await receive()
+
+
+async def send_json(send: Send, status: int, payload: bytes) -> None:
+    """Send a complete JSON response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,21 @@
+"""The Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from gateway.api.dependencies import MetricsDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(collectors: MetricsDep) -> Response:
+    """Prometheus metrics of every worker process: HTTP, queues, batches, inference."""
+    payload, media_type = collectors.exposition()
+    return Response(payload, media_type=media_type)

@@ -1,0 +1,330 @@
+"""The micro-batcher: one queue and one consumer task per model version.
+
+Callers ``submit`` a request's arrays and get a future. The consumer task cuts batches
+from the queue (same non-batch shapes, at most ``max_batch_size`` rows), drops requests
+that were cancelled or whose deadline passed, runs up to ``instances`` batches at once and
+resolves every caller's future with its own rows. An idle batcher dispatches at once; it
+waits up to ``max_queue_delay_s`` for company only while another batch is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from backends.base import Array, Backend
+from gateway.batch_tensors import (
+    ShapeKey,
+    batch_rows,
+    concatenate,
+    cut_to_preferred,
+    shape_key,
+    split,
+)
+from gateway.errors import DeadlineExceeded, InvalidInput, ModelNotReady, Overloaded
+from gateway.model_config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+InferFn = Callable[[Mapping[str, Array], Sequence[str]], Awaitable[dict[str, Array]]]
+"""Runs one batch: the backend's ``infer`` (inputs, output names) -> outputs."""
+
+Clock = Callable[[], float]
+
+# Weight of the newest batch in the drain-rate average behind Retry-After.
+_RATE_SMOOTHING = 0.2
+_MAX_RETRY_AFTER_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolicy:
+    """How one version's batcher forms and runs batches."""
+
+    max_batch_size: int = 64
+    max_queue_delay_s: float = 0.001
+    max_queue_size: int = 256
+    preferred_batch_sizes: tuple[int, ...] = ()
+    instances: int = 1
+    batching: bool = True
+    """False: one request per backend call (batching off, or no dynamic batch axis)."""
+
+    @classmethod
+    def for_model(cls, config: ModelConfig, backend: Backend) -> BatchPolicy:
+        """The policy a model's config asks for, given whether its inputs can be stacked."""
+        section = config.batching
+        stackable = all(spec.has_dynamic_batch for spec in backend.signature.inputs)
+        return cls(
+            max_batch_size=section.max_batch_size,
+            max_queue_delay_s=section.max_queue_delay_ms / 1000,
+            max_queue_size=section.max_queue_size,
+            preferred_batch_sizes=tuple(section.preferred_batch_sizes),
+            instances=config.instances,
+            batching=section.enabled and stackable,
+        )
+
+
+class BatchObserver(Protocol):
+    """Receives the batcher's events; ``gateway.metrics`` turns them into Prometheus series."""
+
+    def queue_depth(self, depth: int) -> None:
+        """The number of queued requests changed."""
+
+    def rejected(self) -> None:
+        """A request was refused because the queue was full."""
+
+    def expired(self) -> None:
+        """A request's deadline passed before its batch started."""
+
+    def batch_started(self, rows: int, waits_s: Sequence[float]) -> None:
+        """A batch of ``rows`` rows starts; ``waits_s`` is each request's time in queue."""
+
+    def batch_finished(self, seconds: float, *, failed: bool) -> None:
+        """A batch's backend call ended after ``seconds``."""
+
+
+class NullObserver:
+    """An observer that records nothing."""
+
+    def queue_depth(self, depth: int) -> None:
+        """Ignore."""
+
+    def rejected(self) -> None:
+        """Ignore."""
+
+    def expired(self) -> None:
+        """Ignore."""
+
+    def batch_started(self, rows: int, waits_s: Sequence[float]) -> None:
+        """Ignore."""
+
+    def batch_finished(self, seconds: float, *, failed: bool) -> None:
+        """Ignore."""
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    inputs: Mapping[str, Array]
+    outputs: Sequence[str]
+    rows: int
+    key: ShapeKey
+    deadline: float
+    enqueued: float
+    future: asyncio.Future[dict[str, Array]]
+
+
+@dataclass(slots=True)
+class _DrainRate:
+    """Requests finished per second, smoothed over recent batches."""
+
+    per_second: float = 0.0
+    samples: int = field(default=0)
+
+    def record(self, requests: int, seconds: float, parallel: int) -> None:
+        rate = requests * parallel / max(seconds, 1e-6)
+        if self.samples == 0:
+            self.per_second = rate
+        else:
+            self.per_second += _RATE_SMOOTHING * (rate - self.per_second)
+        self.samples += 1
+
+
+class Batcher:
+    """Merges concurrent requests for one model version into batched backend calls."""
+
+    def __init__(
+        self,
+        name: str,
+        infer: InferFn,
+        policy: BatchPolicy,
+        observer: BatchObserver | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._name = name
+        self._infer = infer
+        self._policy = policy
+        self._observer = observer or NullObserver()
+        self._clock = clock
+        self._queue: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(policy.instances)
+        self._running: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._drain = _DrainRate()
+        self._consumer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def policy(self) -> BatchPolicy:
+        """How this batcher forms batches."""
+        return self._policy
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting in the queue (cancelled ones until they are skipped)."""
+        return len(self._queue)
+
+    def start(self) -> None:
+        """Start the consumer task; call once, from the event loop that will serve."""
+        if self._consumer is None:
+            self._consumer = asyncio.get_running_loop().create_task(
+                self._consume(), name=f"batcher {self._name}"
+            )
+
+    def submit(
+        self,
+        inputs: Mapping[str, Array],
+        outputs: Sequence[str],
+        timeout_s: float | None = None,
+    ) -> asyncio.Future[dict[str, Array]]:
+        """Queue one request; its future resolves to that request's outputs.
+
+        Raises at once, before any work: ``Overloaded`` when the queue is full,
+        ``InvalidInput`` when the request alone exceeds ``max_batch_size`` rows,
+        ``ModelNotReady`` once the batcher is closing. Cancel the future to withdraw.
+        """
+        if self._closing or self._consumer is None:
+            raise ModelNotReady(f"{self._name} is not accepting requests")
+        if len(self._queue) >= self._policy.max_queue_size:
+            self._observer.rejected()
+            retry = self.retry_after_s()
+            raise Overloaded(
+                f"{self._name} is overloaded: its queue holds "
+                f"{self._policy.max_queue_size} requests; retry in about {retry:.3f} s",
+                retry_after_s=retry,
+            )
+        rows = batch_rows(inputs)
+        if self._policy.batching and rows > self._policy.max_batch_size:
+            raise InvalidInput(
+                f"the request has {rows} rows on the batch axis; {self._name} accepts at "
+                f"most max_batch_size={self._policy.max_batch_size} rows per request"
+            )
+        now = self._clock()
+        deadline = math.inf if timeout_s is None else now + timeout_s
+        future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
+        key = shape_key(inputs) if self._policy.batching else None
+        self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future))
+        self._observer.queue_depth(len(self._queue))
+        self._wakeup.set()
+        return future
+
+    def retry_after_s(self) -> float:
+        """Estimated seconds until the queue has drained, from the measured rate."""
+        if self._drain.per_second <= 0:
+            return 1.0
+        estimate = (len(self._queue) + 1) / self._drain.per_second
+        return min(_MAX_RETRY_AFTER_S, max(0.001, estimate))
+
+    async def close(self) -> None:
+        """Stop accepting, finish the queued and running batches, then stop the task."""
+        self._closing = True
+        self._wakeup.set()
+        if self._consumer is not None:
+            await self._consumer
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _consume(self) -> None:
+        while True:
+            while not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await self._slots.acquire()
+            await self._gather_company()
+            batch = self._take_batch()
+            if not batch:
+                self._slots.release()
+                continue
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _gather_company(self) -> None:
+        """While another batch runs, wait up to the delay for the queue to fill."""
+        policy = self._policy
+        if not policy.batching or policy.max_queue_delay_s <= 0:
+            return
+        start = self._queue[0].enqueued if self._queue else self._clock()
+        while self._in_flight and not self._closing and self._queued_rows() < policy.max_batch_size:
+            remaining = start + policy.max_queue_delay_s - self._clock()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+
+    def _queued_rows(self) -> int:
+        return sum(item.rows for item in self._queue)
+
+    def _take_batch(self) -> list[_Pending]:
+        """Pop the next batch: the oldest live request and those that fit with it."""
+        policy, now = self._policy, self._clock()
+        batch: list[_Pending] = []
+        skipped: list[_Pending] = []
+        rows = 0
+        while self._queue:
+            item = self._queue.popleft()
+            if item.future.done():  # cancelled by its caller: nothing to compute
+                continue
+            if item.deadline <= now:
+                self._expire(item)
+                continue
+            if batch and (not policy.batching or item.key != batch[0].key):
+                skipped.append(item)
+                continue
+            if rows + item.rows > policy.max_batch_size and batch:
+                skipped.append(item)
+                break
+            batch.append(item)
+            rows += item.rows
+            if not policy.batching or rows >= policy.max_batch_size:
+                break
+        keep = cut_to_preferred(
+            [i.rows for i in batch], policy.preferred_batch_sizes, policy.max_batch_size
+        )
+        skipped[:0] = batch[keep:]
+        self._queue.extendleft(reversed(skipped))
+        self._observer.queue_depth(len(self._queue))
+        return batch[:keep]
+
+    def _expire(self, item: _Pending) -> None:
+        self._observer.expired()
+        item.future.set_exception(
+            DeadlineExceeded(f"the request's deadline passed while it waited for {self._name}")
+        )
+
+    async def _execute(self, batch: list[_Pending]) -> None:
+        started = self._clock()
+        self._observer.batch_started(
+            sum(item.rows for item in batch), [started - item.enqueued for item in batch]
+        )
+        try:
+            outputs = sorted({name for item in batch for name in item.outputs})
+            merged = concatenate([item.inputs for item in batch])
+            results = await self._infer(merged, outputs)
+            pieces = split(results, [item.rows for item in batch])
+        except Exception as exc:
+            self._observer.batch_finished(self._clock() - started, failed=True)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+        else:
+            elapsed = self._clock() - started
+            self._observer.batch_finished(elapsed, failed=False)
+            self._drain.record(len(batch), elapsed, self._policy.instances)
+            for item, piece in zip(batch, pieces, strict=True):
+                if not item.future.done():
+                    item.future.set_result({name: piece[name] for name in item.outputs})
+        finally:
+            self._in_flight -= 1
+            self._slots.release()
+            self._wakeup.set()

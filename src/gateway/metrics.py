@@ -1,0 +1,159 @@
+"""Prometheus collectors of the gateway, kept in a registry object owned by the app.
+
+With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set before the workers
+start), every process writes its samples to that directory and ``exposition`` merges them,
+so ``/metrics`` shows one view whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_SECONDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+
+
+class GatewayMetrics:
+    """The queue and inference collectors, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        labels = ("model", "version")
+        self.queue_depth = Gauge(
+            "tensorgate_queue_depth",
+            "Requests waiting in a model version's batching queue",
+            labels,
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.queue_seconds = Histogram(
+            "tensorgate_queue_seconds",
+            "Time a request waited in the queue before its batch started",
+            labels,
+            registry=self.registry,
+            buckets=_SECONDS,
+        )
+        self.batch_rows = Histogram(
+            "tensorgate_batch_size",
+            "Rows per backend call",
+            labels,
+            registry=self.registry,
+            buckets=_BATCH_SIZES,
+        )
+        self.inference_seconds = Histogram(
+            "tensorgate_inference_seconds",
+            "Duration of one backend call (one batch)",
+            labels,
+            registry=self.registry,
+            buckets=_SECONDS,
+        )
+        self.rejected_total = Counter(
+            "tensorgate_rejected",
+            "Requests refused with 503 because the queue was full",
+            labels,
+            registry=self.registry,
+        )
+        self.expired_total = Counter(
+            "tensorgate_expired",
+            "Requests whose deadline passed before their batch started (504)",
+            labels,
+            registry=self.registry,
+        )
+        self.failed_batches_total = Counter(
+            "tensorgate_failed_batches",
+            "Backend calls that raised",
+            labels,
+            registry=self.registry,
+        )
+
+        self.requests_total = Counter(
+            "tensorgate_inference_requests",
+            "Inference requests answered, by model and HTTP status",
+            ("model", "status"),
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "tensorgate_inference_request_seconds",
+            "Time from the start of an inference request to its answer",
+            ("model",),
+            registry=self.registry,
+            buckets=_SECONDS,
+        )
+        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def record_request(self, model: str, status: int, seconds: float) -> None:
+        """Count one answered inference request and its duration."""
+        children = self._request_children.get((model, status))
+        if children is None:
+            # Bound the label cache: model names come from clients (404s included).
+            if len(self._request_children) > 4096:
+                self._request_children.clear()
+            children = (
+                self.requests_total.labels(model, str(status)),
+                self.request_seconds.labels(model),
+            )
+            self._request_children[(model, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observer(self, model: str, version: int) -> QueueMetrics:
+        """The batch observer of one model version."""
+        return QueueMetrics(self, model, str(version))
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition of every sample (all worker processes) and its media type."""
+        if os.environ.get(MULTIPROC_ENV):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # untyped upstream
+            return generate_latest(merged), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class QueueMetrics:
+    """Feeds one model version's batcher events into the labelled collectors."""
+
+    def __init__(self, metrics: GatewayMetrics, model: str, version: str) -> None:
+        self._depth = metrics.queue_depth.labels(model, version)
+        self._queue_seconds = metrics.queue_seconds.labels(model, version)
+        self._rows = metrics.batch_rows.labels(model, version)
+        self._inference = metrics.inference_seconds.labels(model, version)
+        self._rejected = metrics.rejected_total.labels(model, version)
+        self._expired = metrics.expired_total.labels(model, version)
+        self._failed = metrics.failed_batches_total.labels(model, version)
+
+    def queue_depth(self, depth: int) -> None:
+        """Set the depth gauge."""
+        self._depth.set(depth)
+
+    def rejected(self) -> None:
+        """Count a 503."""
+        self._rejected.inc()
+
+    def expired(self) -> None:
+        """Count a 504."""
+        self._expired.inc()
+
+    def batch_started(self, rows: int, waits_s: Sequence[float]) -> None:
+        """Record the batch size and each request's time in queue."""
+        self._rows.observe(rows)
+        for wait in waits_s:
+            self._queue_seconds.observe(wait)
+
+    def batch_finished(self, seconds: float, *, failed: bool) -> None:
+        """Record the backend call's duration."""
+        self._inference.observe(seconds)
+        if failed:
+            self._failed.inc()
