@@ -1,0 +1,76 @@
+"""A Backend that echoes its input, records batch sizes, can hold a batch and can fail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from backends.base import Array, ModelSignature, TensorSpec
+from backends.errors import InferenceError
+
+FP32 = np.dtype(np.float32)
+
+
+def echo_signature(width: int | None = 4, batch: bool = True) -> ModelSignature:
+    """Input ``x`` [batch, width] FP32; outputs ``y`` (= x) and ``total`` (row sums)."""
+    first = None if batch else 1
+    return ModelSignature(
+        inputs=(TensorSpec("x", FP32, (first, width), ("batch", None)),),
+        outputs=(
+            TensorSpec("y", FP32, (first, width), ("batch", None)),
+            TensorSpec("total", FP32, (first,), ("batch",)),
+        ),
+    )
+
+
+class FakeBackend:
+    """Implements ``backends.base.Backend`` in memory.
+
+    ``batches`` records the inputs of every call; ``hold`` (when set) makes each call wait
+    for ``release``; ``fail_when`` decides from a batch whether the call raises.
+    """
+
+    def __init__(self, signature: ModelSignature | None = None) -> None:
+        self._signature = signature or echo_signature()
+        self.batches: list[Array] = []
+        self.hold = False
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fail_when: list[float] = []
+        self.closed = False
+
+    @property
+    def signature(self) -> ModelSignature:
+        """The echo model's signature."""
+        return self._signature
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """Nothing but the platform name."""
+        return {"platform": "fake"}
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """Rows of every call so far."""
+        return [len(batch) for batch in self.batches]
+
+    async def infer(
+        self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
+    ) -> dict[str, Array]:
+        """Echo ``x`` as ``y`` and its row sums as ``total``."""
+        x = inputs["x"]
+        self.batches.append(x.copy())
+        self.started.set()
+        if self.hold:
+            await self.release.wait()
+        if any(np.isin(self.fail_when, x).tolist()):
+            raise InferenceError("the fake runtime failed on purpose", kind="Fail")
+        outputs = {"y": x.copy(), "total": x.sum(axis=tuple(range(1, x.ndim)))}
+        names = output_names or list(outputs)
+        return {name: outputs[name] for name in names}
+
+    async def close(self) -> None:
+        """Mark closed."""
+        self.closed = True

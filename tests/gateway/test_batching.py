@@ -1,0 +1,287 @@
+"""Invariants of the micro-batcher, driven by events and an injected clock (no sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backends.base import Array
+from backends.errors import InferenceError
+from fake_backend import FakeBackend
+from gateway.batching import Batcher, BatchPolicy
+from gateway.errors import DeadlineExceeded, InvalidInput, ModelNotReady, Overloaded
+
+GUARD_S = 10  # hang guard only; nothing here waits on time
+
+
+class ManualClock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rows(tag: int, count: int, width: int = 4) -> dict[str, Array]:
+    """``count`` rows whose values identify the request (``tag``) and the row."""
+    values = tag * 1000 + np.arange(count * width, dtype=np.float32).reshape(count, width) / 8
+    return {"x": values.astype(np.float32)}
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
+
+
+def make(backend: FakeBackend, clock: ManualClock | None = None, **policy: Any) -> Batcher:
+    batcher = Batcher(
+        "model 'fake' version 1", backend.infer, BatchPolicy(**policy), None, clock or ManualClock()
+    )
+    batcher.start()
+    return batcher
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=24),
+    limit=st.integers(min_value=6, max_value=16),
+    instances=st.integers(min_value=1, max_value=3),
+)
+def test_every_caller_gets_its_own_rows_once_and_batches_respect_the_limit(
+    sizes: list[int], limit: int, instances: int
+) -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        batcher = make(backend, max_batch_size=limit, instances=instances, max_queue_size=64)
+        requests = [rows(tag, n) for tag, n in enumerate(sizes)]
+        futures = [batcher.submit(r, ["y"]) for r in requests]
+        results = await asyncio.gather(*futures)
+        await batcher.close()
+        for request, result in zip(requests, results, strict=True):
+            np.testing.assert_array_equal(result["y"], request["x"])
+            assert set(result) == {"y"}
+        assert all(size <= limit for size in backend.batch_sizes)
+        seen = np.concatenate(backend.batches)
+        assert len(seen) == sum(sizes)  # each row computed exactly once
+        assert len({row.tobytes() for row in seen}) == sum(sizes)
+
+    run(scenario)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    timeouts=st.lists(st.one_of(st.none(), st.floats(0.5, 20)), min_size=1, max_size=12),
+    cancel=st.lists(st.booleans(), min_size=12, max_size=12),
+    advance=st.floats(0, 25),
+)
+def test_expired_or_cancelled_requests_never_reach_the_backend(
+    timeouts: list[float | None], cancel: list[bool], advance: float
+) -> None:
+    async def scenario() -> None:
+        backend, clock = FakeBackend(), ManualClock()
+        backend.hold = True
+        batcher = make(backend, clock, max_batch_size=64)
+        blocker = batcher.submit(rows(999, 1), ["y"])
+        await backend.started.wait()  # the first batch runs; everything else queues
+        futures = [batcher.submit(rows(tag, 1), ["y"], t) for tag, t in enumerate(timeouts)]
+        for future, drop in zip(futures, cancel, strict=False):
+            if drop:
+                future.cancel()
+        clock.now += advance
+        backend.release.set()
+        await blocker
+        await batcher.close()
+        computed = {float(row[0]) // 1000 for batch in backend.batches[1:] for row in batch}
+        for tag, (future, timeout) in enumerate(zip(futures, timeouts, strict=True)):
+            expired = timeout is not None and timeout <= advance
+            if future.cancelled():
+                assert tag not in computed
+            elif expired:
+                assert tag not in computed
+                with pytest.raises(DeadlineExceeded):
+                    future.result()
+            else:
+                assert tag in computed
+                assert future.result()["y"][0, 0] == tag * 1000
+
+    run(scenario)
+
+
+@settings(max_examples=30, deadline=None)
+@given(poisoned=st.lists(st.booleans(), min_size=2, max_size=16), limit=st.integers(1, 6))
+def test_a_failing_batch_fails_only_its_callers(poisoned: list[bool], limit: int) -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        backend.fail_when = [float(tag * 1000) for tag, bad in enumerate(poisoned) if bad]
+        batcher = make(backend, max_batch_size=limit)
+        futures = [batcher.submit(rows(tag, 1), ["y"]) for tag in range(len(poisoned))]
+        await asyncio.gather(*futures, return_exceptions=True)
+        failed_tags = set()
+        for batch in backend.batches:
+            tags = {int(row[0] // 1000) for row in batch}
+            if any(poisoned[t] for t in tags):
+                failed_tags |= tags
+        for tag, future in enumerate(futures):
+            if tag in failed_tags:
+                assert isinstance(future.exception(), InferenceError)
+            else:
+                assert future.result()["y"][0, 0] == tag * 1000
+        after = await batcher.submit(rows(77, 1), ["y"])  # the batcher keeps serving
+        assert after["y"][0, 0] == 77000
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_an_idle_batcher_dispatches_at_once_despite_a_long_delay() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        batcher = Batcher("m", backend.infer, BatchPolicy(max_queue_delay_s=3600, instances=2))
+        batcher.start()
+        result = await batcher.submit(rows(1, 1), ["y"])
+        assert result["y"].shape == (1, 4)
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_requests_gather_while_a_batch_runs() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        backend.hold = True
+        batcher = Batcher("m", backend.infer, BatchPolicy(max_queue_delay_s=3600, instances=2))
+        batcher.start()
+        first = batcher.submit(rows(0, 1), ["y"])
+        await backend.started.wait()
+        rest = [batcher.submit(rows(tag, 1), ["y"]) for tag in (1, 2, 3)]
+        backend.release.set()  # the running batch ends: the waiting ones go as one batch
+        await asyncio.gather(first, *rest)
+        assert backend.batch_sizes == [1, 3]
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_different_non_batch_shapes_are_never_concatenated() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        batcher = make(backend)
+        futures = [batcher.submit(rows(tag, 1, width=2 + tag % 2), ["y"]) for tag in range(6)]
+        results = await asyncio.gather(*futures)
+        assert [r["y"].shape[1] for r in results] == [2, 3, 2, 3, 2, 3]
+        assert sorted(backend.batch_sizes) == [3, 3]
+        assert {b.shape[1] for b in backend.batches} == {2, 3}
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_preferred_batch_sizes_cut_batches() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        batcher = make(backend, preferred_batch_sizes=(4,))
+        await asyncio.gather(*[batcher.submit(rows(t, 1), ["y"]) for t in range(6)])
+        assert backend.batch_sizes == [4, 2]
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_without_batching_each_request_is_its_own_call() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        batcher = make(backend, batching=False, max_batch_size=2)
+        await asyncio.gather(*[batcher.submit(rows(t, 3), ["y"]) for t in range(3)])
+        assert backend.batch_sizes == [3, 3, 3]
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_full_queue_is_refused_at_once_with_an_estimate_from_the_drain_rate() -> None:
+    async def scenario() -> None:
+        backend, clock = FakeBackend(), ManualClock()
+
+        async def half_second_calls(
+            inputs: Mapping[str, Array], names: Sequence[str]
+        ) -> dict[str, Array]:
+            clock.now += 0.5
+            return await backend.infer(inputs, names)
+
+        policy = BatchPolicy(max_queue_size=2, max_batch_size=1)
+        batcher = Batcher("m", half_second_calls, policy, None, clock)
+        batcher.start()
+        assert batcher.retry_after_s() == 1.0  # nothing measured yet
+        backend.hold = True
+        running = batcher.submit(rows(0, 1), ["y"])
+        await backend.started.wait()
+        queued = [batcher.submit(rows(t, 1), ["y"]) for t in (1, 2)]
+        with pytest.raises(Overloaded, match=r"retry in about 1\.000 s") as refused:
+            batcher.submit(rows(3, 1), ["y"])
+        assert refused.value.retry_after_s == 1.0
+        assert len(backend.batches) == 1  # the refused request cost no work
+        backend.release.set()
+        await asyncio.gather(running, *queued)
+        # 2 requests per second measured; an empty queue (+1 newcomer) drains in 0.5 s
+        assert batcher.retry_after_s() == pytest.approx(0.5)
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_oversized_requests_and_closed_batchers_are_refused() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        batcher = make(backend, max_batch_size=4)
+        with pytest.raises(InvalidInput, match="max_batch_size=4"):
+            batcher.submit(rows(0, 5), ["y"])
+        pending = batcher.submit(rows(1, 2), ["y"])
+        await batcher.close()  # drains what was queued
+        assert pending.result()["y"].shape == (2, 4)
+        with pytest.raises(ModelNotReady):
+            batcher.submit(rows(2, 1), ["y"])
+        assert backend.batch_sizes == [2]
+
+    run(scenario)
+
+
+def test_clock_default_is_monotonic_and_counts_are_exposed() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        batcher = Batcher("m", backend.infer, BatchPolicy(max_batch_size=3))
+        assert batcher.policy.max_batch_size == 3
+        batcher.start()
+        backend.hold = True
+        first = batcher.submit(rows(0, 1), ["y"], timeout_s=60)
+        await backend.started.wait()
+        batcher.submit(rows(1, 1), ["y"]).cancel()
+        assert batcher.depth == 1
+        backend.release.set()
+        await first
+        await batcher.close()
+        assert batcher.depth == 0
+
+    run(scenario)
+
+
+def test_ticks() -> None:
+    # itertools.count as a clock: every reading is later than the one before.
+    async def scenario() -> None:
+        ticks = itertools.count()
+        backend = FakeBackend()
+        batcher = Batcher("m", backend.infer, BatchPolicy(), None, lambda: float(next(ticks)))
+        batcher.start()
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit(rows(0, 1), ["y"], timeout_s=0.5)
+        assert backend.batches == []
+        await batcher.close()
+
+    run(scenario)
