@@ -117,7 +117,7 @@ def request_timeout_s(
             millis = -1.0
         if not millis >= 0 or millis == float("inf"):
             raise InvalidInput(
-                f"header {TIMEOUT_HEADER} must be a non-negative number of milliseconds, "
+                "header X-Request-Timeout-Ms must be a non-negative number of milliseconds, "
                 f"got {header[:32]!r}"
             )
         if millis > 0:

@@ -1,0 +1,238 @@
+"""The inference routes with the queue: 504, 503 + Retry-After, 500, disconnects, guard."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from backends.base import Backend, RuntimeOptions
+from fake_backend import FakeBackend
+from gateway.api.app import create_app
+from gateway.errors import Unauthorized
+from gateway.settings import Settings
+
+GUARD_S = 10  # hang guard only
+
+
+def body(tag: float = 1.0, **extra: Any) -> dict[str, Any]:
+    return {
+        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [tag] * 4}],
+        **extra,
+    }
+
+
+def repository(tmp_path: Path, config: str, names: tuple[str, ...] = ("echo",)) -> Path:
+    for name in names:
+        (tmp_path / name / "1").mkdir(parents=True)
+        (tmp_path / name / "1" / "model.onnx").write_bytes(b"fake")
+        (tmp_path / name / "config.yaml").write_text(config)
+    return tmp_path
+
+
+class Fakes:
+    """One FakeBackend per model name, made by the loader."""
+
+    def __init__(self) -> None:
+        self.backends: dict[str, FakeBackend] = {}
+
+    def load(self, path: Path, _options: RuntimeOptions, _name: str) -> Backend:
+        backend = FakeBackend()
+        self.backends[path.parent.parent.name] = backend
+        return backend
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return Fakes()
+
+
+@asynccontextmanager
+async def started(app: FastAPI) -> AsyncIterator[tuple[httpx.AsyncClient, Callable[..., Any]]]:
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client, manager.app
+
+
+def make_app(tmp_path: Path, fakes: Fakes, config: str, **kwargs: Any) -> FastAPI:
+    settings = Settings(model_repository=repository(tmp_path, config, ("echo", "other")))
+    return create_app(settings, fakes.load, **kwargs)
+
+
+async def test_expired_before_its_batch_starts_is_504_and_never_run(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    ticks = itertools.count()  # every clock reading is one second after the previous one
+    app = make_app(tmp_path, fakes, "{}", clock=lambda: float(next(ticks)))
+    async with started(app) as (client, _):
+        url = "/v2/models/echo/infer"
+        by_param = await client.post(url, json=body(parameters={"timeout": 1}))
+        by_header = await client.post(url, json=body(), headers={"X-Request-Timeout-Ms": "0.5"})
+        for response in (by_param, by_header):
+            assert response.status_code == 504
+            assert "deadline passed" in response.json()["error"]
+        assert fakes.backends["echo"].batches == []
+        metrics = (await client.get("/metrics")).text
+        assert 'tensorgate_expired_total{model="echo",version="1"} 2.0' in metrics
+
+
+async def test_bad_timeouts_are_400(tmp_path: Path, fakes: Fakes) -> None:
+    app = make_app(tmp_path, fakes, "{}")
+    async with started(app) as (client, _):
+        url = "/v2/models/echo/infer"
+        response = await client.post(url, json=body(parameters={"timeout": -3}))
+        assert response.status_code == 400
+        assert "microseconds" in response.json()["error"]
+        response = await client.post(url, json=body(), headers={"X-Request-Timeout-Ms": "soon"})
+        assert response.status_code == 400
+        assert "X-Request-Timeout-Ms" in response.json()["error"]
+
+
+async def test_full_queue_is_503_with_retry_after_and_others_still_served(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    config = "batching: {max_queue_size: 1, max_batch_size: 1}\n"
+    app = make_app(tmp_path, fakes, config)
+    async with started(app) as (client, _):
+        echo = fakes.backends["echo"]
+        echo.hold = True
+        url = "/v2/models/echo/infer"
+        running = asyncio.ensure_future(client.post(url, json=body(1)))
+        await echo.started.wait()
+        # Queue holds one: of two more requests one waits and the other is refused at once.
+        contenders = {asyncio.ensure_future(client.post(url, json=body(t))) for t in (2, 3)}
+        done, waiting = await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+        refused = done.pop().result()
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert "overloaded" in refused.json()["error"]
+        other = await client.post("/v2/models/other/infer", json=body(5))
+        assert other.status_code == 200  # another model is untouched
+        echo.release.set()
+        assert (await running).status_code == 200
+        assert (await waiting.pop()).status_code == 200
+        assert echo.batch_sizes == [1, 1]
+        metrics = (await client.get("/metrics")).text
+        assert 'tensorgate_rejected_total{model="echo",version="1"} 1.0' in metrics
+
+
+async def test_failed_batch_is_500_naming_the_model_and_the_batcher_keeps_serving(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    app = make_app(tmp_path, fakes, "{}")
+    async with started(app) as (client, _):
+        fakes.backends["echo"].fail_when = [13.0]
+        failed = await client.post("/v2/models/echo/infer", json=body(13))
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "inference failed in model 'echo' version 1 (Fail)"}
+        ok = await client.post("/v2/models/echo/infer", json=body(2))
+        assert ok.status_code == 200
+        assert ok.json()["outputs"][0]["data"] == [2.0] * 4
+
+
+async def test_rows_beyond_max_batch_size_are_400(tmp_path: Path, fakes: Fakes) -> None:
+    app = make_app(tmp_path, fakes, "batching: {max_batch_size: 2}\n")
+    async with started(app) as (client, _):
+        request = {
+            "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": [0.0] * 12}]
+        }
+        response = await client.post("/v2/models/echo/infer", json=request)
+        assert response.status_code == 400
+        assert "max_batch_size=2" in response.json()["error"]
+
+
+async def test_a_client_that_disconnects_is_removed_from_the_queue(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    app = make_app(tmp_path, fakes, "{}")
+    async with started(app) as (client, asgi):
+        echo = fakes.backends["echo"]
+        echo.hold = True
+        running = asyncio.ensure_future(client.post("/v2/models/echo/infer", json=body(1)))
+        await echo.started.wait()
+        queued, gone = asyncio.Event(), asyncio.Event()
+        payload = httpx.Request("POST", "http://x", json=body(7)).content
+        calls = 0
+        sent: list[Mapping[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return {"type": "http.request", "body": payload, "more_body": False}
+            queued.set()  # asked again: the request is queued, its watcher is listening
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Mapping[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v2/models/echo/infer",
+            "raw_path": b"/v2/models/echo/infer",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1234),
+            "server": ("127.0.0.1", 80),
+        }
+        abandoned = asyncio.ensure_future(asgi(scope, receive, send))
+        await asyncio.wait_for(queued.wait(), GUARD_S)
+        gone.set()
+        await asyncio.wait_for(abandoned, GUARD_S)
+        echo.release.set()
+        assert (await running).status_code == 200
+        assert sent == []  # nobody to answer
+        assert [float(b[0, 0]) for b in echo.batches] == [1.0]  # 7 was never computed
+        metrics = (await client.get("/metrics")).text
+        assert 'tensorgate_inference_requests_total{model="echo",status="499"} 1.0' in metrics
+
+
+async def test_guard_runs_before_the_body_is_read(tmp_path: Path, fakes: Fakes) -> None:
+    seen: list[tuple[str | None, str]] = []
+
+    def guard(headers: Mapping[str, str], model: str) -> None:
+        seen.append((headers.get("authorization"), model))
+        if headers.get("authorization") != "Bearer good":
+            raise Unauthorized("a bearer token is required")
+
+    app = make_app(tmp_path, fakes, "{}", guard=guard)
+    async with started(app) as (client, _):
+        refused = await client.post("/v2/models/echo/versions/1/infer", json=body())
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        allowed = await client.post(
+            "/v2/models/echo/infer", json=body(), headers={"Authorization": "Bearer good"}
+        )
+        assert allowed.status_code == 200
+        assert seen == [(None, "echo"), ("Bearer good", "echo")]
+        assert fakes.backends["echo"].batch_sizes == [1]
+
+
+async def test_other_methods_and_paths_still_reach_fastapi(tmp_path: Path, fakes: Fakes) -> None:
+    app = make_app(tmp_path, fakes, "{}")
+    async with started(app) as (client, _):
+        assert (await client.get("/v2/models/echo/infer")).status_code == 405
+        assert (await client.post("/v2/models/echo/versions//infer")).status_code == 404
+        document = (await client.get("/openapi.json")).json()
+        responses = document["paths"]["/v2/models/{model_name}/infer"]["post"]["responses"]
+        assert {"400", "404", "413", "500", "503", "504"} <= set(responses)
+        assert "Retry-After" in responses["503"]["headers"]
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200
+        assert "tensorgate_queue_depth" in metrics.text
+        assert "http_requests_total" in metrics.text
