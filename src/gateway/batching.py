@@ -189,16 +189,7 @@ class Batcher:
         ``InvalidInput`` when the request alone exceeds ``max_batch_size`` rows,
         ``ModelNotReady`` once the batcher is closing. Cancel the future to withdraw.
         """
-        if self._closing or self._consumer is None:
-            raise ModelNotReady(f"{self._name} is not accepting requests")
-        if len(self._queue) >= self._policy.max_queue_size:
-            self._observer.rejected()
-            retry = self.retry_after_s()
-            raise Overloaded(
-                f"{self._name} is overloaded: its queue holds "
-                f"{self._policy.max_queue_size} requests; retry in about {retry:.3f} s",
-                retry_after_s=retry,
-            )
+        self.check_admission()
         rows = batch_rows(inputs)
         if self._policy.batching and rows > self._policy.max_batch_size:
             raise InvalidInput(
@@ -213,6 +204,22 @@ class Batcher:
         self._observer.queue_depth(len(self._queue))
         self._wakeup.set()
         return future
+
+    def check_admission(self) -> None:
+        """Raise what ``submit`` would for a full queue or a closing batcher; costs nothing.
+
+        Callers check before reading and decoding a body, so that refusing is cheap.
+        """
+        if self._closing or self._consumer is None:
+            raise ModelNotReady(f"{self._name} is not accepting requests")
+        if len(self._queue) >= self._policy.max_queue_size:
+            self._observer.rejected()
+            retry = self.retry_after_s()
+            raise Overloaded(
+                f"{self._name} is overloaded: its queue holds "
+                f"{self._policy.max_queue_size} requests; retry in about {retry:.3f} s",
+                retry_after_s=retry,
+            )
 
     def retry_after_s(self) -> float:
         """Estimated seconds until the queue has drained, from the measured rate."""

@@ -186,6 +186,12 @@ class InferenceService:
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
 
+    def check_admission(self, name: str, version: str | None) -> None:
+        """Refuse at once (404, 503) what could not be queued, before the body is read."""
+        batcher = self._registry.resolve(name, version).batcher
+        assert batcher is not None  # resolve() returns ready versions only
+        batcher.check_admission()
+
     def submit_json(
         self, name: str, version: str | None, body: bytes, headers: Mapping[str, str]
     ) -> PendingInference:

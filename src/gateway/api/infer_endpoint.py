@@ -92,8 +92,9 @@ class InferenceEndpoint:
             if key in _WANTED_HEADERS
         }
         self.authorize(headers, name)
-        body = await read_body(receive)
         service: InferenceService = scope["state"]["inference"]
+        service.check_admission(name, version)  # refuse before reading the body
+        body = await read_body(receive)
         pending = service.submit_json(name, version, body, headers)
         return await answer_unless_gone(pending, receive)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,4 +40,10 @@ def _flatten(prefix: str, values: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def create_worker_app() -> FastAPI:
     """Build one worker's app from the environment the parent process prepared."""
-    return create_app(Settings())
+    settings = Settings()
+    # Spawned workers start with a fresh interpreter: configure logging as the parent did.
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    return create_app(settings)
