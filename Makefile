@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 
-.PHONY: serve test lint typecheck unit models openapi clean
+.PHONY: serve test lint typecheck unit models openapi bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,13 @@ serve: $(RUNTIME_STAMP)
 	$(BIN)/tensorgate serve
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff format --check src tests scripts
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/lint-imports
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy bench/*.py
 
 unit: $(DEV_STAMP)
 	$(BIN)/pytest --cov --cov-report=term
@@ -39,6 +40,17 @@ test: lint typecheck unit
 
 models: $(DEV_STAMP)
 	$(BIN)/python scripts/demo_models.py --out models
+
+# The benchmark (not part of `make test`): writes docs/benchmarks.md and docs/benchmarks.png.
+# Set BENCH_BEARER_TOKEN to send a bearer token to tensorgate.
+wrk:
+	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
+
+bench: $(DEV_STAMP) wrk
+	$(BIN)/python bench/run.py
+
+bench-quick: $(DEV_STAMP) wrk
+	$(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
 
 openapi: $(RUNTIME_STAMP)
 	$(BIN)/tensorgate openapi --output schemas/openapi.json

@@ -1,0 +1,273 @@
+"""Writes docs/benchmarks.md (tables, ratios, targets) and docs/benchmarks.png."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: write files only
+import matplotlib.pyplot as plt
+
+NAIVE = "naive"
+ON = "tensorgate"
+OFF = "tensorgate, batching off"
+TWO = "tensorgate, 2 workers"
+CEILING = "onnxruntime in-process (ceiling)"
+KINDS = (NAIVE, OFF, ON, TWO, CEILING)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One server x model x connection count."""
+
+    server: str
+    model: str
+    connections: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one run measured."""
+
+    measurements: list[Measurement]
+    overload: dict[str, float]
+    memory: dict[str, float]
+    best_kind: str
+    capacity: float
+    load_before: float
+    load_after: float
+    seconds_per_run: int
+    total_s: float
+    quick: bool
+    auth: bool
+    cpu: str
+
+
+def _find(report: Report, server: str, model: str, conns: int) -> Measurement | None:
+    for m in report.measurements:
+        if (m.server, m.model, m.connections) == (server, model, conns):
+            return m
+    return None
+
+
+def _ratio(report: Report, kind: str, model: str, conns: int) -> float:
+    ours, naive = _find(report, kind, model, conns), _find(report, NAIVE, model, conns)
+    if ours is None or naive is None or naive.requests_per_s == 0:
+        return math.nan
+    return ours.requests_per_s / naive.requests_per_s
+
+
+def _best(report: Report, model: str, conns: int) -> Measurement | None:
+    candidates = [m for k in (ON, TWO) if (m := _find(report, k, model, conns))]
+    return max(candidates, key=lambda m: m.requests_per_s, default=None)
+
+
+def _targets(report: Report) -> list[tuple[str, str, bool]]:
+    rows: list[tuple[str, str, bool]] = []
+    for model, wanted in (("mlp", 3.0), ("wide", 5.0)):
+        best, naive = _best(report, model, 64), _find(report, NAIVE, model, 64)
+        if best and naive:
+            ratio = best.requests_per_s / naive.requests_per_s
+            rows.append(
+                (
+                    f"`{model}` at 64 connections >= {wanted:g}x naive req/s, 0 errors",
+                    f"{best.requests_per_s:,.0f} vs {naive.requests_per_s:,.0f} req/s = "
+                    f"{ratio:.2f}x ({best.server}), {best.errors} errors",
+                    ratio >= wanted and best.errors == 0,
+                )
+            )
+    ours, naive = _find(report, ON, "mlp", 1), _find(report, NAIVE, "mlp", 1)
+    if ours and naive:
+        gap = ours.p50_ms - naive.p50_ms
+        rows.append(
+            (
+                "`mlp` p50 at 1 connection within 0.3 ms of naive",
+                f"{ours.p50_ms:.2f} ms vs {naive.p50_ms:.2f} ms ({gap:+.2f} ms)",
+                gap <= 0.3,
+            )
+        )
+    o = report.overload
+    rows.append(
+        (
+            "overload (4x capacity, Retry-After honoured): only 200/503",
+            f"{o['ok']:.0f} x 200, {o['rejected_503']:.0f} x 503, {o['other_statuses']:.0f} other",
+            o["other_statuses"] == 0,
+        )
+    )
+    share = o["goodput_per_s"] / o["capacity_per_s"]
+    rows.append(
+        (
+            "overload goodput >= 80% of capacity",
+            f"{o['goodput_per_s']:,.0f} of {o['capacity_per_s']:,.0f} req/s = {share:.0%}",
+            share >= 0.8,
+        )
+    )
+    bound = o["queue_bound_ms"] + (_find(report, ON, "mlp", 64) or _dummy()).p99_ms
+    rows.append(
+        (
+            "overload p99 of admitted requests bounded by the queue bound",
+            f"p99 {o['p99_admitted_ms']:.1f} ms <= queue drain {o['queue_bound_ms']:.1f} ms "
+            f"+ p99 at 64 connections = {bound:.1f} ms",
+            o["p99_admitted_ms"] <= bound,
+        )
+    )
+    one, two = _find(report, ON, "mlp", 64), _find(report, TWO, "mlp", 64)
+    if one and two:
+        rows.append(
+            (
+                "1 vs 2 worker processes reported (`mlp`, 64 connections)",
+                f"{one.requests_per_s:,.0f} vs {two.requests_per_s:,.0f} req/s",
+                True,
+            )
+        )
+    m = report.memory
+    rows.append(
+        (
+            f"RSS flat (<= 5% growth) over {m['seconds']:.0f} s at 70% of capacity",
+            f"{m['rss_start_mib']:.1f} -> {m['rss_end_mib']:.1f} MiB ({m['growth_pct']:+.1f}%), "
+            f"{m['achieved_per_s']:,.0f} req/s, {m['errors']:.0f} errors",
+            m["growth_pct"] <= 5 and m["seconds"] >= 120,
+        )
+    )
+    return rows
+
+
+def _dummy() -> Measurement:
+    return Measurement("", "", 0, 0, 0, 0, 0, 0)
+
+
+def _table(report: Report, model: str) -> list[str]:
+    conns = sorted({m.connections for m in report.measurements if m.model == model})
+    lines = [
+        f"### `{model}`",
+        "",
+        "| server | conns | req/s | p50 ms | p99 ms | errors | x naive |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in KINDS:
+        for c in conns:
+            m = _find(report, kind, model, c)
+            if m is None:
+                continue
+            ratio = _ratio(report, kind, model, c) if kind != NAIVE else 1.0
+            unit = " (rows/s)" if kind == CEILING else ""
+            lines.append(
+                f"| {kind}{unit} | {c} | {m.requests_per_s:,.0f} | {m.p50_ms:.2f} | "
+                f"{m.p99_ms:.2f} | {m.errors} | {ratio:.2f} |"
+            )
+    return [*lines, ""]
+
+
+def _plot(report: Report, path: Path) -> None:
+    models = sorted({m.model for m in report.measurements}, key=["mlp", "digits", "wide"].index)
+    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4))
+    for axis, model in zip(axes, models, strict=True):
+        for kind in KINDS:
+            points = sorted(
+                (m.connections, m.requests_per_s)
+                for m in report.measurements
+                if m.server == kind and m.model == model
+            )
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axis.plot(
+                    xs, ys, marker="o", label=kind, linestyle="--" if kind == CEILING else "-"
+                )
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_title(model)
+        axis.set_xlabel("connections (ceiling: batch size)")
+        axis.set_ylabel("requests/s (ceiling: rows/s)")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(report: Report, out: Path) -> None:
+    """Write the markdown page and the plot into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    _plot(report, out / "benchmarks.png")
+    targets = _targets(report)
+    o = report.overload
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (bench/run.py); do not edit by hand. "
+        + ("**Quick mode: short runs, indicative only.**" if report.quick else ""),
+        "",
+        f"Machine: {report.cpu}, {_cores()} cores, shared with other work: one-minute load "
+        f"average {report.load_before:.2f} before the run and {report.load_after:.2f} after. "
+        f"Every server runs on 127.0.0.1; load comes from Debian's `wrk` (one thread per 64 "
+        f"connections, {report.seconds_per_run} s per measurement, runs of different "
+        f"servers alternate). Total time {report.total_s / 60:.1f} min.",
+        "",
+        "- **naive**: bench/naive_server.py, the fixed baseline (one `async def` FastAPI route, "
+        "Pydantic body `x: list[list[float]]`, one ONNX Runtime call per request, one uvicorn "
+        "worker, no auth).",
+        "- **tensorgate**: `tensorgate serve` with the shipped model configs, batching on, "
+        "Prometheus metrics collected and `/metrics` served"
+        + (", JWT auth on" if report.auth else ", auth not enabled (not merged at run time)")
+        + "; **2 workers** is the same with `--workers 2`; **batching off** sets "
+        "`batching.enabled: false` (one ONNX Runtime call per request).",
+        "- **ceiling**: ONNX Runtime called in-process with a batch as large as the "
+        "connection count (rows/s and call latency).",
+        "- `wide` is generated by the benchmark (float32 [batch, 256] -> 2048 -> 2048 -> 2048 -> "
+        "10, fixed seed) into a temporary repository.",
+        "",
+        "![requests per second](benchmarks.png)",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+        *(f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in targets),
+        "",
+        "## Throughput and latency",
+        "",
+    ]
+    for model in ("mlp", "digits", "wide"):
+        lines += _table(report, model)
+    lines += [
+        "## Overload",
+        "",
+        "A paced asyncio client (bench/paced_client.py) first measured the one-worker "
+        f"server's capacity for `mlp` as it sees it: {o['capacity_per_s']:,.0f} req/s at 64 "
+        f"connections (wrk, lighter, measured {o['wrk_capacity_per_s']:,.0f}; the client "
+        "shares the 2 cores with the server). It then offered "
+        f"{o['offered_per_s']:,.0f} requests/s (4x) and managed {o['attempts_per_s']:,.0f} "
+        "attempts/s; each request that got 503 waited its `Retry-After` and tried once "
+        "more. Queue bound: 128 requests; the admitted p99 is compared with the time to "
+        "drain a full queue plus the p99 at 64 connections.",
+        "",
+        f"- answers: {o['ok']:.0f} x 200, {o['rejected_503']:.0f} x 503, "
+        f"{o['other_statuses']:.0f} other; {o['client_dropped']:.0f} arrivals not sent "
+        "(client connection bound reached)",
+        f"- goodput {o['goodput_per_s']:,.0f} req/s; admitted p50 "
+        f"{o['p50_admitted_ms']:.1f} ms, p99 {o['p99_admitted_ms']:.1f} ms",
+        "",
+        "## Memory",
+        "",
+        "Resident memory of the one-worker server while the paced client offered `mlp` "
+        "requests at 70% of the capacity it measured "
+        f"for {report.memory['seconds']:.0f} s: {report.memory['rss_start_mib']:.1f} MiB "
+        f"after warm-up, {report.memory['rss_end_mib']:.1f} MiB at the end "
+        f"({report.memory['growth_pct']:+.1f}%).",
+        "",
+    ]
+    (out / "benchmarks.md").write_text("\n".join(lines))
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0

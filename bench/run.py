@@ -1,0 +1,354 @@
+"""``make bench``: tensorgate (batching on/off, 1 and 2 workers) against the naive baseline
+and raw ONNX Runtime, on loopback, writing docs/benchmarks.md and docs/benchmarks.png.
+
+Set BENCH_BEARER_TOKEN to send ``Authorization: Bearer <token>`` to tensorgate (the naive
+server takes no auth). ``--quick`` makes every measurement short, for iterating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ceiling import measure
+from paced_client import PacedResult, closed_run, paced_run
+from progress import Progress
+from report import Measurement, Report, write_report
+from servers import HOST, Server, naive, running, tensorgate
+from wide_model import build_wide
+from wrk import run_wrk
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ("mlp", "digits", "wide")
+CONNECTIONS = (1, 16, 64, 256)
+WORKER_MODELS = ("mlp", "wide")
+
+
+def make_repositories(work: Path) -> dict[str, Path]:
+    """Temporary repositories: demo models as shipped plus ``wide``; batching on and off."""
+    repos: dict[str, Path] = {}
+    for variant in ("on", "off"):
+        repo = work / f"repo-{variant}"
+        for name in ("mlp", "digits"):
+            shutil.copytree(ROOT / "models" / name, repo / name)
+        build_wide(repo / "wide" / "1" / "model.onnx")
+        (repo / "wide" / "config.yaml").write_text("execution_providers: [cpu]\n")
+        if variant == "off":
+            for name in MODELS:
+                config_path = repo / name / "config.yaml"
+                config = yaml.safe_load(config_path.read_text()) or {}
+                config["batching"] = {"enabled": False}
+                config_path.write_text(yaml.safe_dump(config))
+        repos[variant] = repo
+    return repos
+
+
+def make_bodies(work: Path) -> dict[tuple[str, str], Path]:
+    """One request body per (model, server kind): Open Inference Protocol or naive JSON."""
+    rng = np.random.default_rng(1)
+    shapes = {"mlp": ("input", 256), "digits": ("pixels", 64), "wide": ("input", 256)}
+    bodies: dict[tuple[str, str], Path] = {}
+    for model, (name, width) in shapes.items():
+        row = [round(float(v), 6) for v in rng.uniform(0, 1, width)]
+        oip = {"inputs": [{"name": name, "shape": [1, width], "datatype": "FP32", "data": row}]}
+        for kind, document in (("tensorgate", oip), ("naive", {"x": [row]})):
+            path = work / f"{model}-{kind}.json"
+            path.write_text(json.dumps(document))
+            bodies[(model, kind)] = path
+    return bodies
+
+
+def load_average() -> float:
+    """The one-minute load average."""
+    return os.getloadavg()[0]
+
+
+@contextlib.contextmanager
+def all_servers(repos: dict[str, Path], work: Path) -> Iterator[dict[str, Server]]:
+    """Every server of the main matrix, up at once so that runs can alternate between them."""
+    with contextlib.ExitStack() as stack:
+        servers = {
+            "tensorgate": stack.enter_context(
+                running(tensorgate(repos["on"], 1), "/v2/health/ready", work / "on.log")
+            ),
+            "tensorgate, batching off": stack.enter_context(
+                running(tensorgate(repos["off"], 1), "/v2/health/ready", work / "off.log")
+            ),
+            "tensorgate, 2 workers": stack.enter_context(
+                running(tensorgate(repos["on"], 2), "/v2/health/ready", work / "on2.log")
+            ),
+        }
+        for model in MODELS:
+            servers[f"naive {model}"] = stack.enter_context(
+                running(
+                    naive(repos["on"] / model / "1" / "model.onnx"),
+                    "/openapi.json",
+                    work / f"naive-{model}.log",
+                )
+            )
+        yield servers
+
+
+def matrix(
+    servers: dict[str, Server],
+    bodies: dict[tuple[str, str], Path],
+    work: Path,
+    seconds: int,
+    connections: tuple[int, ...],
+    progress: Progress,
+) -> list[Measurement]:
+    """wrk against every server, model and connection count, alternating servers."""
+    results: list[Measurement] = []
+    for model in MODELS:
+        for conns in connections:
+            kinds = ["naive", "tensorgate", "tensorgate, batching off"]
+            if model in WORKER_MODELS:
+                kinds.append("tensorgate, 2 workers")
+            for kind in kinds:
+                label = f"{kind} {model} c={conns}"
+                progress.step(label)
+                if kind == "naive":
+                    server, url_path, body, token = (
+                        servers[f"naive {model}"],
+                        "/predict",
+                        bodies[(model, "naive")],
+                        False,
+                    )
+                else:
+                    server, url_path, body, token = (
+                        servers[kind],
+                        f"/v2/models/{model}/infer",
+                        bodies[(model, "tensorgate")],
+                        True,
+                    )
+                measured = run_wrk(
+                    server.base + url_path, body, conns, seconds, work, send_token=token
+                )
+                results.append(
+                    Measurement(
+                        kind,
+                        model,
+                        conns,
+                        measured.requests_per_s,
+                        measured.p50_ms,
+                        measured.p99_ms,
+                        measured.errors,
+                        measured.requests,
+                    )
+                )
+                progress.finish(label)
+    return results
+
+
+def ceilings(
+    repo: Path, connections: tuple[int, ...], seconds: float, progress: Progress
+) -> list[Measurement]:
+    """Raw ONNX Runtime in this process, batch size = connection count."""
+    results = []
+    for model in MODELS:
+        label = f"raw onnxruntime {model}"
+        progress.step(label)
+        for conns in connections:
+            ceiling = measure(repo / model / "1" / "model.onnx", conns, seconds)
+            results.append(
+                Measurement(
+                    "onnxruntime in-process (ceiling)",
+                    model,
+                    conns,
+                    ceiling.rows_per_s,
+                    ceiling.p50_ms,
+                    ceiling.p99_ms,
+                    0,
+                    0,
+                )
+            )
+        progress.finish(label)
+    return results
+
+
+def client_capacity(server: Server, body: Path, seconds: float) -> float:
+    """Requests/s the paced client itself gets at 64 connections: the capacity its runs
+    are compared with (it shares the 2 cores with the server, unlike wrk)."""
+    token = os.environ.get("BENCH_BEARER_TOKEN") or None
+    payload = body.read_bytes()
+    result = asyncio.run(
+        closed_run(HOST, server.port, "/v2/models/mlp/infer", payload, 64, seconds, token=token)
+    )
+    return result.goodput
+
+
+def overload(
+    server: Server, body: Path, capacity: float, seconds: float, queue_size: int
+) -> dict[str, float]:
+    """Offer 4x capacity from clients that honour Retry-After."""
+    token = os.environ.get("BENCH_BEARER_TOKEN") or None
+    payload = body.read_bytes()
+    result: PacedResult = asyncio.run(
+        paced_run(
+            HOST,
+            server.port,
+            "/v2/models/mlp/infer",
+            payload,
+            4 * capacity,
+            seconds,
+            max_connections=512,
+            token=token,
+        )
+    )
+    others = sum(n for status, n in result.statuses.items() if status not in (200, 503))
+    return {
+        "offered_per_s": 4 * capacity,
+        "attempts_per_s": result.attempts / seconds,
+        "ok": result.statuses[200],
+        "rejected_503": result.statuses[503],
+        "other_statuses": others,
+        "client_dropped": result.dropped,
+        "goodput_per_s": result.goodput,
+        "capacity_per_s": capacity,
+        "p50_admitted_ms": result.percentile(50),
+        "p99_admitted_ms": result.percentile(99),
+        "queue_bound_ms": queue_size / capacity * 1000,
+    }
+
+
+def memory(server: Server, body: Path, capacity: float, seconds: float) -> dict[str, float]:
+    """RSS over a steady run at 70% of capacity, sampled once a second."""
+    token = os.environ.get("BENCH_BEARER_TOKEN") or None
+    payload = body.read_bytes()
+    samples: list[float] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append(server.rss_bytes() / 2**20)
+            await asyncio.sleep(1.0)
+
+    async def both() -> PacedResult:
+        sampler = asyncio.ensure_future(sample())
+        try:
+            return await paced_run(
+                HOST,
+                server.port,
+                "/v2/models/mlp/infer",
+                payload,
+                0.7 * capacity,
+                seconds,
+                max_connections=512,
+                token=token,
+            )
+        finally:
+            sampler.cancel()
+
+    result = asyncio.run(both())
+    # The first 10% is warm-up (allocator pools, caches); compare the next 10% with the last.
+    tenth = max(1, len(samples) // 10)
+    start = statistics.mean(samples[tenth : 2 * tenth])
+    end = statistics.mean(samples[-tenth:])
+    return {
+        "seconds": seconds,
+        "rate_per_s": 0.7 * capacity,
+        "achieved_per_s": result.goodput,
+        "errors": sum(n for status, n in result.statuses.items() if status != 200),
+        "rss_start_mib": start,
+        "rss_end_mib": end,
+        "growth_pct": (end / start - 1) * 100,
+    }
+
+
+def ensure_wrk() -> None:
+    """Fail early with a clear message when wrk is missing (make bench installs it)."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: run `make bench` (it installs Debian's wrk)")
+
+
+def main() -> None:
+    """Run every measurement and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs, for iterating")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = parser.parse_args()
+    ensure_wrk()
+    seconds = 2 if args.quick else 4
+    connections = (1, 64) if args.quick else CONNECTIONS
+    memory_s = 15.0 if args.quick else 120.0
+    load_before = load_average()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tensorgate-bench-") as tmp:
+        work = Path(tmp)
+        repos = make_repositories(work)
+        bodies = make_bodies(work)
+        runs = sum(len(connections) * (4 if m in WORKER_MODELS else 3) for m in MODELS)
+        progress = Progress(runs + len(MODELS) + 2)
+        with all_servers(repos, work) as servers:
+            results = matrix(servers, bodies, work, seconds, connections, progress)
+            by = {(r.server, r.model, r.connections): r for r in results}
+            capacity = max(
+                by[(k, "mlp", 64)].requests_per_s for k in ("tensorgate", "tensorgate, 2 workers")
+            )
+            best_kind = max(
+                ("tensorgate", "tensorgate, 2 workers"),
+                key=lambda k: by[(k, "mlp", 64)].requests_per_s,
+            )
+            one_worker_capacity = by[("tensorgate", "mlp", 64)].requests_per_s
+            progress.step("overload, 4x capacity")
+            over = overload(
+                servers["tensorgate"],
+                bodies[("mlp", "tensorgate")],
+                one_worker_capacity,
+                seconds * 2,
+                128,
+            )
+            progress.finish("overload")
+            progress.step(f"memory, {memory_s:.0f}s at 70%")
+            mem = memory(
+                servers["tensorgate"], bodies[("mlp", "tensorgate")], one_worker_capacity, memory_s
+            )
+            progress.finish("memory")
+        results += ceilings(repos["on"], connections, 1.0 if args.quick else 2.0, progress)
+    report = Report(
+        measurements=results,
+        overload=over,
+        memory=mem,
+        best_kind=best_kind,
+        capacity=capacity,
+        load_before=load_before,
+        load_after=load_average(),
+        seconds_per_run=seconds,
+        total_s=time.monotonic() - started,
+        quick=args.quick,
+        auth=bool(os.environ.get("BENCH_BEARER_TOKEN")),
+        cpu=_cpu_name(),
+    )
+    write_report(report, args.out)
+    (args.out / "benchmarks.json").write_text(
+        json.dumps(
+            {"measurements": [asdict(r) for r in results], "overload": over, "memory": mem},
+            indent=1,
+        )
+    )
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()

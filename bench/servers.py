@@ -1,0 +1,117 @@
+"""Starts and stops the servers under test on free loopback ports, and reads their RSS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running server process and where to reach it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base(self) -> str:
+        """http://127.0.0.1:<port>"""
+        return f"http://{HOST}:{self.port}"
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the process and its children (the workers)."""
+        return sum(_rss(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found + [g for c in found for g in _children(c)]
+
+
+def _rss(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}; see {log}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
+            if answer.status == 200:
+                return
+        time.sleep(0.2)  # a harness polling a child process, not a test
+    raise RuntimeError(f"server not ready after {READY_TIMEOUT_S} s; see {log}")
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str], ready_path: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Start ``command`` (``{port}`` filled in), wait until ``ready_path`` answers, stop it."""
+    port = free_port()
+    argv = [part.replace("{port}", str(port)) for part in command]
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    server = Server(process, port)
+    try:
+        _wait_ready(process, server.base + ready_path, log)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def tensorgate(repository: Path, workers: int) -> list[str]:
+    """The command line of ``tensorgate serve``."""
+    exe = Path(sys.executable).with_name("tensorgate")
+    return [
+        str(exe),
+        "serve",
+        "--models",
+        str(repository),
+        "--port",
+        "{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+
+
+def naive(model: Path) -> list[str]:
+    """The command line of the naive baseline."""
+    script = Path(__file__).with_name("naive_server.py")
+    return [sys.executable, str(script), "--model", str(model), "--port", "{port}"]
