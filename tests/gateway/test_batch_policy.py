@@ -1,0 +1,49 @@
+"""A model's config and signature become its batcher's policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from fake_backend import FakeBackend, echo_signature
+from gateway.batching import BatchPolicy
+from gateway.model_config import ConfigError, parse_model_config
+
+
+def test_defaults() -> None:
+    policy = BatchPolicy.for_model(parse_model_config(None, "test"), FakeBackend())
+    assert policy == BatchPolicy(
+        max_batch_size=64, max_queue_delay_s=0.002, max_queue_size=128, instances=1
+    )
+
+
+def test_config_section_is_applied() -> None:
+    raw = {
+        "instances": 2,
+        "batching": {
+            "max_batch_size": 8,
+            "max_queue_delay_ms": 5,
+            "max_queue_size": 3,
+            "preferred_batch_sizes": [8, 4, 4],
+        },
+    }
+    policy = BatchPolicy.for_model(parse_model_config(raw, "test"), FakeBackend())
+    assert policy.max_batch_size == 8
+    assert policy.max_queue_delay_s == pytest.approx(0.005)
+    assert policy.max_queue_size == 3
+    assert policy.preferred_batch_sizes == (4, 8)
+    assert policy.instances == 2
+    assert policy.batching
+
+
+def test_models_without_a_dynamic_batch_axis_or_with_batching_off_run_one_by_one() -> None:
+    fixed = FakeBackend(echo_signature(batch=False))
+    assert not BatchPolicy.for_model(parse_model_config({}, "test"), fixed).batching
+    off = parse_model_config({"batching": {"enabled": False}}, "test")
+    assert not BatchPolicy.for_model(off, FakeBackend()).batching
+
+
+def test_bad_batching_config_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"batching\.max_batch_size"):
+        parse_model_config({"batching": {"max_batch_size": 0}}, "test")
+    with pytest.raises(ConfigError, match=r"batching\.surprise"):
+        parse_model_config({"batching": {"surprise": 1}}, "test")
