@@ -11,13 +11,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -192,12 +195,28 @@ def client_capacity(server: Server, body: Path, seconds: float) -> float:
     return result.goodput
 
 
+def queue_wait_buckets(server: Server) -> dict[float, float]:
+    """Cumulative buckets of ``tensorgate_queue_seconds`` for ``mlp``, from /metrics."""
+    with urllib.request.urlopen(server.base + "/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    pattern = r'tensorgate_queue_seconds_bucket\{le="([^"]+)",model="mlp",version="1"\} (\S+)'
+    return {float(edge): float(count) for edge, count in re.findall(pattern, text)}
+
+
+def bucket_percentile(cumulative: dict[float, float], q: float) -> float:
+    """Upper edge of the histogram bucket holding the ``q`` quantile."""
+    edges = sorted(cumulative)
+    total = cumulative[edges[-1]] if edges else 0.0
+    return next((e for e in edges if cumulative[e] >= q * total), math.inf)
+
+
 def overload(
     server: Server, body: Path, capacity: float, seconds: float, queue_size: int
 ) -> dict[str, float]:
     """Offer 4x capacity from clients that honour Retry-After."""
     token = os.environ.get("BENCH_BEARER_TOKEN") or None
     payload = body.read_bytes()
+    before = queue_wait_buckets(server)
     result: PacedResult = asyncio.run(
         paced_run(
             HOST,
@@ -206,12 +225,15 @@ def overload(
             payload,
             4 * capacity,
             seconds,
-            max_connections=512,
+            max_connections=256,
             token=token,
         )
     )
     others = sum(n for status, n in result.statuses.items() if status not in (200, 503))
+    after = queue_wait_buckets(server)
+    waits = {edge: after[edge] - before.get(edge, 0.0) for edge in after}
     return {
+        "server_p99_queue_wait_ms": bucket_percentile(waits, 0.99) * 1000,
         "offered_per_s": 4 * capacity,
         "attempts_per_s": result.attempts / seconds,
         "ok": result.statuses[200],
@@ -305,18 +327,13 @@ def main() -> None:
             )
             one_worker_capacity = by[("tensorgate", "mlp", 64)].requests_per_s
             progress.step("overload, 4x capacity")
-            over = overload(
-                servers["tensorgate"],
-                bodies[("mlp", "tensorgate")],
-                one_worker_capacity,
-                seconds * 2,
-                128,
-            )
+            mlp_body = bodies[("mlp", "tensorgate")]
+            client_rate = client_capacity(servers["tensorgate"], mlp_body, seconds)
+            over = overload(servers["tensorgate"], mlp_body, client_rate, seconds * 2, 128)
+            over["wrk_capacity_per_s"] = one_worker_capacity
             progress.finish("overload")
             progress.step(f"memory, {memory_s:.0f}s at 70%")
-            mem = memory(
-                servers["tensorgate"], bodies[("mlp", "tensorgate")], one_worker_capacity, memory_s
-            )
+            mem = memory(servers["tensorgate"], mlp_body, client_rate, memory_s)
             progress.finish("memory")
         results += ceilings(repos["on"], connections, 1.0 if args.quick else 2.0, progress)
     report = Report(

@@ -236,3 +236,21 @@ async def test_other_methods_and_paths_still_reach_fastapi(tmp_path: Path, fakes
         assert metrics.status_code == 200
         assert "tensorgate_queue_depth" in metrics.text
         assert "http_requests_total" in metrics.text
+
+
+async def test_body_limit_applies_to_the_inference_endpoint(tmp_path: Path, fakes: Fakes) -> None:
+    repo = repository(tmp_path, "{}")
+    app = create_app(Settings(model_repository=repo, max_request_body_bytes=1024), fakes.load)
+    async with started(app) as (client, _):
+        big = body(parameters={"padding": "x" * 2000})
+        response = await client.post("/v2/models/echo/infer", json=big)
+        assert response.status_code == 413
+        assert "exceeds the limit of 1024 bytes" in response.json()["error"]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"{" * 700  # no Content-Length: the limit counts bytes as they arrive
+            yield b" " * 700
+
+        streamed = await client.post("/v2/models/echo/infer", content=chunks())
+        assert streamed.status_code == 413
+        assert fakes.backends["echo"].batches == []
