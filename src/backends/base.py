@@ -65,6 +65,7 @@ class RuntimeOptions:
     graph_optimization_level: str = "all"
     instances: int = 1
     extra: Mapping[str, str] = field(default_factory=dict)
+    """Runtime-specific session settings (ONNX Runtime: session config entries)."""
 
 
 @runtime_checkable

@@ -89,6 +89,8 @@ def _session_options(options: RuntimeOptions) -> ort.SessionOptions:
     session_options.intra_op_num_threads = options.intra_op_threads
     session_options.inter_op_num_threads = options.inter_op_threads
     session_options.graph_optimization_level = level
+    for key, value in options.extra.items():
+        session_options.add_session_config_entry(key, value)
     session_options.log_severity_level = 3  # errors only: ORT's warnings go to stderr raw
     return session_options
 

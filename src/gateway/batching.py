@@ -153,7 +153,7 @@ class Batcher:
         self._clock = clock
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(policy.instances)
+        self._free = policy.instances  # instances not running a batch
         self._running: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._drain = _DrainRate()
@@ -201,8 +201,12 @@ class Batcher:
         future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
         key = shape_key(inputs) if self._policy.batching else None
         self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future))
-        self._observer.queue_depth(len(self._queue))
-        self._wakeup.set()
+        if self._in_flight == 0 and len(self._queue) == 1:
+            # Idle: run it now rather than wake the consumer (one loop turn less latency).
+            self._launch(self._take_batch())
+        else:
+            self._observer.queue_depth(len(self._queue))
+            self._wakeup.set()
         return future
 
     def check_admission(self) -> None:
@@ -239,21 +243,23 @@ class Batcher:
 
     async def _consume(self) -> None:
         while True:
-            while not self._queue:
-                if self._closing:
+            while not self._queue or not self._free:
+                if self._closing and not self._queue:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            await self._slots.acquire()
             await self._gather_company()
-            batch = self._take_batch()
-            if not batch:
-                self._slots.release()
-                continue
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._execute(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._launch(self._take_batch())
+
+    def _launch(self, batch: list[_Pending]) -> None:
+        """Start running ``batch`` on a free instance."""
+        if not batch:
+            return
+        self._free -= 1
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._execute(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
     async def _gather_company(self) -> None:
         """While another batch runs, wait up to the delay for the queue to fill."""
@@ -333,5 +339,5 @@ class Batcher:
                     item.future.set_result({name: piece[name] for name in item.outputs})
         finally:
             self._in_flight -= 1
-            self._slots.release()
+            self._free += 1
             self._wakeup.set()

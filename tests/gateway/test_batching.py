@@ -174,11 +174,15 @@ def test_different_non_batch_shapes_are_never_concatenated() -> None:
     async def scenario() -> None:
         backend = FakeBackend()
         batcher = make(backend)
+        backend.hold = True
+        blocker = batcher.submit(rows(9, 1, width=4), ["y"])
+        await backend.started.wait()
         futures = [batcher.submit(rows(tag, 1, width=2 + tag % 2), ["y"]) for tag in range(6)]
-        results = await asyncio.gather(*futures)
-        assert [r["y"].shape[1] for r in results] == [2, 3, 2, 3, 2, 3]
-        assert sorted(backend.batch_sizes) == [3, 3]
-        assert {b.shape[1] for b in backend.batches} == {2, 3}
+        backend.release.set()
+        results = await asyncio.gather(blocker, *futures)
+        assert [r["y"].shape[1] for r in results] == [4, 2, 3, 2, 3, 2, 3]
+        assert backend.batch_sizes == [1, 3, 3]
+        assert [b.shape[1] for b in backend.batches] == [4, 2, 3]
         await batcher.close()
 
     run(scenario)
@@ -188,8 +192,13 @@ def test_preferred_batch_sizes_cut_batches() -> None:
     async def scenario() -> None:
         backend = FakeBackend()
         batcher = make(backend, preferred_batch_sizes=(4,))
-        await asyncio.gather(*[batcher.submit(rows(t, 1), ["y"]) for t in range(6)])
-        assert backend.batch_sizes == [4, 2]
+        backend.hold = True
+        blocker = batcher.submit(rows(9, 1), ["y"])
+        await backend.started.wait()
+        futures = [batcher.submit(rows(t, 1), ["y"]) for t in range(6)]
+        backend.release.set()
+        await asyncio.gather(blocker, *futures)
+        assert backend.batch_sizes == [1, 4, 2]
         await batcher.close()
 
     run(scenario)
