@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 
-.PHONY: serve test lint typecheck unit models openapi clean
+.PHONY: serve test lint typecheck unit models schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,8 @@ test: lint typecheck unit
 models: $(DEV_STAMP)
 	$(BIN)/python scripts/demo_models.py --out models
 
-openapi: $(RUNTIME_STAMP)
-	$(BIN)/tensorgate openapi --output schemas/openapi.json
+schemas: $(RUNTIME_STAMP)
+	$(BIN)/tensorgate config-schema --output schemas/model-config.schema.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from gateway.model_config import config_json_schema
 from gateway.settings import Settings
 
 logger = logging.getLogger("gateway")
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         "--model-repository", "--models", type=Path, help="model repository (default: models)"
     )
     openapi.add_argument("--output", "-o", type=Path, help="write to a file instead of stdout")
+    config_schema = commands.add_parser(
+        "config-schema", help="print the JSON Schema of a model's config.yaml"
+    )
+    config_schema.add_argument(
+        "--output", "-o", type=Path, help="write to a file instead of stdout"
+    )
     return parser
 
 
@@ -76,18 +83,22 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+def _write_json(document: Any, output: Path | None) -> int:
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if output is None:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(text)
+    return 0
+
+
 def _openapi(settings: Settings, output: Path | None) -> int:
     import asyncio
 
     from gateway.api.openapi_export import export_openapi
 
-    document = asyncio.run(export_openapi(settings))
-    text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    if output is None:
-        sys.stdout.buffer.write(text)
-    else:
-        output.write_bytes(text)
-    return 0
+    return _write_json(asyncio.run(export_openapi(settings)), output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings.log_level)
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "config-schema":
+        return _write_json(config_json_schema(), args.output)
     return _openapi(settings, args.output)
 
 
