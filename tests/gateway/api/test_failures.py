@@ -35,6 +35,8 @@ class ExplodingBackend:
         self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
     ) -> dict[str, Array]:
         self.calls += 1
+        if self.calls == 1 and self.kind == "crash":
+            raise ZeroDivisionError(SECRET_DETAIL)
         if self.calls == 1:
             raise InferenceError(SECRET_DETAIL, kind=self.kind)
         return {"y": np.asarray(inputs["x"])}
@@ -47,9 +49,11 @@ class ExplodingBackend:
 async def exploding(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     (tmp_path / "boom" / "1").mkdir(parents=True)
     (tmp_path / "picky" / "1").mkdir(parents=True)
+    (tmp_path / "crashy" / "1").mkdir(parents=True)
+    kinds = {"boom": "Fail", "picky": "InvalidArgument", "crashy": "crash"}
 
     def loader(path: Path, options: RuntimeOptions, name: str) -> Backend:
-        return ExplodingBackend("InvalidArgument" if "picky" in str(path) else "Fail")
+        return ExplodingBackend(kinds[path.parent.parent.name])
 
     app = create_app(Settings(model_repository=tmp_path), loader=loader)
     async with LifespanManager(app) as manager:
@@ -78,3 +82,15 @@ async def test_invalid_argument_from_the_runtime_is_a_400(exploding: httpx.Async
     assert response.status_code == 400
     assert "model 'picky' rejected the inputs" in response.json()["error"]
     assert SECRET_DETAIL not in response.text
+
+
+async def test_a_backend_that_breaks_its_contract_is_a_generic_500(
+    exploding: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = await exploding.post("/v2/models/crashy/infer", json=BODY)
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "inference failed in model 'crashy' version 1 (internal error)"
+    }
+    assert "ZeroDivisionError" in caplog.text
+    assert (await exploding.post("/v2/models/crashy/infer", json=BODY)).status_code == 200
