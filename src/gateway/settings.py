@@ -23,20 +23,26 @@ class AuthSettings(BaseModel):
     """Check a JWT on every protected route; false opens everything (a warning on each start)."""
     secret: SecretStr | None = None
     """Shared HMAC secret (at least as many bytes as the hash: 32 for HS256)."""
-    secret_algorithms: tuple[HmacAlgorithm, ...] = ("HS256",)
+    secret_algorithms: Annotated[tuple[HmacAlgorithm, ...], Field(min_length=1)] = ("HS256",)
     """Algorithms accepted with ``secret``; the first one signs ``tensorgate token``."""
     public_key_file: Path | None = None
     """PEM file with an RSA or EC public key (or certificate) that verifies tokens."""
     private_key_file: Path | None = None
     """PEM file with an RSA or EC private key: ``tensorgate token`` signs with it, and its
     public half verifies tokens when no other key is configured."""
-    public_key_algorithms: tuple[PublicKeyAlgorithm, ...] = ("RS256", "ES256")
+    public_key_algorithms: Annotated[tuple[PublicKeyAlgorithm, ...], Field(min_length=1)] = (
+        "RS256",
+        "ES256",
+    )
     """Algorithms accepted with the PEM key; the key's type must fit one of them."""
     jwks_file: Path | None = None
     """Local JSON Web Key Set file with the identity provider's public keys."""
     jwks_url: str | None = None
     """URL of the identity provider's JSON Web Key Set, fetched with HTTP GET and cached."""
-    jwks_algorithms: tuple[PublicKeyAlgorithm, ...] = ("RS256", "ES256")
+    jwks_algorithms: Annotated[tuple[PublicKeyAlgorithm, ...], Field(min_length=1)] = (
+        "RS256",
+        "ES256",
+    )
     """Algorithms accepted with JWKS keys; keys whose ``alg`` is not listed are ignored."""
     jwks_refresh_min_interval_s: Annotated[float, Field(ge=0)] = 60.0
     """Least time between two JWKS fetches; an unknown ``kid`` refetches at most this often."""
