@@ -57,7 +57,7 @@ class JwksServer:
 def jwks_server() -> Iterator[JwksServer]:
     """A JWKS server on a free loopback port, stopped after the test."""
     server = JwksServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.httpd.shutdown()
