@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,25 @@ def test_settings_files_are_read_and_errors_name_the_file(
         static_keys(AuthSettings(jwks_file=empty_jwks))
     with pytest.raises(KeyConfigError, match="no HTTP client"):
         build_key_ring(AuthSettings(jwks_url="http://127.0.0.1:9/jwks.json"))
+
+
+def test_ecdsa_and_rsa_fallbacks_are_never_imported() -> None:
+    # docs/authentication.md: the ecdsa advisory does not apply because this never happens.
+    code = (
+        "import sys\n"
+        "from authkit import ec_pair, claims, sign\n"
+        "from gateway.keys import pem_keys\n"
+        "pair = ec_pair()\n"
+        "(key,) = pem_keys(pair.public_pem, ['ES256'])\n"
+        "key.verify(sign(pair.private_pem.decode(), 'ES256', claims()))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ecdsa', 'rsa')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "[]"
