@@ -19,22 +19,11 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-import httpx
-
 from gateway.errors import Forbidden, Unauthorized
-from gateway.jwks import KeyRing, RemoteJwks
-from gateway.keys import (
-    SUPPORTED_ALGORITHMS,
-    KeyConfigError,
-    VerificationKey,
-    jwks_keys,
-    pem_keys,
-    require_cryptography_backend,
-    secret_keys,
-)
+from gateway.keyring import KeyRing
+from gateway.keys import SUPPORTED_ALGORITHMS, VerificationKey
 from gateway.scopes import Principal, parse_scopes
 from gateway.settings import AuthSettings
 
@@ -235,58 +224,3 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _invalid(f"token claim '{name}' is not a number of seconds since the epoch")
     return float(value)
-
-
-def static_keys(auth: AuthSettings) -> list[VerificationKey]:
-    """The secret's and key files' keys (reads the files); raises ``KeyConfigError``."""
-    require_cryptography_backend()
-    static: list[VerificationKey] = []
-    if auth.secret is not None:
-        secret = auth.secret.get_secret_value().encode()
-        static += secret_keys(secret, auth.secret_algorithms)
-    for path in (auth.public_key_file, auth.private_key_file):
-        if path is not None:
-            static += _file_keys(path, lambda data: pem_keys(data, auth.public_key_algorithms))
-    if auth.jwks_file is not None:
-        static += _file_keys(auth.jwks_file, lambda data: _jwks_file_keys(data, auth))
-    return static
-
-
-def build_key_ring(auth: AuthSettings, client: httpx.AsyncClient | None = None) -> KeyRing:
-    """Every key ``auth`` configures; ``client`` fetches the JWKS URL if one is set."""
-    static = static_keys(auth)
-    remote = None
-    if auth.jwks_url is not None:
-        if client is None:
-            raise KeyConfigError("auth.jwks_url is set but no HTTP client was given")
-        remote = RemoteJwks(
-            auth.jwks_url,
-            auth.jwks_algorithms,
-            client,
-            min_refresh_interval_s=auth.jwks_refresh_min_interval_s,
-        )
-    return KeyRing(static, remote)
-
-
-def _file_keys(
-    path: Path, parse: Callable[[bytes], list[VerificationKey]]
-) -> list[VerificationKey]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KeyConfigError(f"cannot read key file {path}: {exc.strerror}") from None
-    try:
-        return parse(data)
-    except KeyConfigError as exc:
-        raise KeyConfigError(f"{path}: {exc}") from None
-
-
-def _jwks_file_keys(data: bytes, auth: AuthSettings) -> list[VerificationKey]:
-    try:
-        document = json.loads(data)
-    except ValueError:
-        raise KeyConfigError("not a JSON document") from None
-    keys = jwks_keys(document, auth.jwks_algorithms)
-    if not keys:
-        raise KeyConfigError(f"no usable key for the algorithms {auth.jwks_algorithms}")
-    return keys

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from pydantic import SecretStr, ValidationError
 
-from gateway.auth import static_keys
 from gateway.dev_secret import load_or_create_dev_secret
+from gateway.keyring import static_keys
 from gateway.keys import KeyConfigError
 from gateway.scopes import ADMIN, MODELS_INFER, MODELS_READ
 from gateway.settings import Settings

@@ -1,4 +1,4 @@
-"""The key ring: static keys plus an identity provider's JWKS fetched over HTTP and cached."""
+"""An identity provider's JWKS fetched over HTTP, cached, refetched on an unknown ``kid``."""
 
 from __future__ import annotations
 
@@ -72,26 +72,6 @@ class RemoteJwks:
         if len(response.content) > MAX_JWKS_BYTES:
             raise KeyConfigError(f"JWKS document is over {MAX_JWKS_BYTES} bytes")
         return response.json()
-
-
-class KeyRing:
-    """Every configured verification key: static ones first, then the remote JWKS."""
-
-    def __init__(self, static: Sequence[VerificationKey], remote: RemoteJwks | None = None) -> None:
-        self.static = tuple(static)
-        self.remote = remote
-
-    @property
-    def empty(self) -> bool:
-        """True when nothing at all is configured to verify tokens."""
-        return not self.static and self.remote is None
-
-    async def keys_for(self, kid: str | None, algorithm: str) -> list[VerificationKey]:
-        """Keys that may verify a token with this ``kid`` and ``alg``."""
-        found = select(self.static, kid, algorithm)
-        if found or self.remote is None:
-            return found
-        return await self.remote.keys_for(kid, algorithm)
 
 
 def _reason(exc: Exception) -> str:

@@ -18,9 +18,9 @@ from gateway.api.exception_handlers import install_exception_handlers
 from gateway.api.openapi import build_openapi
 from gateway.api.routes import health, inference, models
 from gateway.api.state import AppState
-from gateway.auth import Authenticator, build_key_ring
+from gateway.auth import Authenticator
 from gateway.inference import InferenceService
-from gateway.jwks import KeyRing
+from gateway.keyring import KeyRing, build_key_ring
 from gateway.registry import BackendLoader, ModelRegistry
 from gateway.settings import AuthSettings, Settings
 

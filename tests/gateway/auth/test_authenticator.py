@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gateway.auth import Authenticator, bearer_challenge
 from gateway.errors import Forbidden, Unauthorized
-from gateway.jwks import KeyRing
+from gateway.keyring import KeyRing
 from gateway.keys import secret_keys
 
 SECRET = "s" * 64

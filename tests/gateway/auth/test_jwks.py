@@ -17,7 +17,8 @@ from authkit import KeyPair, claims, ec_pair, rsa_pair, sign
 from gateway.api.app import create_app
 from gateway.auth import Authenticator
 from gateway.errors import Unauthorized
-from gateway.jwks import KeyRing, RemoteJwks
+from gateway.jwks import RemoteJwks
+from gateway.keyring import KeyRing
 from gateway.settings import AuthSettings, Settings
 
 INTERVAL_S = 60.0

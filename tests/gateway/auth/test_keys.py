@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk
 from pydantic import SecretStr
 
-from gateway.auth import build_key_ring, static_keys
+from gateway.keyring import build_key_ring, static_keys
 from gateway.keys import (
     KeyConfigError,
     jwks_keys,

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from gateway.auth import Authenticator, build_key_ring
+from gateway.auth import Authenticator
+from gateway.keyring import build_key_ring
 from gateway.settings import AuthSettings
 from gateway.tokens import NoSigningKey, mint_token, parse_duration, signing_key
 
