@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,6 +21,10 @@ from gateway.keys import (
     select,
 )
 from gateway.settings import AuthSettings
+
+logger = logging.getLogger(__name__)
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class KeyRing:
@@ -63,6 +69,10 @@ def build_key_ring(auth: AuthSettings, client: httpx.AsyncClient | None = None) 
     if auth.jwks_url is not None:
         if client is None:
             raise KeyConfigError("auth.jwks_url is set but no HTTP client was given")
+        url = urlsplit(auth.jwks_url)
+        if url.scheme == "http" and url.hostname not in _LOOPBACK:
+            # Whoever can alter the key set in transit can mint tokens we accept.
+            logger.warning("auth.jwks_url uses plain http; use https outside a test setup")
         remote = RemoteJwks(
             auth.jwks_url,
             auth.jwks_algorithms,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -64,6 +64,13 @@ class AuthSettings(BaseModel):
     """Local state directory: ``serve`` keeps the generated dev secret here (mode 0600)."""
     dev_token_ttl_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
     """Lifetime of the ready-to-paste token ``serve`` prints in dev mode."""
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("auth.jwks_url must be an https:// (or http://) URL")
+        return value
 
     @property
     def has_key(self) -> bool:

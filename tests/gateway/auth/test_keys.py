@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from authkit import KeyPair, b64, claims, ec_pair, sign
 from cryptography.hazmat.primitives import serialization
@@ -161,3 +162,21 @@ def test_ecdsa_and_rsa_fallbacks_are_never_imported() -> None:
         timeout=60,
     )
     assert result.stdout.strip() == "[]"
+
+
+async def test_jwks_url_must_be_http_and_plain_http_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(ValueError, match="https://"):
+        AuthSettings(jwks_url="file:///etc/jwks.json")
+    async with httpx.AsyncClient() as client:
+        _plain_http_warnings(client, caplog)
+
+
+def _plain_http_warnings(client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    build_key_ring(AuthSettings(jwks_url="http://idp.invalid/jwks.json"), client)
+    assert "plain http" in caplog.text
+    caplog.clear()
+    build_key_ring(AuthSettings(jwks_url="http://127.0.0.1:9/jwks.json"), client)
+    build_key_ring(AuthSettings(jwks_url="https://idp.invalid/jwks.json"), client)
+    assert "plain http" not in caplog.text
