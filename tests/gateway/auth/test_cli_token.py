@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -94,3 +97,38 @@ def test_public_key_only_says_tokens_come_from_the_idp(
     assert captured.out == ""
     assert "identity provider" in captured.err
     assert not state_dir.exists()  # no dev secret is made when a key is configured
+
+
+def _captured_serve(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, list[Any]]:
+    # Only the network server is replaced: the app handed to it is the real one.
+    apps: list[Any] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **_: apps.append(app))
+    return main(["serve", "--models", str(MODELS), *args]), apps
+
+
+async def test_serve_no_auth_flag_opens_routes_and_warns(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, apps = _captured_serve(monkeypatch, "--no-auth")
+    assert status == 0
+    assert not await asyncio.to_thread(state_dir.exists)  # no dev secret without auth
+    with caplog.at_level(logging.WARNING, logger="gateway"):
+        async with LifespanManager(apps[0]) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                assert (await client.get("/v2/models/digits")).status_code == 200
+    assert "AUTHENTICATION IS DISABLED" in caplog.text
+
+
+def test_serve_refuses_an_unusable_key(
+    state_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("TENSORGATE_AUTH__SECRET", "too-short")
+    status, apps = _captured_serve(monkeypatch)
+    assert status == 2
+    assert apps == []
+    assert "needs at least 32" in caplog.text
+    assert "too-short" not in caplog.text
