@@ -117,6 +117,12 @@ def _serve(settings: Settings) -> int:
         "tensorgate serving %s on %s (Swagger UI: %s/docs)", settings.model_repository, base, base
     )
     if dev_mode:
+        if settings.host not in ("127.0.0.1", "::1", "localhost"):
+            logger.warning(
+                "dev mode (a generated secret) on %s: configure auth.jwks_url or auth.secret "
+                "before exposing the gateway beyond this machine",
+                settings.host,
+            )
         _print_dev_banner(settings, base)
     uvicorn.run(
         create_app(settings),
