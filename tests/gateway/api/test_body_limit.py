@@ -7,21 +7,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from gateway.api.app import create_app
-from gateway.settings import Settings
+from conftest import make_settings, open_client
 
 LIMIT = 4096
 
 
 @pytest.fixture
 async def capped(repository: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(model_repository=repository, max_request_body_bytes=LIMIT))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
+    async with open_client(make_settings(repository, max_request_body_bytes=LIMIT)) as http:
+        yield http
 
 
 async def test_declared_length_over_the_cap_is_413(capped: httpx.AsyncClient) -> None:

@@ -8,12 +8,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from asgi_lifespan import LifespanManager
 
 from backends.base import Array, Backend, ModelSignature, RuntimeOptions, TensorSpec
 from backends.errors import InferenceError
-from gateway.api.app import create_app
-from gateway.settings import Settings
+from conftest import make_settings, open_client
 
 SECRET_DETAIL = "/opt/internal/path/to/kernel.cc:42 CUDA out of memory"
 
@@ -55,11 +53,8 @@ async def exploding(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     def loader(path: Path, options: RuntimeOptions, name: str) -> Backend:
         return ExplodingBackend(kinds[path.parent.parent.name])
 
-    app = create_app(Settings(model_repository=tmp_path), loader=loader)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
+    async with open_client(make_settings(tmp_path), loader=loader) as http:
+        yield http
 
 
 BODY = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from gateway.api.app import create_app
-from gateway.settings import Settings
+from conftest import make_settings, open_client
 
 
 async def test_server_metadata_and_health(client: httpx.AsyncClient) -> None:
@@ -70,11 +68,8 @@ async def broken_client(repository: Path) -> AsyncIterator[httpx.AsyncClient]:
     (repository / "broken" / "1" / "model.onnx").write_bytes(b"\x08garbage")
     (repository / "misconfigured" / "1").mkdir(parents=True)
     (repository / "misconfigured" / "config.yaml").write_text("instances: zero\n")
-    app = create_app(Settings(model_repository=repository))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
+    async with open_client(make_settings(repository)) as http:
+        yield http
 
 
 async def test_broken_models_are_reported_and_do_not_disturb_others(
@@ -100,19 +95,13 @@ async def test_broken_models_are_reported_and_do_not_disturb_others(
 
 async def test_relaxed_readiness_needs_only_one_ready_model(repository: Path) -> None:
     (repository / "broken" / "1").mkdir(parents=True)
-    settings = Settings(model_repository=repository, readiness_requires_all_models=False)
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            assert (await http.get("/v2/health/ready")).status_code == 200
+    settings = make_settings(repository, readiness_requires_all_models=False)
+    async with open_client(settings) as http:
+        assert (await http.get("/v2/health/ready")).status_code == 200
 
 
 async def test_empty_repository_is_not_ready(tmp_path: Path) -> None:
-    app = create_app(Settings(model_repository=tmp_path))
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            response = await http.get("/v2/health/ready")
+    async with open_client(make_settings(tmp_path)) as http:
+        response = await http.get("/v2/health/ready")
     assert response.status_code == 503
     assert "no models" in response.json()["error"]
