@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 
-.PHONY: serve test lint typecheck unit models openapi bench bench-quick wrk clean
+.PHONY: serve test lint typecheck unit models schemas bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,8 @@ bench: $(DEV_STAMP) wrk
 bench-quick: $(DEV_STAMP) wrk
 	$(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
 
-openapi: $(RUNTIME_STAMP)
-	$(BIN)/tensorgate openapi --output schemas/openapi.json
+schemas: $(RUNTIME_STAMP)
+	$(BIN)/tensorgate config-schema --output schemas/model-config.schema.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

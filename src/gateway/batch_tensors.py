@@ -65,3 +65,25 @@ def cut_to_preferred(sizes: Sequence[int], preferred: Sequence[int], limit: int)
         if rows in preferred:
             best = count
     return best or len(sizes)
+
+
+def split_rows(inputs: Mapping[str, Array], limit: int) -> list[dict[str, Array]]:
+    """Cut an oversized request into consecutive parts of at most ``limit`` rows."""
+    rows = batch_rows(inputs)
+    return [
+        {name: array[start : start + limit] for name, array in inputs.items()}
+        for start in range(0, rows, limit)
+    ]
+
+
+def join_rows(parts: Sequence[Mapping[str, Array]]) -> dict[str, Array]:
+    """Undo ``split_rows`` on the outputs: concatenate batched outputs, keep the rest."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    joined: dict[str, Array] = {}
+    for name, first in parts[0].items():
+        if first.ndim == 0:
+            joined[name] = first
+        else:
+            joined[name] = np.concatenate([part[name] for part in parts], axis=0)
+    return joined

@@ -25,10 +25,12 @@ from gateway.batch_tensors import (
     batch_rows,
     concatenate,
     cut_to_preferred,
+    join_rows,
     shape_key,
     split,
+    split_rows,
 )
-from gateway.errors import DeadlineExceeded, InvalidInput, ModelNotReady, Overloaded
+from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
 from gateway.model_config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -135,6 +137,32 @@ class _DrainRate:
         self.samples += 1
 
 
+def _joined(parts: list[asyncio.Future[dict[str, Array]]]) -> asyncio.Future[dict[str, Array]]:
+    """One future for a split request's parts: their outputs joined in order, the first
+    failure, or cancelled; cancelling it withdraws every part still queued."""
+    gathered = asyncio.gather(*parts)
+    joined: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
+
+    def finish(done: asyncio.Future[list[dict[str, Array]]]) -> None:
+        error = None if done.cancelled() else done.exception()  # retrieved either way
+        if joined.done():
+            return
+        if done.cancelled():
+            joined.cancel()
+        elif error is not None:
+            joined.set_exception(error)
+        else:
+            joined.set_result(join_rows(done.result()))
+
+    def withdraw(outer: asyncio.Future[dict[str, Array]]) -> None:
+        if outer.cancelled():
+            gathered.cancel()
+
+    gathered.add_done_callback(finish)
+    joined.add_done_callback(withdraw)
+    return joined
+
+
 class Batcher:
     """Merges concurrent requests for one model version into batched backend calls."""
 
@@ -185,21 +213,32 @@ class Batcher:
     ) -> asyncio.Future[dict[str, Array]]:
         """Queue one request; its future resolves to that request's outputs.
 
-        Raises at once, before any work: ``Overloaded`` when the queue is full,
-        ``InvalidInput`` when the request alone exceeds ``max_batch_size`` rows,
+        A request with more rows than ``max_batch_size`` is split into parts of at most
+        that many rows, queued one after another, and joined back in order. Raises at
+        once, before any work: ``Overloaded`` when the queue cannot hold the request,
         ``ModelNotReady`` once the batcher is closing. Cancel the future to withdraw.
         """
         self.check_admission()
         rows = batch_rows(inputs)
-        if self._policy.batching and rows > self._policy.max_batch_size:
-            raise InvalidInput(
-                f"the request has {rows} rows on the batch axis; {self._name} accepts at "
-                f"most max_batch_size={self._policy.max_batch_size} rows per request"
-            )
+        limit = self._policy.max_batch_size
+        parts = 1 if not self._policy.batching or rows <= limit else -(-rows // limit)
+        if parts > 1:
+            self.check_admission(parts)
         now = self._clock()
         deadline = math.inf if timeout_s is None else now + timeout_s
+        if parts > 1:
+            futures = [
+                self._enqueue(piece, outputs, deadline, now) for piece in split_rows(inputs, limit)
+            ]
+            return _joined(futures)
+        return self._enqueue(inputs, outputs, deadline, now)
+
+    def _enqueue(
+        self, inputs: Mapping[str, Array], outputs: Sequence[str], deadline: float, now: float
+    ) -> asyncio.Future[dict[str, Array]]:
         future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
         key = shape_key(inputs) if self._policy.batching else None
+        rows = batch_rows(inputs)
         self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future))
         if self._in_flight == 0 and len(self._queue) == 1:
             # Idle: run it now rather than wake the consumer (one loop turn less latency).
@@ -209,14 +248,14 @@ class Batcher:
             self._wakeup.set()
         return future
 
-    def check_admission(self) -> None:
+    def check_admission(self, entries: int = 1) -> None:
         """Raise what ``submit`` would for a full queue or a closing batcher; costs nothing.
 
         Callers check before reading and decoding a body, so that refusing is cheap.
         """
         if self._closing or self._consumer is None:
             raise ModelNotReady(f"{self._name} is not accepting requests")
-        if len(self._queue) >= self._policy.max_queue_size:
+        if len(self._queue) + entries > self._policy.max_queue_size:
             self._observer.rejected()
             retry = self.retry_after_s()
             raise Overloaded(

@@ -1,4 +1,4 @@
-"""The ``tensorgate`` command: ``serve`` (one or several worker processes) and ``openapi``."""
+"""The ``tensorgate`` command: ``serve`` (one or more workers), ``token`` and ``openapi``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from gateway.dev_secret import load_or_create_dev_secret
+from gateway.keyring import static_keys
+from gateway.keys import KeyConfigError
+from gateway.model_config import config_json_schema
+from gateway.scopes import ADMIN, MODELS_INFER, MODELS_READ
 from gateway.settings import Settings
+from gateway.tokens import mint_token, parse_duration, signing_key
 
 logger = logging.getLogger("gateway")
 
@@ -32,12 +38,40 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--workers", type=int, help="worker processes (default: 1)")
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="turn authentication OFF: every route open to anyone (logs a warning)",
+    )
+    token = commands.add_parser("token", help="mint a JWT with the configured signing key")
+    token.add_argument("--sub", default="dev", help="subject: who the token is for (default: dev)")
+    token.add_argument(
+        "--scope",
+        default=f"{MODELS_READ} {MODELS_INFER}",
+        help=f"space-separated scopes (default: '{MODELS_READ} {MODELS_INFER}')",
+    )
+    token.add_argument(
+        "--ttl", type=_duration, default=3600, help="lifetime such as 90s, 15m, 1h, 7d (default 1h)"
+    )
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument(
         "--model-repository", "--models", type=Path, help="model repository (default: models)"
     )
     openapi.add_argument("--output", "-o", type=Path, help="write to a file instead of stdout")
+    config_schema = commands.add_parser(
+        "config-schema", help="print the JSON Schema of a model's config.yaml"
+    )
+    config_schema.add_argument(
+        "--output", "-o", type=Path, help="write to a file instead of stdout"
+    )
     return parser
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -46,7 +80,22 @@ def _settings(args: argparse.Namespace) -> Settings:
         for key in ("model_repository", "host", "port", "log_level", "workers")
         if (value := getattr(args, key, None)) is not None
     }
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    if getattr(args, "no_auth", False):
+        settings = _with_auth(settings, enabled=False)
+    return settings
+
+
+def _with_auth(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"auth": settings.auth.model_copy(update=changes)})
+
+
+def _with_dev_secret(settings: Settings) -> Settings:
+    """Settings with the dev secret filled in when auth is on and no key is configured."""
+    if not settings.auth.enabled or settings.auth.has_key:
+        return settings
+    secret = load_or_create_dev_secret(settings.auth.state_dir)
+    return _with_auth(settings, secret=SecretStr(secret))
 
 
 def _configure_logging(level: str) -> None:
@@ -65,24 +114,41 @@ def _serve(settings: Settings) -> int:
     if not settings.model_repository.is_dir():
         logger.error("model repository %s does not exist", settings.model_repository)
         return 2
+    dev_mode = settings.auth.enabled and not settings.auth.has_key
+    try:
+        settings = _with_dev_secret(settings)
+        if settings.auth.enabled:
+            static_keys(settings.auth)  # fail now, with a clear message, on a bad key
+    except KeyConfigError as exc:
+        logger.error("authentication settings: %s", exc)
+        return 2
     base = f"http://{settings.host}:{settings.port}"
     logger.info(
         "tensorgate serving %s on %s (Swagger UI: %s/docs)", settings.model_repository, base, base
     )
-    if settings.workers == 1:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            lifespan="on",
-        )
-        return 0
-    return _serve_workers(settings)
+    if dev_mode:
+        if settings.host not in ("127.0.0.1", "::1", "localhost"):
+            logger.warning(
+                "dev mode (a generated secret) on %s: configure auth.jwks_url or auth.secret "
+                "before exposing the gateway beyond this machine",
+                settings.host,
+            )
+        _print_dev_banner(settings, base)
+    if settings.workers > 1:
+        return _serve_workers(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+    return 0
 
 
 def _serve_workers(settings: Settings) -> int:
-    """Several processes: settings travel as environment, metrics through a shared dir."""
+    """Several processes: settings (the dev secret included) travel as environment
+    variables, metrics through a shared directory removed on exit."""
     import uvicorn
 
     from gateway.api.worker import ENV_PREFIX, settings_environment
@@ -104,18 +170,63 @@ def _serve_workers(settings: Settings) -> int:
     return 0
 
 
+def _write_json(document: Any, output: Path | None) -> int:
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if output is None:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(text)
+    return 0
+
+
+def _print_dev_banner(settings: Settings, base: str) -> None:
+    auth = settings.auth
+    token = mint_token(
+        signing_key(auth),
+        subject="dev",
+        scopes=[MODELS_READ, MODELS_INFER, ADMIN],
+        ttl_s=auth.dev_token_ttl_s,
+        issuer=auth.issuer,
+        audience=auth.audience,
+    )
+    minutes = auth.dev_token_ttl_s // 60
+    # Written to the terminal, not to the log: tokens never go into log files.
+    sys.stderr.write(
+        f"\nDev mode: tokens are signed with the secret in {auth.state_dir}/dev-secret.\n"
+        f"Open {base}/docs, click Authorize and paste this token (valid {minutes} min):\n\n"
+        f"{token}\n\n"
+        "More tokens: tensorgate token --sub NAME --scope 'models:read models:infer' --ttl 1h\n\n"
+    )
+    sys.stderr.flush()
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        # Minting needs no running server: auth.enabled does not matter here.
+        auth = _with_dev_secret(_with_auth(settings, enabled=True)).auth
+        key = signing_key(auth)
+    except KeyConfigError as exc:
+        sys.stderr.write(f"tensorgate token: {exc}\n")
+        return 2
+    token = mint_token(
+        key,
+        subject=args.sub,
+        scopes=args.scope.split(),
+        ttl_s=args.ttl,
+        issuer=auth.issuer,
+        audience=auth.audience,
+    )
+    sys.stdout.write(token + "\n")
+    return 0
+
+
 def _openapi(settings: Settings, output: Path | None) -> int:
     import asyncio
 
     from gateway.api.openapi_export import export_openapi
 
-    document = asyncio.run(export_openapi(settings))
-    text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    if output is None:
-        sys.stdout.buffer.write(text)
-    else:
-        output.write_bytes(text)
-    return 0
+    return _write_json(asyncio.run(export_openapi(settings)), output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,6 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings.log_level)
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "config-schema":
+        return _write_json(config_json_schema(), args.output)
+    if args.command == "token":
+        return _token(settings, args)
     return _openapi(settings, args.output)
 
 

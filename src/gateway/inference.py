@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from backends.base import Array, ModelSignature
 from backends.errors import InferenceError
 from gateway.codec import decode_inputs, dumps, encode_tensor, parse_json
-from gateway.errors import BackendError, InvalidInput
+from gateway.errors import BackendError, GatewayError, InvalidInput
 from gateway.protocol import InferenceRequest, RequestOutput
 from gateway.registry import ModelRegistry, ModelVersion
 
@@ -151,8 +151,16 @@ class PendingInference:
         model = self._model
         try:
             results = await self.future
+        except GatewayError:
+            raise  # the queue's own answers: 504, 503
         except InferenceError as exc:
             raise _inference_failure(model, exc) from None
+        except Exception:
+            # A backend broke its contract; never let its internals reach the client.
+            logger.exception("backend of %s crashed", model.label)
+            raise BackendError(
+                f"inference failed in model '{model.name}' version {model.version} (internal error)"
+            ) from None
         document: dict[str, Any] = {
             "model_name": model.name,
             "model_version": str(model.version),

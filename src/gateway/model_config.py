@@ -51,7 +51,7 @@ class BatchingConfig(_Section):
     enabled: bool = True
     """Merge concurrent requests into one backend call; false runs one request per call."""
     max_batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
-    """Most rows in one backend call; a request with more rows is rejected with 400."""
+    """Most rows in one backend call; a request with more rows is split into parts."""
     max_queue_delay_ms: Annotated[float, Field(ge=0, le=10_000)] = 2.0
     """Longest a request waits for company while another batch is running. An idle model
     never waits: the first request is dispatched at once."""

@@ -1,4 +1,4 @@
-"""``tensorgate serve --workers 2``: one port, batchers per worker, one merged /metrics."""
+"""``tensorgate serve --workers 2``: one port, one dev secret, one merged /metrics."""
 
 from __future__ import annotations
 
@@ -33,10 +33,11 @@ async def wait_for_workers(stream: asyncio.StreamReader, workers: int) -> None:
 
 
 @pytest.mark.e2e
-async def test_two_workers_serve_and_metrics_merge_both() -> None:
+async def test_two_workers_share_the_dev_secret_and_merge_metrics(tmp_path: Path) -> None:
     port = free_port()
     exe = Path(sys.executable).with_name("tensorgate")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENSORGATE_")}
+    env["TENSORGATE_AUTH__STATE_DIR"] = str(tmp_path / "state")  # dev mode: a fresh secret
     process = await asyncio.create_subprocess_exec(
         str(exe), "serve", "--models", str(ROOT / "models"), "--port", str(port),
         "--workers", "2", "--log-level", "info",
@@ -46,13 +47,20 @@ async def test_two_workers_serve_and_metrics_merge_both() -> None:
     try:
         await asyncio.wait_for(wait_for_workers(process.stderr, 2), STARTUP_GUARD_S)
         drain = asyncio.ensure_future(process.stderr.read())  # keep the pipe from filling
+        minted = await asyncio.create_subprocess_exec(
+            str(exe), "token", stdout=asyncio.subprocess.PIPE, env=env
+        )
+        token = (await minted.communicate())[0].decode().strip()
+        headers = {"Authorization": f"Bearer {token}"}
         body = {
             "inputs": [
                 {"name": "pixels", "shape": [2, 64], "datatype": "FP32", "data": [0.5] * 128}
             ]
         }
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            # New connections each time, so both workers may take requests.
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+            # Concurrent connections, so both workers take requests; each checks the token
+            # with the dev secret the parent created and passed on.
             answers = await asyncio.gather(
                 *[client.post("/v2/models/digits/infer", json=body) for _ in range(12)]
             )

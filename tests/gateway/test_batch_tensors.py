@@ -6,7 +6,15 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.batch_tensors import batch_rows, concatenate, cut_to_preferred, shape_key, split
+from gateway.batch_tensors import (
+    batch_rows,
+    concatenate,
+    cut_to_preferred,
+    join_rows,
+    shape_key,
+    split,
+    split_rows,
+)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=8))
@@ -47,3 +55,13 @@ def test_cut_to_preferred() -> None:
     assert cut_to_preferred([3, 3], [2], 8) == 2  # no whole-request prefix makes 2
     assert cut_to_preferred([4, 4], [2], 8) == 2  # full batches are never cut
     assert cut_to_preferred([1, 3], [4], 8) == 2
+
+
+@given(rows=st.integers(min_value=1, max_value=40), limit=st.integers(min_value=1, max_value=9))
+def test_join_rows_undoes_split_rows(rows: int, limit: int) -> None:
+    inputs = {"x": np.arange(rows * 2, dtype=np.float32).reshape(rows, 2)}
+    parts = split_rows(inputs, limit)
+    assert all(1 <= len(p["x"]) <= limit for p in parts)
+    joined = join_rows([{**p, "scale": np.array(3.0)} for p in parts])
+    np.testing.assert_array_equal(joined["x"], inputs["x"])
+    assert float(joined["scale"]) == 3.0

@@ -16,7 +16,7 @@ from backends.base import Array
 from backends.errors import InferenceError
 from fake_backend import FakeBackend
 from gateway.batching import Batcher, BatchPolicy
-from gateway.errors import DeadlineExceeded, InvalidInput, ModelNotReady, Overloaded
+from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
 
 GUARD_S = 10  # hang guard only; nothing here waits on time
 
@@ -51,8 +51,8 @@ def make(backend: FakeBackend, clock: ManualClock | None = None, **policy: Any) 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    sizes=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=24),
-    limit=st.integers(min_value=6, max_value=16),
+    sizes=st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=24),
+    limit=st.integers(min_value=3, max_value=16),
     instances=st.integers(min_value=1, max_value=3),
 )
 def test_every_caller_gets_its_own_rows_once_and_batches_respect_the_limit(
@@ -60,7 +60,7 @@ def test_every_caller_gets_its_own_rows_once_and_batches_respect_the_limit(
 ) -> None:
     async def scenario() -> None:
         backend = FakeBackend()
-        batcher = make(backend, max_batch_size=limit, instances=instances, max_queue_size=64)
+        batcher = make(backend, max_batch_size=limit, instances=instances, max_queue_size=200)
         requests = [rows(tag, n) for tag, n in enumerate(sizes)]
         futures = [batcher.submit(r, ["y"]) for r in requests]
         results = await asyncio.gather(*futures)
@@ -246,12 +246,46 @@ def test_full_queue_is_refused_at_once_with_an_estimate_from_the_drain_rate() ->
     run(scenario)
 
 
-def test_oversized_requests_and_closed_batchers_are_refused() -> None:
+def test_oversized_requests_are_split_and_joined_in_order() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        batcher = make(backend, max_batch_size=4, max_queue_size=3)
+        request = rows(0, 10)
+        result = await batcher.submit(request, ["y", "total"])
+        np.testing.assert_array_equal(result["y"], request["x"])
+        assert result["total"].shape == (10,)
+        assert backend.batch_sizes == [4, 4, 2]
+        with pytest.raises(Overloaded):  # 4 parts do not fit a queue of 3
+            batcher.submit(rows(1, 13), ["y"])
+        backend.fail_when = [float(rows(2, 6)["x"][5, 0])]  # a row of the second part
+        with pytest.raises(InferenceError):
+            await batcher.submit(rows(2, 6), ["y"])
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_cancelling_a_split_request_withdraws_its_parts() -> None:
+    async def scenario() -> None:
+        backend = FakeBackend()
+        backend.hold = True
+        batcher = make(backend, max_batch_size=2)
+        blocker = batcher.submit(rows(9, 1), ["y"])
+        await backend.started.wait()
+        split = batcher.submit(rows(1, 5), ["y"])
+        split.cancel()
+        backend.release.set()
+        await blocker
+        await batcher.close()
+        assert backend.batch_sizes == [1]
+
+    run(scenario)
+
+
+def test_closed_batchers_refuse_after_draining() -> None:
     async def scenario() -> None:
         backend = FakeBackend()
         batcher = make(backend, max_batch_size=4)
-        with pytest.raises(InvalidInput, match="max_batch_size=4"):
-            batcher.submit(rows(0, 5), ["y"])
         pending = batcher.submit(rows(1, 2), ["y"])
         await batcher.close()  # drains what was queued
         assert pending.result()["y"].shape == (2, 4)

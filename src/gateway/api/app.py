@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.types import Receive, Scope, Send
@@ -16,17 +17,20 @@ from starlette.types import Receive, Scope, Send
 from backends.base import Backend
 from backends.onnxruntime import OnnxRuntimeBackend
 from gateway.api.body_limit import BodyLimitMiddleware
+from gateway.api.dependencies import DOCS_ACCESS
 from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
-from gateway.api.infer_endpoint import InferenceEndpoint, InferGuard
+from gateway.api.infer_endpoint import InferenceEndpoint
 from gateway.api.openapi import build_openapi
 from gateway.api.routes import health, inference, metrics, models
 from gateway.api.state import AppState
+from gateway.auth import Authenticator
 from gateway.batching import Batcher, BatchPolicy, Clock
 from gateway.inference import InferenceService
+from gateway.keyring import KeyRing, build_key_ring
 from gateway.metrics import GatewayMetrics
 from gateway.registry import BackendLoader, ModelRegistry, ModelVersion
-from gateway.settings import Settings
+from gateway.settings import AuthSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +43,9 @@ class Gateway(FastAPI):
     before FastAPI is entered (docs/batching.md); every other request goes through it.
     """
 
-    def __init__(self, *, guard: InferGuard | None, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        endpoint = InferenceEndpoint(self._fastapi, guard=guard)
+        endpoint = InferenceEndpoint(self._fastapi)
         self._front = BodyLimitMiddleware(endpoint, max_bytes=max_body_bytes)
 
     async def _fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,12 +61,10 @@ def create_app(
     loader: BackendLoader = OnnxRuntimeBackend.load,
     *,
     clock: Clock = time.monotonic,
-    guard: InferGuard | None = None,
 ) -> FastAPI:
     """Build the gateway; models load when the lifespan starts, not here.
 
-    ``clock`` times deadlines (tests inject one); ``guard`` checks credentials on the
-    inference hot path.
+    ``clock`` times the queue's deadlines (tests inject one).
     """
     collectors = GatewayMetrics()
 
@@ -86,24 +88,48 @@ def create_app(
                 registry=registry,
                 inference=InferenceService(registry),
                 metrics=collectors,
+                authenticator=await _authenticator(settings.auth, stack),
             )
 
     app = Gateway(
-        guard=guard,
         max_body_bytes=settings.max_request_body_bytes,
         title="tensorgate",
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,
     )
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(inference.router)
     app.include_router(metrics.router)
-    install_docs(app)
+    install_docs(app, dependencies=[DOCS_ACCESS])
     install_exception_handlers(app)
     # Inference requests bypass this middleware; InferenceEndpoint records their own series.
     Instrumentator(registry=collectors.registry, excluded_handlers=["/metrics"]).instrument(app)
     app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+async def _authenticator(auth: AuthSettings, stack: AsyncExitStack) -> Authenticator:
+    if not auth.enabled:
+        logger.warning(
+            "AUTHENTICATION IS DISABLED (auth.enabled=false): every route is open to anyone "
+            "who can reach this server; never run like this outside a trusted machine"
+        )
+        return Authenticator.from_settings(auth, KeyRing([]))
+    client = None
+    if auth.jwks_url is not None:
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=auth.jwks_timeout_s, follow_redirects=False)
+        )
+    keys = build_key_ring(auth, client)
+    if keys.remote is not None:
+        await keys.remote.refresh()
+    if keys.empty:
+        logger.error(
+            "no token verification key is configured (auth.secret, auth.public_key_file, "
+            "auth.jwks_file or auth.jwks_url): every protected route will answer 401"
+        )
+    return Authenticator.from_settings(auth, keys)

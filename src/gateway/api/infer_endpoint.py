@@ -12,20 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.exception_handlers import gateway_error_response
-from gateway.errors import GatewayError, InvalidInput
+from gateway.auth import Authenticator
+from gateway.errors import GatewayError, InvalidInput, Unauthorized
 from gateway.inference import InferenceService, PendingInference
 from gateway.metrics import GatewayMetrics
+from gateway.scopes import Principal
 
 logger = logging.getLogger(__name__)
 
-InferGuard = Callable[[Mapping[str, str], str], None]
-"""Checks a caller may run a model: (lower-case headers, model name); raises
-``Unauthorized``/``Forbidden``. This is where authentication plugs into the hot path."""
+access_log = logging.getLogger("gateway.access")
 
 # Headers the inference path reads; others are not decoded at all.
 _WANTED_HEADERS = frozenset(
@@ -51,9 +50,8 @@ def infer_target(scope: Scope) -> tuple[str, str | None] | None:
 class InferenceEndpoint:
     """ASGI middleware answering the inference routes; everything else goes to ``app``."""
 
-    def __init__(self, app: ASGIApp, guard: InferGuard | None = None) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route inference requests to ``_serve``; pass the rest on."""
@@ -91,17 +89,27 @@ class InferenceEndpoint:
             for key, value in scope["headers"]
             if key in _WANTED_HEADERS
         }
-        self.authorize(headers, name)
+        await authorize(scope, headers.get("authorization"), name)
         service: InferenceService = scope["state"]["inference"]
         service.check_admission(name, version)  # refuse before reading the body
         body = await read_body(receive)
         pending = service.submit_json(name, version, body, headers)
         return await answer_unless_gone(pending, receive)
 
-    def authorize(self, headers: Mapping[str, str], model: str) -> None:
-        """The one place the inference routes check credentials (before reading the body)."""
-        if self.guard is not None:
-            self.guard(headers, model)
+
+async def authorize(scope: Scope, authorization: str | None, model: str) -> Principal:
+    """The caller's principal, allowed to run ``model`` (``models:infer`` or
+    ``models:infer:<model>``); the inference routes' equivalent of ``InferPrincipal``,
+    checked before the body is read."""
+    authenticator: Authenticator = scope["state"]["authenticator"]
+    try:
+        principal = await authenticator.authenticate(authorization)
+    except Unauthorized as exc:
+        access_log.info("POST %s refused: %s", scope["path"], exc.message)
+        raise
+    access_log.info("POST %s sub=%r", scope["path"], principal.subject)
+    principal.require_infer(model)
+    return principal
 
 
 async def read_body(receive: Receive) -> bytes:

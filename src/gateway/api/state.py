@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from gateway.auth import Authenticator
 from gateway.inference import InferenceService
 from gateway.metrics import GatewayMetrics
 from gateway.registry import ModelRegistry
@@ -17,3 +18,4 @@ class AppState(TypedDict):
     registry: ModelRegistry
     inference: InferenceService
     metrics: GatewayMetrics
+    authenticator: Authenticator

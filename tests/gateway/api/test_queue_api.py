@@ -15,10 +15,10 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from backends.base import Backend, RuntimeOptions
+from conftest import bearer, make_settings
 from fake_backend import FakeBackend
 from gateway.api.app import create_app
-from gateway.errors import Unauthorized
-from gateway.settings import Settings
+from gateway.scopes import MODELS_INFER
 
 GUARD_S = 10  # hang guard only
 
@@ -56,16 +56,23 @@ def fakes() -> Fakes:
 
 
 @asynccontextmanager
-async def started(app: FastAPI) -> AsyncIterator[tuple[httpx.AsyncClient, Callable[..., Any]]]:
+async def started(
+    app: FastAPI, authorization: str | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, Callable[..., Any]]]:
+    headers = {"Authorization": authorization or bearer(app.state.settings)}
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers=headers
+        ) as client:
             yield client, manager.app
 
 
 def make_app(tmp_path: Path, fakes: Fakes, config: str, **kwargs: Any) -> FastAPI:
-    settings = Settings(model_repository=repository(tmp_path, config, ("echo", "other")))
-    return create_app(settings, fakes.load, **kwargs)
+    settings = make_settings(repository(tmp_path, config, ("echo", "other")))
+    app = create_app(settings, fakes.load, **kwargs)
+    app.state.settings = settings  # for minting the tests' tokens
+    return app
 
 
 async def test_expired_before_its_batch_starts_is_504_and_never_run(
@@ -139,15 +146,17 @@ async def test_failed_batch_is_500_naming_the_model_and_the_batcher_keeps_servin
         assert ok.json()["outputs"][0]["data"] == [2.0] * 4
 
 
-async def test_rows_beyond_max_batch_size_are_400(tmp_path: Path, fakes: Fakes) -> None:
+async def test_rows_beyond_max_batch_size_are_split(tmp_path: Path, fakes: Fakes) -> None:
     app = make_app(tmp_path, fakes, "batching: {max_batch_size: 2}\n")
     async with started(app) as (client, _):
-        request = {
-            "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": [0.0] * 12}]
-        }
+        data = [float(i) for i in range(20)]
+        request = {"inputs": [{"name": "x", "shape": [5, 4], "datatype": "FP32", "data": data}]}
         response = await client.post("/v2/models/echo/infer", json=request)
-        assert response.status_code == 400
-        assert "max_batch_size=2" in response.json()["error"]
+        assert response.status_code == 200
+        outputs = {out["name"]: out for out in response.json()["outputs"]}
+        assert outputs["y"]["shape"] == [5, 4]
+        assert outputs["y"]["data"] == data
+        assert fakes.backends["echo"].batch_sizes == [2, 2, 1]
 
 
 async def test_a_client_that_disconnects_is_removed_from_the_queue(
@@ -186,7 +195,10 @@ async def test_a_client_that_disconnects_is_removed_from_the_queue(
             "raw_path": b"/v2/models/echo/infer",
             "query_string": b"",
             "root_path": "",
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"authorization", bearer(app.state.settings).encode()),
+            ],
             "client": ("127.0.0.1", 1234),
             "server": ("127.0.0.1", 80),
         }
@@ -202,25 +214,27 @@ async def test_a_client_that_disconnects_is_removed_from_the_queue(
         assert 'tensorgate_inference_requests_total{model="echo",status="499"} 1.0' in metrics
 
 
-async def test_guard_runs_before_the_body_is_read(tmp_path: Path, fakes: Fakes) -> None:
-    seen: list[tuple[str | None, str]] = []
-
-    def guard(headers: Mapping[str, str], model: str) -> None:
-        seen.append((headers.get("authorization"), model))
-        if headers.get("authorization") != "Bearer good":
-            raise Unauthorized("a bearer token is required")
-
-    app = make_app(tmp_path, fakes, "{}", guard=guard)
+async def test_credentials_are_checked_before_the_body_is_read(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    app = make_app(tmp_path, fakes, "{}")
+    settings = app.state.settings
     async with started(app) as (client, _):
-        refused = await client.post("/v2/models/echo/versions/1/infer", json=body())
-        assert refused.status_code == 401
-        assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
-        allowed = await client.post(
-            "/v2/models/echo/infer", json=body(), headers={"Authorization": "Bearer good"}
-        )
+        url = "/v2/models/echo/versions/1/infer"
+        missing = await client.post(url, json=body(), headers={"Authorization": ""})
+        assert missing.status_code == 401
+        assert missing.headers["WWW-Authenticate"].startswith('Bearer realm="tensorgate"')
+        forged = await client.post(url, json=body(), headers={"Authorization": "Bearer a.b.c"})
+        assert forged.status_code == 401
+        other_only = bearer(settings, scopes=(f"{MODELS_INFER}:other",))
+        refused = await client.post(url, json=body(), headers={"Authorization": other_only})
+        assert refused.status_code == 403
+        assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
+        echo_only = bearer(settings, scopes=(f"{MODELS_INFER}:echo",))
+        allowed = await client.post(url, json=body(), headers={"Authorization": echo_only})
         assert allowed.status_code == 200
-        assert seen == [(None, "echo"), ("Bearer good", "echo")]
-        assert fakes.backends["echo"].batch_sizes == [1]
+        assert fakes.backends["echo"].batch_sizes == [1]  # refused requests cost no work
+        assert fakes.backends["other"].batches == []
 
 
 async def test_other_methods_and_paths_still_reach_fastapi(tmp_path: Path, fakes: Fakes) -> None:
@@ -239,9 +253,9 @@ async def test_other_methods_and_paths_still_reach_fastapi(tmp_path: Path, fakes
 
 
 async def test_body_limit_applies_to_the_inference_endpoint(tmp_path: Path, fakes: Fakes) -> None:
-    repo = repository(tmp_path, "{}")
-    app = create_app(Settings(model_repository=repo, max_request_body_bytes=1024), fakes.load)
-    async with started(app) as (client, _):
+    settings = make_settings(repository(tmp_path, "{}"), max_request_body_bytes=1024)
+    app = create_app(settings, fakes.load)
+    async with started(app, bearer(settings)) as (client, _):
         big = body(parameters={"padding": "x" * 2000})
         response = await client.post("/v2/models/echo/infer", json=big)
         assert response.status_code == 413

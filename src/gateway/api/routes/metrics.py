@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from gateway.api.dependencies import MetricsDep
+from gateway.api.dependencies import METRICS_ACCESS, MetricsDep
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[METRICS_ACCESS])
 
 
 @router.get(
