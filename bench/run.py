@@ -1,8 +1,9 @@
 """``make bench``: tensorgate (batching on/off, 1 and 2 workers) against the naive baseline
 and raw ONNX Runtime, on loopback, writing docs/benchmarks.md and docs/benchmarks.png.
 
-Set BENCH_BEARER_TOKEN to send ``Authorization: Bearer <token>`` to tensorgate (the naive
-server takes no auth). ``--quick`` makes every measurement short, for iterating.
+tensorgate runs as users run it: JWT auth on (a random HS256 secret per run, a token
+minted with ``tensorgate token``, sent by wrk and the paced client) and Prometheus
+metrics on. The naive server takes no auth. ``--quick`` makes every measurement short.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -76,24 +78,41 @@ def make_bodies(work: Path) -> dict[tuple[str, str], Path]:
     return bodies
 
 
+def enable_auth() -> dict[str, str]:
+    """A fresh signing secret for the servers; the token goes to BENCH_BEARER_TOKEN."""
+    env = {"TENSORGATE_AUTH__SECRET": secrets.token_urlsafe(48)}
+    exe = Path(sys.executable).with_name("tensorgate")
+    minted = subprocess.run(
+        [str(exe), "token", "--sub", "bench", "--scope", "models:infer", "--ttl", "2h"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+    os.environ["BENCH_BEARER_TOKEN"] = minted.stdout.strip()
+    return env
+
+
 def load_average() -> float:
     """The one-minute load average."""
     return os.getloadavg()[0]
 
 
 @contextlib.contextmanager
-def all_servers(repos: dict[str, Path], work: Path) -> Iterator[dict[str, Server]]:
+def all_servers(
+    repos: dict[str, Path], work: Path, env: dict[str, str]
+) -> Iterator[dict[str, Server]]:
     """Every server of the main matrix, up at once so that runs can alternate between them."""
     with contextlib.ExitStack() as stack:
         servers = {
             "tensorgate": stack.enter_context(
-                running(tensorgate(repos["on"], 1), "/v2/health/ready", work / "on.log")
+                running(tensorgate(repos["on"], 1), "/v2/health/ready", work / "on.log", env)
             ),
             "tensorgate, batching off": stack.enter_context(
-                running(tensorgate(repos["off"], 1), "/v2/health/ready", work / "off.log")
+                running(tensorgate(repos["off"], 1), "/v2/health/ready", work / "off.log", env)
             ),
             "tensorgate, 2 workers": stack.enter_context(
-                running(tensorgate(repos["on"], 2), "/v2/health/ready", work / "on2.log")
+                running(tensorgate(repos["on"], 2), "/v2/health/ready", work / "on2.log", env)
             ),
         }
         for model in MODELS:
@@ -204,10 +223,19 @@ def queue_wait_buckets(server: Server) -> dict[float, float]:
 
 
 def bucket_percentile(cumulative: dict[float, float], q: float) -> float:
-    """Upper edge of the histogram bucket holding the ``q`` quantile."""
+    """The ``q`` quantile of a cumulative histogram, interpolated linearly inside its
+    bucket as Prometheus' ``histogram_quantile`` does."""
     edges = sorted(cumulative)
     total = cumulative[edges[-1]] if edges else 0.0
-    return next((e for e in edges if cumulative[e] >= q * total), math.inf)
+    lower_edge, lower_count = 0.0, 0.0
+    for edge in edges:
+        if cumulative[edge] >= q * total > 0:
+            if math.isinf(edge):
+                return lower_edge
+            share = (q * total - lower_count) / max(cumulative[edge] - lower_count, 1e-9)
+            return lower_edge + (edge - lower_edge) * share
+        lower_edge, lower_count = edge, cumulative[edge]
+    return math.nan
 
 
 def overload(
@@ -244,7 +272,8 @@ def overload(
         "capacity_per_s": capacity,
         "p50_admitted_ms": result.percentile(50),
         "p99_admitted_ms": result.percentile(99),
-        "queue_bound_ms": queue_size / capacity * 1000,
+        # A request admitted last waits for the full queue ahead of it and the batch running.
+        "queue_bound_ms": (queue_size + 64) / max(result.goodput, 1.0) * 1000,
     }
 
 
@@ -285,6 +314,7 @@ def memory(server: Server, body: Path, capacity: float, seconds: float) -> dict[
         "rate_per_s": 0.7 * capacity,
         "achieved_per_s": result.goodput,
         "errors": sum(n for status, n in result.statuses.items() if status != 200),
+        "rejected_503": result.statuses[503],
         "rss_start_mib": start,
         "rss_end_mib": end,
         "growth_pct": (end / start - 1) * 100,
@@ -315,7 +345,7 @@ def main() -> None:
         bodies = make_bodies(work)
         runs = sum(len(connections) * (4 if m in WORKER_MODELS else 3) for m in MODELS)
         progress = Progress(runs + len(MODELS) + 2)
-        with all_servers(repos, work) as servers:
+        with all_servers(repos, work, enable_auth()) as servers:
             results = matrix(servers, bodies, work, seconds, connections, progress)
             by = {(r.server, r.model, r.connections): r for r in results}
             capacity = max(

@@ -86,7 +86,10 @@ class ModelEntry:
 
     def ready_versions(self) -> list[ModelVersion]:
         """Ready versions, highest first."""
-        return sorted((v for v in self.versions.values() if v.ready), key=lambda v: -v.version)
+        ready = [v for v in self.versions.values() if v.ready]
+        if len(ready) > 1:  # the hot path usually has one version: skip the sort
+            ready.sort(key=lambda v: -v.version)
+        return ready
 
 
 class ModelRegistry:
