@@ -52,7 +52,10 @@ def make_repositories(work: Path) -> dict[str, Path]:
         for name in ("mlp", "digits"):
             shutil.copytree(ROOT / "models" / name, repo / name)
         build_wide(repo / "wide" / "1" / "model.onnx")
-        (repo / "wide" / "config.yaml").write_text("execution_providers: [cpu]\n")
+        # As the demo models: one ONNX Runtime thread per call (docs/batching.md).
+        (repo / "wide" / "config.yaml").write_text(
+            "execution_providers: [cpu]\nintra_op_threads: 1\n"
+        )
         if variant == "off":
             for name in MODELS:
                 config_path = repo / name / "config.yaml"

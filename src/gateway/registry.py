@@ -162,6 +162,10 @@ class ModelRegistry:
                 await self.unload_version(entry.name, version)
         self._models.clear()
 
+    def knows(self, name: str) -> bool:
+        """True when a model of that name is in the registry (ready or not)."""
+        return name in self._models
+
     def names(self) -> list[str]:
         """Names of every known model, sorted."""
         return sorted(self._models)

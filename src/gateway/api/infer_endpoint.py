@@ -20,6 +20,7 @@ from gateway.auth import Authenticator
 from gateway.errors import GatewayError, InvalidInput, Unauthorized
 from gateway.inference import InferenceService, PendingInference
 from gateway.metrics import GatewayMetrics
+from gateway.registry import ModelRegistry
 from gateway.scopes import Principal
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,11 @@ class InferenceEndpoint:
                 status = 499  # nginx's "client closed request": nothing was sent
             else:
                 await send_json(send, status, payload)
-        metrics: GatewayMetrics = scope["state"]["metrics"]
-        # Unknown names would grow the label set without bound; they share one label.
-        model = target[0] if status != 404 else "(unknown)"
+        state = scope["state"]
+        metrics: GatewayMetrics = state["metrics"]
+        registry: ModelRegistry = state["registry"]
+        # Names clients make up would grow the label set without bound; they share one.
+        model = target[0] if registry.knows(target[0]) else "(unknown)"
         metrics.record_request(model, status, time.perf_counter() - started)
 
     async def _serve(

@@ -235,6 +235,14 @@ async def test_credentials_are_checked_before_the_body_is_read(
         assert allowed.status_code == 200
         assert fakes.backends["echo"].batch_sizes == [1]  # refused requests cost no work
         assert fakes.backends["other"].batches == []
+        made_up = await client.post(
+            "/v2/models/made-up-1/infer", json=body(), headers={"Authorization": ""}
+        )
+        assert made_up.status_code == 401
+        metrics = (await client.get("/metrics")).text
+        # Names that are not models share one label, so clients cannot grow the series.
+        assert 'tensorgate_inference_requests_total{model="(unknown)",status="401"} 1.0' in metrics
+        assert 'tensorgate_inference_requests_total{model="echo",status="403"} 1.0' in metrics
 
 
 async def test_other_methods_and_paths_still_reach_fastapi(tmp_path: Path, fakes: Fakes) -> None:

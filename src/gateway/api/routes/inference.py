@@ -1,7 +1,9 @@
-"""Open Inference Protocol inference routes.
+"""Open Inference Protocol inference routes, as the OpenAPI document describes them.
 
-They read the raw body and parse it themselves: Triton's client sends no Content-Type,
-and FastAPI's body binding would validate every tensor element through Pydantic.
+The running app answers these paths one layer earlier, in ``gateway.api.infer_endpoint``
+(the hot path, with the same auth rule and error answers); these handlers give FastAPI the
+operations, schemas and security requirements, and serve the same requests if the app is
+mounted without that layer. They read the raw body: Triton's client sends no Content-Type.
 """
 
 from __future__ import annotations
