@@ -113,10 +113,10 @@ def _targets(report: Report) -> list[tuple[str, str, bool]]:
     rows.append(
         (
             "overload: p99 of admitted requests bounded by the queue bound",
-            f"server side: p99 time in queue <= {o['server_p99_queue_wait_ms']:.0f} ms (histogram "
-            f"bucket) vs {o['queue_bound_ms']:.0f} ms to drain a full queue; client side p99 "
-            f"{o['p99_admitted_ms']:.0f} ms",
-            o["server_p99_queue_wait_ms"] <= 2 * o["queue_bound_ms"],
+            f"server side: p99 time in queue {o['server_p99_queue_wait_ms']:.0f} ms vs bound "
+            f"{o['queue_bound_ms']:.0f} ms ((128 queued + 64 running) / goodput); client side "
+            f"p99 {o['p99_admitted_ms']:.0f} ms",
+            o["server_p99_queue_wait_ms"] <= o["queue_bound_ms"],
         )
     )
     one, two = _find(report, ON, "mlp", 64), _find(report, TWO, "mlp", 64)
