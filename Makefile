@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: serve test lint typecheck unit models openapi clean
 
@@ -32,7 +33,12 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-unit: $(DEV_STAMP)
+# The Swagger UI browser test drives Debian's chromium (never a downloaded browser build).
+$(CHROMIUM):
+	apt-get update
+	apt-get install -y --no-install-recommends chromium
+
+unit: $(DEV_STAMP) $(CHROMIUM)
 	$(BIN)/pytest --cov --cov-report=term
 
 test: lint typecheck unit

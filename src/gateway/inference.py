@@ -111,7 +111,7 @@ class InferenceService:
         assert backend is not None  # resolve() returns ready versions only
         outputs = select_outputs(request.outputs, backend.signature)
         inputs = decode_inputs(request.inputs, backend.signature, allow_non_finite=allow_non_finite)
-        results = await self._run(model, inputs, outputs)
+        results = await self.infer_arrays(model, inputs, outputs)
         document: dict[str, Any] = {
             "model_name": model.name,
             "model_version": str(model.version),
@@ -121,9 +121,13 @@ class InferenceService:
             document["id"] = request.id
         return dumps(document)
 
-    async def _run(
+    async def infer_arrays(
         self, model: ModelVersion, inputs: dict[str, Array], outputs: list[str]
     ) -> dict[str, Array]:
+        """Run decoded, signature-checked arrays on a resolved version: the one inference path.
+
+        Protocol and typed routes both end here, so both share batching and error mapping.
+        """
         backend = model.backend
         assert backend is not None
         try:

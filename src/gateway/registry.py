@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 BackendLoader = Callable[[Path, RuntimeOptions, str], Backend]
 """Creates a backend from a model file; blocking, so the registry calls it in a thread."""
 
+RegistryListener = Callable[["ModelVersion"], None]
+"""Told about a version whose state changed (loaded, failed or unloaded); quick, no I/O."""
+
 
 class VersionState(enum.StrEnum):
     """Lifecycle of one model version."""
@@ -70,6 +73,20 @@ class ModelRegistry:
     def __init__(self, loader: BackendLoader) -> None:
         self._loader = loader
         self._models: dict[str, ModelEntry] = {}
+        self._listeners: list[RegistryListener] = []
+
+    def add_listener(self, listener: RegistryListener) -> Callable[[], None]:
+        """Call ``listener`` after every load or unload; returns a function removing it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify(self, model_version: ModelVersion) -> None:
+        # A failing listener (say, the OpenAPI layer) must not break loading or unloading.
+        for listener in list(self._listeners):
+            try:
+                listener(model_version)
+            except Exception:
+                logger.exception("registry listener %r failed", listener)
 
     async def load_repository(self, root: Path) -> None:
         """Load every model version the repository at ``root`` asks for."""
@@ -108,6 +125,7 @@ class ModelRegistry:
         else:
             model_version.backend, model_version.state = backend, VersionState.READY
             logger.info("model %s version %d is ready (%s)", name, version, dict(backend.metadata))
+        self._notify(model_version)
         if previous is not None and previous.backend is not None:
             await previous.backend.close()
         return model_version
@@ -120,10 +138,11 @@ class ModelRegistry:
             raise ModelNotFound(f"unknown version {version} of model '{name}'")
         model_version.state = VersionState.UNLOADING
         backend, model_version.backend = model_version.backend, None
-        if backend is not None:
-            await backend.close()
         if entry is not None and not entry.versions and entry.problem is None:
             del self._models[name]
+        self._notify(model_version)
+        if backend is not None:
+            await backend.close()
 
     async def close(self) -> None:
         """Close every backend, newest models last loaded first."""

@@ -15,6 +15,7 @@ from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
 from gateway.api.openapi import build_openapi
 from gateway.api.routes import health, inference, models
+from gateway.api.routes.typed import TypedRoutes
 from gateway.api.state import AppState
 from gateway.inference import InferenceService
 from gateway.registry import BackendLoader, ModelRegistry
@@ -30,6 +31,8 @@ def create_app(settings: Settings, loader: BackendLoader = OnnxRuntimeBackend.lo
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         async with AsyncExitStack() as stack:
             registry = ModelRegistry(loader)
+            # Registered before close, so closing still removes the typed routes.
+            stack.callback(typed_routes.watch(registry))
             stack.push_async_callback(registry.close)
             await registry.load_repository(settings.model_repository)
             ready = sum(1 for v in registry.versions() if v.ready)
@@ -50,8 +53,9 @@ def create_app(settings: Settings, loader: BackendLoader = OnnxRuntimeBackend.lo
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(inference.router)
+    typed_routes = TypedRoutes(app)
     install_docs(app)
     install_exception_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
-    app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
+    app.openapi = partial(build_openapi, app, typed_routes)  # type: ignore[method-assign]
     return app
