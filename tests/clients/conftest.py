@@ -1,0 +1,62 @@
+"""Fixtures of the client tests: one real server for the session, held-out digits."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pytest
+from live_gateway import (
+    ROOT,
+    STARTUP_TIMEOUT_S,
+    TENSORGATE,
+    Digits,
+    LiveServer,
+    free_port,
+    pump,
+)
+
+import demo_models
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """``tensorgate serve`` on the demo models; stopped (by its PID) after the session."""
+    port = free_port()
+    command = [str(TENSORGATE), "serve", "--models", str(ROOT / "models"), "--port", str(port)]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path_factory.mktemp("server"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=pump, args=(process.stderr, lines), daemon=True)
+    reader.start()
+    log: list[str] = []
+    try:
+        while True:
+            line = lines.get(timeout=STARTUP_TIMEOUT_S)
+            if line is None:
+                pytest.fail("tensorgate serve exited during startup:\n" + "".join(log))
+            log.append(line)
+            if "Application startup complete" in line:
+                break
+        yield LiveServer(base_url=f"http://127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        reader.join(timeout=30)
+        process.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def digits() -> Digits:
+    """Ten rows of the demo classifier's test split (it was never fit on them)."""
+    _, x_test, _, y_test = demo_models.digits_split()
+    return Digits(x_test[:10].tolist(), y_test[:10].tolist())
