@@ -188,3 +188,32 @@ async def test_the_document_follows_models_loaded_and_unloaded_at_run_time(
     )
     assert gone.status_code == 404
     assert unloaded["paths"].keys() == before["paths"].keys()
+
+
+async def test_clashing_names_and_changed_signatures_get_distinct_schemas(
+    gateway: Gateway,
+) -> None:
+    """``my-model`` and ``my_model`` both read MyModel; versions with the same signature
+    share models, named after the highest of them; the highest ready version's are plain."""
+    registry = gateway.state["registry"]
+    mlp, digits = MODELS / "mlp" / "1" / "model.onnx", MODELS / "digits" / "1" / "model.onnx"
+    await registry.load_version("my-model", 1, mlp, ModelConfig())
+    await registry.load_version("my_model", 1, mlp, ModelConfig())
+    await registry.load_version("my_model", 2, mlp, ModelConfig())
+    await registry.load_version("my_model", 3, digits, ModelConfig())
+    document = (await gateway.http.get("/openapi.json")).json()
+
+    def request_schema(path: str) -> str:
+        operation = document["paths"][path]["post"]
+        ref: str = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return f"{operation['operationId']} {ref.rsplit('/', 1)[1]}"
+
+    assert request_schema("/models/my-model/predict") == "predict_my_model MyModelPredictRequest"
+    assert request_schema("/models/my_model/predict") == "predict_my_model2 MyModel2PredictRequest"
+    assert [
+        request_schema(f"/models/my_model/versions/{version}/predict") for version in (1, 2, 3)
+    ] == [
+        "predict_my_model2_v1 MyModel2V2PredictRequest",
+        "predict_my_model2_v2 MyModel2V2PredictRequest",
+        "predict_my_model2_v3 MyModel2PredictRequest",
+    ]

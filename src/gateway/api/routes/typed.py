@@ -21,7 +21,7 @@ from gateway.api.dependencies import InferenceDep, RegistryDep
 from gateway.api.responses import INFER_ROUTE
 from gateway.codec import format_shape
 from gateway.datatypes import from_numpy
-from gateway.registry import ModelRegistry, ModelVersion
+from gateway.registry import ModelRegistry
 from gateway.typed_inference import predict
 from gateway.typed_schemas import TypedSchema, build_typed_schema, class_prefix
 
@@ -124,47 +124,50 @@ class TypedRoutes:
         operations: set[str] = set()
         plans: list[_Plan] = []
 
-        def schema_for(prefix: str, name: str, model: ModelVersion) -> TypedSchema:
-            assert model.backend is not None
-            key = (prefix, name, model.backend.signature)
+        def schema_for(prefix: str, name: str, signature: ModelSignature) -> TypedSchema:
+            key = (prefix, name, signature)
             found = schemas.get(key) or self._schemas.get(key)
-            schemas[key] = found or build_typed_schema(prefix, name, model.backend.signature)
+            schemas[key] = found or build_typed_schema(prefix, name, signature)
             return schemas[key]
 
         for name in registry.names():
-            ready = registry.entry(name).ready_versions()
+            ready = [
+                (v.version, v.backend.signature)
+                for v in registry.entry(name).ready_versions()
+                if v.backend
+            ]
             if not ready:
                 continue
-            prefix = _unique(class_prefix(name), prefixes)
             operation = _unique(f"predict_{_snake(name)}", operations)
-            latest = ready[0]
-            assert latest.backend is not None
-            signature = latest.backend.signature
+            base = _unique(class_prefix(name), prefixes)
+            # Versions sharing a signature share models, named after the highest of them.
+            by_signature: dict[ModelSignature, TypedSchema] = {}
+            for version, signature in ready:
+                if signature not in by_signature:
+                    prefix = _unique(f"{base}V{version}", prefixes) if by_signature else base
+                    by_signature[signature] = schema_for(prefix, name, signature)
+            latest, signature = ready[0]
             plans.append(
                 _Plan(
                     f"/models/{name}/predict",
                     operation,
                     name,
                     None,
-                    schema_for(prefix, name, latest),
-                    _description(
-                        name, f"its highest ready version, now {latest.version}", signature
-                    ),
+                    by_signature[signature],
+                    _description(name, f"its highest ready version, now {latest}", signature),
                 )
             )
-            for model in sorted(ready, key=lambda v: v.version):
-                assert model.backend is not None
-                same = model.backend.signature == signature
-                plans.append(
-                    _Plan(
-                        f"/models/{name}/versions/{model.version}/predict",
-                        _unique(f"{operation}_v{model.version}", operations),
-                        name,
-                        str(model.version),
-                        schema_for(prefix if same else f"{prefix}V{model.version}", name, model),
-                        _description(name, f"version {model.version}", model.backend.signature),
-                    )
+            plans.extend(
+                _Plan(
+                    f"/models/{name}/versions/{version}/predict",
+                    _unique(f"{operation}_v{version}", operations),
+                    name,
+                    str(version),
+                    by_signature[signature],
+                    _description(name, f"version {version}", signature),
                 )
+                for version, signature in sorted(ready, key=lambda pair: pair[0])
+            )
         self._schemas = schemas
         return plans
 
