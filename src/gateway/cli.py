@@ -1,4 +1,4 @@
-"""The ``tensorgate`` command: ``serve`` and ``openapi``."""
+"""The ``tensorgate`` command: ``serve``, ``token`` and ``openapi``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from gateway.dev_secret import load_or_create_dev_secret
+from gateway.keyring import static_keys
+from gateway.keys import KeyConfigError
+from gateway.scopes import ADMIN, MODELS_INFER, MODELS_READ
 from gateway.settings import Settings
+from gateway.tokens import mint_token, parse_duration, signing_key
 
 logger = logging.getLogger("gateway")
 
@@ -29,6 +34,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="turn authentication OFF: every route open to anyone (logs a warning)",
+    )
+    token = commands.add_parser("token", help="mint a JWT with the configured signing key")
+    token.add_argument("--sub", default="dev", help="subject: who the token is for (default: dev)")
+    token.add_argument(
+        "--scope",
+        default=f"{MODELS_READ} {MODELS_INFER}",
+        help=f"space-separated scopes (default: '{MODELS_READ} {MODELS_INFER}')",
+    )
+    token.add_argument(
+        "--ttl", type=_duration, default=3600, help="lifetime such as 90s, 15m, 1h, 7d (default 1h)"
+    )
     openapi = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument(
         "--model-repository", "--models", type=Path, help="model repository (default: models)"
@@ -37,13 +57,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         key: value
         for key in ("model_repository", "host", "port", "log_level")
         if (value := getattr(args, key, None)) is not None
     }
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    if getattr(args, "no_auth", False):
+        settings = _with_auth(settings, enabled=False)
+    return settings
+
+
+def _with_auth(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"auth": settings.auth.model_copy(update=changes)})
+
+
+def _with_dev_secret(settings: Settings) -> Settings:
+    """Settings with the dev secret filled in when auth is on and no key is configured."""
+    if not settings.auth.enabled or settings.auth.has_key:
+        return settings
+    secret = load_or_create_dev_secret(settings.auth.state_dir)
+    return _with_auth(settings, secret=SecretStr(secret))
 
 
 def _configure_logging(level: str) -> None:
@@ -62,10 +104,20 @@ def _serve(settings: Settings) -> int:
     if not settings.model_repository.is_dir():
         logger.error("model repository %s does not exist", settings.model_repository)
         return 2
+    dev_mode = settings.auth.enabled and not settings.auth.has_key
+    try:
+        settings = _with_dev_secret(settings)
+        if settings.auth.enabled:
+            static_keys(settings.auth)  # fail now, with a clear message, on a bad key
+    except KeyConfigError as exc:
+        logger.error("authentication settings: %s", exc)
+        return 2
     base = f"http://{settings.host}:{settings.port}"
     logger.info(
         "tensorgate serving %s on %s (Swagger UI: %s/docs)", settings.model_repository, base, base
     )
+    if dev_mode:
+        _print_dev_banner(settings, base)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -73,6 +125,47 @@ def _serve(settings: Settings) -> int:
         log_level=settings.log_level,
         lifespan="on",
     )
+    return 0
+
+
+def _print_dev_banner(settings: Settings, base: str) -> None:
+    auth = settings.auth
+    token = mint_token(
+        signing_key(auth),
+        subject="dev",
+        scopes=[MODELS_READ, MODELS_INFER, ADMIN],
+        ttl_s=auth.dev_token_ttl_s,
+        issuer=auth.issuer,
+        audience=auth.audience,
+    )
+    minutes = auth.dev_token_ttl_s // 60
+    # Written to the terminal, not to the log: tokens never go into log files.
+    sys.stderr.write(
+        f"\nDev mode: tokens are signed with the secret in {auth.state_dir}/dev-secret.\n"
+        f"Open {base}/docs, click Authorize and paste this token (valid {minutes} min):\n\n"
+        f"{token}\n\n"
+        "More tokens: tensorgate token --sub NAME --scope 'models:read models:infer' --ttl 1h\n\n"
+    )
+    sys.stderr.flush()
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        # Minting needs no running server: auth.enabled does not matter here.
+        auth = _with_dev_secret(_with_auth(settings, enabled=True)).auth
+        key = signing_key(auth)
+    except KeyConfigError as exc:
+        sys.stderr.write(f"tensorgate token: {exc}\n")
+        return 2
+    token = mint_token(
+        key,
+        subject=args.sub,
+        scopes=args.scope.split(),
+        ttl_s=args.ttl,
+        issuer=auth.issuer,
+        audience=auth.audience,
+    )
+    sys.stdout.write(token + "\n")
     return 0
 
 
@@ -101,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings.log_level)
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "token":
+        return _token(settings, args)
     return _openapi(settings, args.output)
 
 

@@ -53,15 +53,23 @@ class DeadlineExceeded(GatewayError):
 
 
 class Unauthorized(GatewayError):
-    """Credentials are missing or invalid; ``challenge`` describes why for the client."""
+    """Credentials are missing or invalid.
 
-    def __init__(self, message: str, *, challenge: str = "invalid_token") -> None:
+    ``challenge`` is the RFC 6750 error code (``invalid_token``, ``invalid_request``), or
+    None when the request carried no credentials at all (RFC 6750 section 3.1).
+    """
+
+    def __init__(self, message: str, *, challenge: str | None = "invalid_token") -> None:
         super().__init__(message)
         self.challenge = challenge
 
 
 class Forbidden(GatewayError):
-    """Credentials are valid but lack the scope the route needs."""
+    """Credentials are valid but lack ``scope``, the scope(s) the route needs."""
+
+    def __init__(self, message: str, *, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
 
 
 class BackendError(GatewayError):

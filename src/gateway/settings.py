@@ -5,10 +5,86 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+
+HmacAlgorithm = Literal["HS256", "HS384", "HS512"]
+PublicKeyAlgorithm = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
+
+
+class AuthSettings(BaseModel):
+    """JWT authentication; docs/authentication.md explains dev mode and production."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    enabled: bool = True
+    """Check a JWT on every protected route; false opens everything (a warning on each start)."""
+    secret: SecretStr | None = None
+    """Shared HMAC secret (at least as many bytes as the hash: 32 for HS256)."""
+    secret_algorithms: Annotated[tuple[HmacAlgorithm, ...], Field(min_length=1)] = ("HS256",)
+    """Algorithms accepted with ``secret``; the first one signs ``tensorgate token``."""
+    public_key_file: Path | None = None
+    """PEM file with an RSA or EC public key (or certificate) that verifies tokens."""
+    private_key_file: Path | None = None
+    """PEM file with an RSA or EC private key: ``tensorgate token`` signs with it, and its
+    public half verifies tokens when no other key is configured."""
+    public_key_algorithms: Annotated[tuple[PublicKeyAlgorithm, ...], Field(min_length=1)] = (
+        "RS256",
+        "ES256",
+    )
+    """Algorithms accepted with the PEM key; the key's type must fit one of them."""
+    jwks_file: Path | None = None
+    """Local JSON Web Key Set file with the identity provider's public keys."""
+    jwks_url: str | None = None
+    """URL of the identity provider's JSON Web Key Set, fetched with HTTP GET and cached."""
+    jwks_algorithms: Annotated[tuple[PublicKeyAlgorithm, ...], Field(min_length=1)] = (
+        "RS256",
+        "ES256",
+    )
+    """Algorithms accepted with JWKS keys; keys whose ``alg`` is not listed are ignored."""
+    jwks_refresh_min_interval_s: Annotated[float, Field(ge=0)] = 60.0
+    """Least time between two JWKS fetches; an unknown ``kid`` refetches at most this often."""
+    jwks_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    """Time limit of one JWKS fetch."""
+    issuer: str | None = None
+    """Required ``iss`` claim; set it in production (tokens without it are refused)."""
+    audience: str | None = None
+    """Required ``aud`` claim (one of its values); set it in production."""
+    leeway_s: Annotated[float, Field(ge=0, le=300)] = 30.0
+    """Clock skew tolerated when checking ``exp``, ``nbf`` and ``iat``."""
+    max_token_bytes: Annotated[int, Field(ge=256, le=65536)] = 8192
+    """Longest bearer token read; longer ones are refused before any decoding."""
+    protect_docs: bool = False
+    """Require a valid token for ``/docs`` and ``/openapi.json`` (public by default)."""
+    protect_metrics: bool = False
+    """Require a token with the ``metrics:read`` scope for ``/metrics`` (public by default)."""
+    state_dir: Path = Path(".tensorgate")
+    """Local state directory: ``serve`` keeps the generated dev secret here (mode 0600)."""
+    dev_token_ttl_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
+    """Lifetime of the ready-to-paste token ``serve`` prints in dev mode."""
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("auth.jwks_url must be an https:// (or http://) URL")
+        return value
+
+    @property
+    def has_key(self) -> bool:
+        """Whether any verification key is configured."""
+        return any(
+            value is not None
+            for value in (
+                self.secret,
+                self.public_key_file,
+                self.private_key_file,
+                self.jwks_file,
+                self.jwks_url,
+            )
+        )
 
 
 class Settings(BaseSettings):
@@ -33,3 +109,5 @@ class Settings(BaseSettings):
     """Largest request body accepted; larger ones get 413 before (or while) being read."""
     readiness_requires_all_models: bool = True
     """Server readiness needs every model in the repository ready; false: any one ready."""
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    """JWT authentication (``TENSORGATE_AUTH__*``)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import secrets
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -23,12 +25,24 @@ import demo_models
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``tensorgate serve`` on the demo models; stopped (by its PID) after the session."""
+    """``tensorgate serve`` on the demo models with a secret made here; a token minted with
+    ``tensorgate token`` for ``models:infer:digits``; stopped (by its PID) after the session."""
     port = free_port()
+    workdir = tmp_path_factory.mktemp("server")
+    env = {**os.environ, "TENSORGATE_AUTH__SECRET": secrets.token_urlsafe(48)}
+    token = subprocess.run(
+        [str(TENSORGATE), "token", "--sub", "client-tests", "--scope", "models:infer:digits"],
+        cwd=workdir,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     command = [str(TENSORGATE), "serve", "--models", str(ROOT / "models"), "--port", str(port)]
     process = subprocess.Popen(
         command,
-        cwd=tmp_path_factory.mktemp("server"),
+        cwd=workdir,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -47,7 +61,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             log.append(line)
             if "Application startup complete" in line:
                 break
-        yield LiveServer(base_url=f"http://127.0.0.1:{port}")
+        yield LiveServer(base_url=f"http://127.0.0.1:{port}", token=token)
     finally:
         process.terminate()
         process.wait(timeout=30)

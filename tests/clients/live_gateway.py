@@ -16,9 +16,10 @@ STARTUP_TIMEOUT_S = 60.0  # a hang guard only: we wait for uvicorn's own startup
 
 @dataclass(frozen=True)
 class LiveServer:
-    """Where the server listens."""
+    """Where the server listens, and a token it accepts for inference on ``digits``."""
 
     base_url: str
+    token: str
 
 
 @dataclass(frozen=True)

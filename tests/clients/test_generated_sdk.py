@@ -71,7 +71,9 @@ def test_typed_method_takes_the_generated_model_and_returns_labels(
     predict_digits = importlib.import_module(f"{PACKAGE}.api.digits.predict_digits")
     models = importlib.import_module(f"{PACKAGE}.models")
     body = models.DigitsPredictRequest(inputs=models.DigitsInputs(pixels=digits.pixels))
-    with sdk.Client(base_url=live_server.base_url, raise_on_unexpected_status=True) as client:
+    with sdk.AuthenticatedClient(
+        base_url=live_server.base_url, token=live_server.token, raise_on_unexpected_status=True
+    ) as client:
         result = predict_digits.sync(client=client, body=body)
     assert isinstance(result, models.DigitsPredictResponse)
     assert result.model_name == "digits"
@@ -85,8 +87,21 @@ def test_typed_method_returns_the_error_model_for_bad_input(
     predict_digits = importlib.import_module(f"{PACKAGE}.api.digits.predict_digits")
     models = importlib.import_module(f"{PACKAGE}.models")
     body = models.DigitsPredictRequest(inputs=models.DigitsInputs(pixels=[[0.0] * 63]))
-    with sdk.Client(base_url=live_server.base_url) as client:
+    with sdk.AuthenticatedClient(base_url=live_server.base_url, token=live_server.token) as client:
         response = predict_digits.sync_detailed(client=client, body=body)
     assert response.status_code == 400
     assert isinstance(response.parsed, models.ErrorResponse)
     assert "the model expects 64" in response.parsed.error
+
+
+def test_without_a_token_the_typed_method_gets_a_401_error_model(
+    sdk: ModuleType, live_server: LiveServer, digits: Digits
+) -> None:
+    predict_digits = importlib.import_module(f"{PACKAGE}.api.digits.predict_digits")
+    models = importlib.import_module(f"{PACKAGE}.models")
+    body = models.DigitsPredictRequest(inputs=models.DigitsInputs(pixels=digits.pixels))
+    with sdk.Client(base_url=live_server.base_url) as client:
+        response = predict_digits.sync_detailed(client=client, body=body)
+    assert response.status_code == 401
+    assert isinstance(response.parsed, models.ErrorResponse)
+    assert "bearer token" in response.parsed.error

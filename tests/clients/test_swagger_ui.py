@@ -1,4 +1,4 @@
-"""Swagger UI in headless Chromium: open /docs, try the digits route, see a 200 and the label."""
+"""Swagger UI in headless Chromium: open /docs, authorise, try the digits route, see the label."""
 
 from __future__ import annotations
 
@@ -70,6 +70,14 @@ def test_try_it_out_on_the_digits_route(
     page: Page, live_server: LiveServer, digits: Digits, tmp_path: Path
 ) -> None:
     page.goto(f"{live_server.base_url}/docs")
+    # Authorise first: the typed route needs models:infer or models:infer:digits.
+    page.locator(".auth-wrapper button.authorize").click()
+    dialog = page.locator(".modal-ux")
+    dialog.locator("input").first.fill(live_server.token)
+    dialog.locator(".auth-btn-wrapper button.authorize").click()
+    dialog.locator(".auth-btn-wrapper button.btn-done").click()
+    dialog.wait_for(state="detached")
+
     operation = page.locator("#operations-digits-predict_digits")
     operation.locator(".opblock-summary").click()
     try_it_out = operation.get_by_role("button", name="Try it out")

@@ -7,19 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
+import httpx
 from fastapi import FastAPI
 
 from backends.onnxruntime import OnnxRuntimeBackend
 from gateway.api.body_limit import BodyLimitMiddleware
+from gateway.api.dependencies import DOCS_ACCESS
 from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
 from gateway.api.openapi import build_openapi
 from gateway.api.routes import health, inference, models
 from gateway.api.routes.typed import TypedRoutes
 from gateway.api.state import AppState
+from gateway.auth import Authenticator
 from gateway.inference import InferenceService
+from gateway.keyring import KeyRing, build_key_ring
 from gateway.registry import BackendLoader, ModelRegistry
-from gateway.settings import Settings
+from gateway.settings import AuthSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,10 @@ def create_app(settings: Settings, loader: BackendLoader = OnnxRuntimeBackend.lo
                 "serving %d ready model version(s) from %s", ready, settings.model_repository
             )
             yield AppState(
-                settings=settings, registry=registry, inference=InferenceService(registry)
+                settings=settings,
+                registry=registry,
+                inference=InferenceService(registry),
+                authenticator=await _authenticator(settings.auth, stack),
             )
 
     app = FastAPI(
@@ -49,13 +56,37 @@ def create_app(settings: Settings, loader: BackendLoader = OnnxRuntimeBackend.lo
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,
     )
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(inference.router)
     typed_routes = TypedRoutes(app)
-    install_docs(app)
+    install_docs(app, dependencies=[DOCS_ACCESS])
     install_exception_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.openapi = partial(build_openapi, app, typed_routes)  # type: ignore[method-assign]
     return app
+
+
+async def _authenticator(auth: AuthSettings, stack: AsyncExitStack) -> Authenticator:
+    if not auth.enabled:
+        logger.warning(
+            "AUTHENTICATION IS DISABLED (auth.enabled=false): every route is open to anyone "
+            "who can reach this server; never run like this outside a trusted machine"
+        )
+        return Authenticator.from_settings(auth, KeyRing([]))
+    client = None
+    if auth.jwks_url is not None:
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=auth.jwks_timeout_s, follow_redirects=False)
+        )
+    keys = build_key_ring(auth, client)
+    if keys.remote is not None:
+        await keys.remote.refresh()
+    if keys.empty:
+        logger.error(
+            "no token verification key is configured (auth.secret, auth.public_key_file, "
+            "auth.jwks_file or auth.jwks_url): every protected route will answer 401"
+        )
+    return Authenticator.from_settings(auth, keys)

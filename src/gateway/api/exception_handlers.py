@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.auth import bearer_challenge
 from gateway.errors import (
     BackendError,
     DeadlineExceeded,
@@ -62,8 +63,8 @@ async def _gateway_error(_: Request, exc: Exception) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, Overloaded):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-    if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = f'Bearer error="{exc.challenge}"'
+    if isinstance(exc, Unauthorized | Forbidden):
+        headers["WWW-Authenticate"] = bearer_challenge(exc)
     return error_response(status_for(exc), exc.message, headers or None)
 
 

@@ -18,6 +18,17 @@ NOT_FOUND: Responses = {404: _error("No model or version of that name")}
 NOT_READY: Responses = {503: _error("The model, version or server is not ready")}
 TOO_LARGE: Responses = {413: _error("The request body is over the configured limit")}
 FAILED: Responses = {500: _error("Inference failed inside the runtime")}
+AUTH: Responses = {
+    401: _error("No valid bearer token; WWW-Authenticate says what was wrong"),
+    403: _error("The token lacks the scope this route needs"),
+}
 
-MODEL_ROUTE: Responses = {**NOT_FOUND, **NOT_READY}
-INFER_ROUTE: Responses = {**BAD_REQUEST, **NOT_FOUND, **TOO_LARGE, **FAILED, **NOT_READY}
+MODEL_ROUTE: Responses = {**AUTH, **NOT_FOUND, **NOT_READY}
+INFER_ROUTE: Responses = {
+    **BAD_REQUEST,
+    **AUTH,
+    **NOT_FOUND,
+    **TOO_LARGE,
+    **FAILED,
+    **NOT_READY,
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from gateway.auth import Authenticator
 from gateway.inference import InferenceService
 from gateway.registry import ModelRegistry
 from gateway.settings import Settings
@@ -15,3 +16,4 @@ class AppState(TypedDict):
     settings: Settings
     registry: ModelRegistry
     inference: InferenceService
+    authenticator: Authenticator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ import demo_models
 from gateway.api.app import create_app
 from gateway.api.state import AppState
 from gateway.model_config import ModelConfig
-from gateway.settings import Settings
+from gateway.settings import AuthSettings, Settings
+from gateway.tokens import mint_token, signing_key
 
 ROOT = Path(__file__).resolve().parents[3]
 MODELS = ROOT / "models"
@@ -37,12 +39,19 @@ class Gateway:
 
     http: httpx.AsyncClient
     state: AppState
+    auth: AuthSettings
+
+
+def _token(auth: AuthSettings, *scopes: str) -> str:
+    return mint_token(signing_key(auth), subject="typed-test", scopes=scopes, ttl_s=600)
 
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
-    """The demo repository served in-process, lifespan running."""
-    app = create_app(Settings(model_repository=MODELS))
+    """The demo repository served in-process, lifespan running; requests carry a token
+    with ``models:infer``."""
+    auth = AuthSettings(secret=secrets.token_urlsafe(48))
+    app = create_app(Settings(model_repository=MODELS, auth=auth))
 
     async with app.router.lifespan_context(app) as state:
         assert state is not None
@@ -53,8 +62,11 @@ async def gateway() -> AsyncIterator[Gateway]:
             await app(scope, receive, send)
 
         transport = httpx.ASGITransport(app=with_state)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield Gateway(http, state)
+        headers = {"Authorization": f"Bearer {_token(auth, 'models:infer')}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers=headers
+        ) as http:
+            yield Gateway(http, state, auth)
 
 
 def _protocol_body(pixels: list[list[float]]) -> dict[str, Any]:
@@ -217,3 +229,44 @@ async def test_clashing_names_and_changed_signatures_get_distinct_schemas(
         "predict_my_model2_v2 MyModel2V2PredictRequest",
         "predict_my_model2_v3 MyModel2PredictRequest",
     ]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "status"),
+    [
+        (("models:infer:digits",), 200),
+        (("models:infer",), 200),
+        (("models:infer:mlp",), 403),
+        (("models:read",), 403),
+        ((), 403),
+    ],
+)
+async def test_typed_routes_need_the_infer_scope_for_their_model(
+    gateway: Gateway, scopes: tuple[str, ...], status: int
+) -> None:
+    headers = {"Authorization": f"Bearer {_token(gateway.auth, *scopes)}"}
+    for path in ("/models/digits/predict", "/models/digits/versions/1/predict"):
+        response = await gateway.http.post(
+            path, json={"inputs": {"pixels": [SEVEN]}}, headers=headers
+        )
+        assert response.status_code == status, response.text
+        if status == 403:
+            assert "models:infer:digits" in response.json()["error"]
+
+
+async def test_typed_routes_refuse_a_missing_token_before_reading_the_body(
+    gateway: Gateway,
+) -> None:
+    response = await gateway.http.post(
+        "/models/digits/predict", content=b"not json", headers={"Authorization": ""}
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert set(response.json()) == {"error"}
+
+
+async def test_the_document_declares_the_per_model_scope(gateway: Gateway) -> None:
+    document = (await gateway.http.get("/openapi.json")).json()
+    security = document["paths"]["/models/digits/predict"]["post"]["security"]
+    assert {"bearerAuth": ["models:infer"]} in security
+    assert {"bearerAuth": ["models:infer:digits"]} in security

@@ -10,19 +10,20 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from gateway.api.dependencies import InferenceDep
+from gateway.api.dependencies import INFER_SECURITY, REQUIRE_INFER, InferenceDep
 from gateway.api.responses import INFER_ROUTE
 from gateway.protocol import InferenceResponse
 
-router = APIRouter(tags=["inference"])
+router = APIRouter(tags=["inference"], dependencies=[REQUIRE_INFER])
 
-INFER_BODY: dict[str, Any] = {
+INFER_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}
         },
-    }
+    },
+    **INFER_SECURITY,
 }
 
 
@@ -39,7 +40,7 @@ async def _infer(
     operation_id="model_infer",
     response_model=InferenceResponse,
     responses=INFER_ROUTE,
-    openapi_extra=INFER_BODY,
+    openapi_extra=INFER_OPENAPI,
 )
 async def model_infer(model_name: str, request: Request, service: InferenceDep) -> Response:
     """Run inference on the highest ready version of a model."""
@@ -51,7 +52,7 @@ async def model_infer(model_name: str, request: Request, service: InferenceDep) 
     operation_id="model_version_infer",
     response_model=InferenceResponse,
     responses=INFER_ROUTE,
-    openapi_extra=INFER_BODY,
+    openapi_extra=INFER_OPENAPI,
 )
 async def model_version_infer(
     model_name: str, model_version: str, request: Request, service: InferenceDep

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backends.base import TensorSpec
-from gateway.api.dependencies import RegistryDep
-from gateway.api.responses import MODEL_ROUTE
+from gateway.api.dependencies import REQUIRE_READ, RegistryDep
+from gateway.api.responses import AUTH, MODEL_ROUTE
 from gateway.datatypes import from_numpy
 from gateway.errors import ModelNotReady
 from gateway.protocol import (
@@ -17,7 +17,7 @@ from gateway.protocol import (
 )
 from gateway.registry import ModelRegistry
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], dependencies=[REQUIRE_READ])
 
 
 def _tensor(spec: TensorSpec) -> TensorMetadata:
@@ -89,7 +89,12 @@ async def model_version_ready(
     return _ready(registry, model_name, model_version)
 
 
-@router.post("/v2/repository/index", operation_id="repository_index", tags=["repository"])
+@router.post(
+    "/v2/repository/index",
+    operation_id="repository_index",
+    tags=["repository"],
+    responses=AUTH,
+)
 async def repository_index(registry: RegistryDep) -> list[RepositoryIndexEntry]:
     """Every model version with its state and, when it cannot serve, the reason."""
     entries = [

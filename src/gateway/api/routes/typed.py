@@ -17,7 +17,12 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.api.dependencies import InferenceDep, RegistryDep
+from gateway.api.dependencies import (
+    InferenceDep,
+    RegistryDep,
+    infer_security,
+    require_infer_on,
+)
 from gateway.api.responses import INFER_ROUTE
 from gateway.codec import format_shape
 from gateway.datatypes import from_numpy
@@ -172,7 +177,7 @@ class TypedRoutes:
         return plans
 
     def _add(self, plan: _Plan) -> None:
-        body: dict[str, Any] = {
+        extra: dict[str, Any] = {
             "requestBody": {
                 "required": True,
                 "content": {
@@ -180,7 +185,8 @@ class TypedRoutes:
                         "schema": {"$ref": f"#/components/schemas/{plan.schema.request.__name__}"}
                     }
                 },
-            }
+            },
+            **infer_security(plan.model),
         }
         which = "its highest ready version" if plan.version is None else f"version {plan.version}"
         self._app.router.add_api_route(
@@ -194,5 +200,6 @@ class TypedRoutes:
             response_model=plan.schema.response,
             response_description="Output tensors by name",
             responses=INFER_ROUTE,
-            openapi_extra=body,
+            openapi_extra=extra,
+            dependencies=[require_infer_on(plan.model)],
         )
