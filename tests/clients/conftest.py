@@ -19,25 +19,28 @@ from live_gateway import (
     free_port,
     pump,
 )
+from pydantic import SecretStr
 
 import demo_models
+from gateway.settings import AuthSettings
+from gateway.tokens import mint_token, signing_key
 
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``tensorgate serve`` on the demo models with a secret made here; a token minted with
-    ``tensorgate token`` for ``models:infer:digits``; stopped (by its PID) after the session."""
+    """``tensorgate serve`` on the demo models with a secret made here, and a token for
+    ``models:infer:digits`` signed with it; stopped (by its PID) after the session."""
     port = free_port()
     workdir = tmp_path_factory.mktemp("server")
-    env = {**os.environ, "TENSORGATE_AUTH__SECRET": secrets.token_urlsafe(48)}
-    token = subprocess.run(
-        [str(TENSORGATE), "token", "--sub", "client-tests", "--scope", "models:infer:digits"],
-        cwd=workdir,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    secret = secrets.token_urlsafe(48)
+    env = {**os.environ, "TENSORGATE_AUTH__SECRET": secret}
+    # Minted in-process with the server's secret (tests/gateway/auth covers `tensorgate token`).
+    token = mint_token(
+        signing_key(AuthSettings(secret=SecretStr(secret))),
+        subject="client-tests",
+        scopes=["models:infer:digits"],
+        ttl_s=3600,
+    )
     command = [str(TENSORGATE), "serve", "--models", str(ROOT / "models"), "--port", str(port)]
     process = subprocess.Popen(
         command,

@@ -15,6 +15,8 @@ from live_gateway import ROOT, Digits, LiveServer
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 PACKAGE = "tensorgate_client"
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:

@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 30_000  # a hang guard: every step waits on what the page shows
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 @pytest.fixture
