@@ -17,6 +17,15 @@ An async inference gateway for ONNX models speaking the Open Inference Protocol
 (KServe v2) REST API. Errors are always `{"error": "..."}` with the matching status code.
 """
 
+_TAGS = [
+    {"name": "health", "description": "Liveness, readiness and server metadata"},
+    {"name": "models", "description": "Model metadata and readiness"},
+    {"name": "inference", "description": "Open Inference Protocol inference"},
+    {"name": "repository", "description": "The model repository"},
+]
+# Tag names must be unique: a model called "models" shares the existing tag.
+_TAG_NAMES = frozenset(tag["name"] for tag in _TAGS)
+
 # Models that routes parse from the raw body, so FastAPI does not see them.
 _RAW_BODY_MODELS = (InferenceRequest,)
 
@@ -31,13 +40,7 @@ def build_openapi(app: FastAPI, typed: TypedRoutes) -> dict[str, Any]:
         openapi_version=app.openapi_version,
         description=DESCRIPTION,
         routes=app.routes,
-        tags=[
-            {"name": "health", "description": "Liveness, readiness and server metadata"},
-            {"name": "models", "description": "Model metadata and readiness"},
-            {"name": "inference", "description": "Open Inference Protocol inference"},
-            {"name": "repository", "description": "The model repository"},
-            *typed.tags(),
-        ],
+        tags=[*_TAGS, *(tag for tag in typed.tags() if tag["name"] not in _TAG_NAMES)],
     )
     body_models: list[type[BaseModel]] = [*_RAW_BODY_MODELS, *typed.body_models()]
     _, extra = models_json_schema(

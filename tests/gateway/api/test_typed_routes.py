@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from starlette.types import Receive, Scope, Send
 
 import demo_models
@@ -270,3 +271,15 @@ async def test_the_document_declares_the_per_model_scope(gateway: Gateway) -> No
     security = document["paths"]["/models/digits/predict"]["post"]["security"]
     assert {"bearerAuth": ["models:infer"]} in security
     assert {"bearerAuth": ["models:infer:digits"]} in security
+
+
+async def test_a_model_named_like_a_builtin_tag_keeps_the_document_valid(
+    gateway: Gateway,
+) -> None:
+    registry = gateway.state["registry"]
+    await registry.load_version("models", 1, MODELS / "mlp" / "1" / "model.onnx", ModelConfig())
+    document = (await gateway.http.get("/openapi.json")).json()
+    names = [tag["name"] for tag in document["tags"]]
+    assert len(names) == len(set(names))
+    assert document["paths"]["/models/models/predict"]["post"]["tags"] == ["models"]
+    assert list(OpenAPIV31SpecValidator(document).iter_errors()) == []
