@@ -8,7 +8,7 @@ RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit models openapi clean
+.PHONY: serve test lint typecheck unit models schemas openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test: lint typecheck unit
 
 models: $(DEV_STAMP)
 	$(BIN)/python scripts/demo_models.py --out models
+
+# The checked-in schemas; tests fail when they drift from the code.
+schemas: openapi $(RUNTIME_STAMP)
+	$(BIN)/tensorgate config-schema --output schemas/model-config.schema.json
 
 openapi: $(RUNTIME_STAMP)
 	$(BIN)/tensorgate openapi --output schemas/openapi.json

@@ -15,6 +15,7 @@ from pydantic import SecretStr, ValidationError
 from gateway.dev_secret import load_or_create_dev_secret
 from gateway.keyring import static_keys
 from gateway.keys import KeyConfigError
+from gateway.model_config import config_json_schema
 from gateway.scopes import ADMIN, MODELS_INFER, MODELS_READ
 from gateway.settings import Settings
 from gateway.tokens import mint_token, parse_duration, signing_key
@@ -54,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         "--model-repository", "--models", type=Path, help="model repository (default: models)"
     )
     openapi.add_argument("--output", "-o", type=Path, help="write to a file instead of stdout")
+    config_schema = commands.add_parser(
+        "config-schema", help="print the JSON Schema of a model's config.yaml"
+    )
+    config_schema.add_argument(
+        "--output", "-o", type=Path, help="write to a file instead of stdout"
+    )
     return parser
 
 
@@ -117,6 +124,12 @@ def _serve(settings: Settings) -> int:
         "tensorgate serving %s on %s (Swagger UI: %s/docs)", settings.model_repository, base, base
     )
     if dev_mode:
+        if settings.host not in ("127.0.0.1", "::1", "localhost"):
+            logger.warning(
+                "dev mode (a generated secret) on %s: configure auth.jwks_url or auth.secret "
+                "before exposing the gateway beyond this machine",
+                settings.host,
+            )
         _print_dev_banner(settings, base)
     uvicorn.run(
         create_app(settings),
@@ -125,6 +138,16 @@ def _serve(settings: Settings) -> int:
         log_level=settings.log_level,
         lifespan="on",
     )
+    return 0
+
+
+def _write_json(document: Any, output: Path | None) -> int:
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    if output is None:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(text)
     return 0
 
 
@@ -174,13 +197,7 @@ def _openapi(settings: Settings, output: Path | None) -> int:
 
     from gateway.api.openapi_export import export_openapi
 
-    document = asyncio.run(export_openapi(settings))
-    text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    if output is None:
-        sys.stdout.buffer.write(text)
-    else:
-        output.write_bytes(text)
-    return 0
+    return _write_json(asyncio.run(export_openapi(settings)), output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings.log_level)
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "config-schema":
+        return _write_json(config_json_schema(), args.output)
     if args.command == "token":
         return _token(settings, args)
     return _openapi(settings, args.output)

@@ -161,6 +161,10 @@ def decode_tensor(inp: RequestInput, spec: TensorSpec, *, allow_non_finite: bool
             f"input '{inp.name}': datatype {inp.datatype} does not match the model, which "
             f"expects {expected}"
         )
+    if type(inp.data) is not list:
+        raise InvalidInput(
+            f"input '{inp.name}': data must be a JSON array, got {_json_type(type(inp.data))}"
+        )
     shape = _check_shape(inp, spec)
     leaves = _flatten(inp.name, inp.data, shape)
     _check_element_types(inp, leaves, to_numpy(inp.datatype))

@@ -148,3 +148,9 @@ class InferenceService:
             raise BackendError(
                 f"inference failed in model '{model.name}' version {model.version} ({exc.kind})"
             ) from None
+        except Exception:
+            # A backend broke its contract; never let its internals reach the client.
+            logger.exception("backend of model %s version %d crashed", model.name, model.version)
+            raise BackendError(
+                f"inference failed in model '{model.name}' version {model.version} (internal error)"
+            ) from None

@@ -132,3 +132,14 @@ def test_serve_refuses_an_unusable_key(
     assert apps == []
     assert "needs at least 32" in caplog.text
     assert "too-short" not in caplog.text
+
+
+def test_openapi_export_needs_no_usable_key(
+    state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TENSORGATE_AUTH__PUBLIC_KEY_FILE", str(tmp_path / "absent.pem"))
+    output = tmp_path / "openapi.json"
+    assert main(["openapi", "--models", str(MODELS), "--output", str(output)]) == 0
+    document = json.loads(output.read_text())
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert not state_dir.exists()

@@ -1,0 +1,111 @@
+"""End to end: the real ``tensorgate serve`` process, real HTTP, real clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tritonclient.http as triton
+
+from conftest import TEST_SECRET, bearer, make_settings
+from demo_models import digits_split
+from server_process import ServerProcess
+
+DEMO = Path(__file__).resolve().parents[2] / "models"
+SERVER_ENV = {"TENSORGATE_AUTH__SECRET": TEST_SECRET}
+TOKEN = bearer(make_settings(DEMO))
+
+
+def auth() -> dict[str, str]:
+    """A fresh header dict per call: tritonclient adds its own headers to the one it gets."""
+    return {"Authorization": TOKEN}
+
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with ServerProcess(["--models", str(DEMO), "--log-level", "info"], SERVER_ENV) as process:
+        yield process
+
+
+def test_curl_style_prediction_returns_the_right_digit(server: ServerProcess) -> None:
+    _, x_test, _, y_test = digits_split()
+    body = {
+        "inputs": [
+            {"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": x_test[0].tolist()}
+        ]
+    }
+    with httpx.Client(base_url=server.base_url, headers=auth()) as http:
+        assert http.get("/v2/health/ready").status_code == 200
+        response = http.post("/v2/models/digits/infer", json=body)
+    assert response.status_code == 200
+    label = next(o for o in response.json()["outputs"] if o["name"] == "label")
+    assert label["data"] == [int(y_test[0])]
+
+
+def test_tritonclient_json_mode_works_unchanged(server: ServerProcess) -> None:
+    _, x_test, _, y_test = digits_split()
+    client = triton.InferenceServerClient(url=server.base_url.removeprefix("http://"))
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready("digits", headers=auth())
+    metadata = client.get_model_metadata("digits", headers=auth())
+    assert metadata["inputs"][0]["name"] == "pixels"
+
+    batch = x_test[:32]
+    tensor = triton.InferInput("pixels", list(batch.shape), "FP32")
+    tensor.set_data_from_numpy(batch, binary_data=False)
+    outputs = [
+        triton.InferRequestedOutput("label", binary_data=False),
+        triton.InferRequestedOutput("probabilities", binary_data=False),
+    ]
+    result = client.infer(
+        "digits", [tensor], outputs=outputs, request_id="t-1", timeout=5_000_000, headers=auth()
+    )
+    labels = result.as_numpy("label")
+    assert labels is not None
+    expected_labels, _ = ort.InferenceSession(str(DEMO / "digits" / "1" / "model.onnx")).run(
+        None, {"pixels": batch}
+    )
+    assert labels.tolist() == expected_labels.tolist()
+    assert np.mean(labels == y_test[:32]) >= 0.9
+    probabilities = result.as_numpy("probabilities")
+    assert probabilities is not None
+    assert probabilities.shape == (32, 10)
+    assert result.get_response()["id"] == "t-1"
+
+
+def test_tritonclient_binary_request_gets_a_clear_400(server: ServerProcess) -> None:
+    client = triton.InferenceServerClient(url=server.base_url.removeprefix("http://"))
+    tensor = triton.InferInput("pixels", [1, 64], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 64), np.float32), binary_data=True)
+    with pytest.raises(triton.InferenceServerException) as caught:  # type: ignore[attr-defined]
+        client.infer("digits", [tensor], headers=auth())
+    assert "binary tensor data extension" in str(caught.value)
+
+
+def test_sigterm_shuts_down_gracefully() -> None:
+    with ServerProcess(["--models", str(DEMO)], SERVER_ENV) as process:
+        code = process.stop()
+    # uvicorn re-raises the signal after a clean shutdown, so -SIGTERM is a clean exit.
+    assert code in (0, -15)
+    log = "".join(process.lines)
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log
+
+
+def test_the_readme_curl_example_predicts_a_three(server: ServerProcess) -> None:
+    readme = (DEMO.parent / "README.md").read_text()
+    body = readme.split("/v2/models/digits/infer -d '", 1)[1].split("'", 1)[0]
+    with httpx.Client(base_url=server.base_url, headers=auth()) as http:
+        response = http.post("/v2/models/digits/infer", content=body)
+    assert response.status_code == 200
+    assert response.json()["outputs"] == [
+        {"name": "label", "datatype": "INT64", "shape": [1], "data": [3]}
+    ]

@@ -1,0 +1,43 @@
+"""The ``tensorgate`` command line (``serve`` itself is covered end to end)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+DEMO = Path(__file__).resolve().parents[2] / "models"
+
+
+def test_openapi_prints_the_document(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["openapi", "--models", str(DEMO)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["openapi"].startswith("3.1")
+    assert "/v2/models/{model_name}/infer" in document["paths"]
+
+
+def test_openapi_writes_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "openapi.json"
+    assert main(["openapi", "--models", str(DEMO), "--output", str(target)]) == 0
+    assert json.loads(target.read_text())["info"]["title"] == "tensorgate"
+
+
+def test_serve_refuses_a_missing_repository(tmp_path: Path) -> None:
+    assert main(["serve", "--models", str(tmp_path / "nope")]) == 2
+
+
+def test_bad_setting_from_the_environment_is_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TENSORGATE_PORT", "eighty")
+    assert main(["openapi", "--models", str(DEMO)]) == 2
+    assert "invalid settings" in capsys.readouterr().err
+
+
+def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config-schema"]) == 0
+    checked_in = DEMO.parent / "schemas" / "model-config.schema.json"
+    assert json.loads(capsys.readouterr().out) == json.loads(checked_in.read_text())

@@ -1,0 +1,85 @@
+"""The model registry: loading, failures, version resolution, readiness, unloading."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from backends.onnxruntime import OnnxRuntimeBackend
+from gateway.errors import ModelNotFound, ModelNotReady
+from gateway.model_config import ModelConfig
+from gateway.registry import ModelRegistry, VersionState
+
+DEMO = Path(__file__).resolve().parents[2] / "models"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "models"
+    for version in ("1", "2"):
+        (root / "digits" / version).mkdir(parents=True)
+        shutil.copy(DEMO / "digits" / "1" / "model.onnx", root / "digits" / version)
+    (root / "broken" / "1").mkdir(parents=True)
+    (root / "broken" / "1" / "model.onnx").write_bytes(b"corrupt")
+    return root
+
+
+async def test_broken_model_is_reported_and_others_serve(repo: Path) -> None:
+    registry = ModelRegistry(OnnxRuntimeBackend.load)
+    await registry.load_repository(repo)
+    broken = registry.find("broken", "1")
+    assert broken.state is VersionState.FAILED
+    assert "could not load" in broken.reason
+    assert registry.resolve("digits", None).version == 2
+    with pytest.raises(ModelNotReady, match="broken"):
+        registry.resolve("broken", None)
+    assert not registry.is_ready(require_all=True)
+    assert registry.is_ready(require_all=False)
+    await registry.close()
+
+
+async def test_version_resolution(repo: Path) -> None:
+    registry = ModelRegistry(OnnxRuntimeBackend.load)
+    await registry.load_repository(repo)
+    assert registry.resolve("digits", "1").version == 1
+    with pytest.raises(
+        ModelNotFound, match="unknown version '7' of model 'digits'; known versions: 1, 2"
+    ):
+        registry.resolve("digits", "7")
+    with pytest.raises(ModelNotFound, match="unknown version 'x'"):
+        registry.resolve("digits", "x")
+    with pytest.raises(ModelNotFound, match="unknown model 'nope'"):
+        registry.resolve("nope", None)
+    await registry.close()
+
+
+async def test_highest_ready_version_wins_and_unload_moves_traffic(repo: Path) -> None:
+    registry = ModelRegistry(OnnxRuntimeBackend.load)
+    await registry.load_repository(repo)
+    await registry.unload_version("digits", 2)
+    assert registry.resolve("digits", None).version == 1
+    with pytest.raises(ModelNotFound):
+        await registry.unload_version("digits", 2)
+    await registry.unload_version("digits", 1)
+    assert "digits" not in registry.names()
+    await registry.close()
+
+
+async def test_reloading_a_version_replaces_its_backend(repo: Path) -> None:
+    registry = ModelRegistry(OnnxRuntimeBackend.load)
+    await registry.load_repository(repo)
+    old = registry.resolve("digits", "1").backend
+    path = repo / "digits" / "1" / "model.onnx"
+    fresh = await registry.load_version("digits", 1, path, ModelConfig())
+    assert fresh.ready
+    assert fresh.backend is not old
+    await registry.close()
+
+
+async def test_no_models_is_never_ready(tmp_path: Path) -> None:
+    registry = ModelRegistry(OnnxRuntimeBackend.load)
+    await registry.load_repository(tmp_path)
+    assert not registry.is_ready(require_all=True)
+    assert not registry.is_ready(require_all=False)

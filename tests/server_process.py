@@ -1,0 +1,87 @@
+"""Runs a real ``tensorgate serve`` process on a free loopback port for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+_LISTENING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+_TENSORGATE = str(Path(sys.executable).with_name("tensorgate"))
+
+
+class ServerProcess:
+    """Starts the server with ``--port 0`` and learns the port from uvicorn's log line."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+        self.args = [_TENSORGATE, "serve", "--host", "127.0.0.1", "--port", "0", *args]
+        self.env = {**os.environ, **(env or {})}
+        self.lines: list[str] = []
+        self.base_url = ""
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        self._process = subprocess.Popen(
+            self.args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.base_url = self.wait_for(_LISTENING).group(1)
+        return self
+
+    def _pump(self) -> None:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = 60.0) -> re.Match[str]:
+        """Block until the server logs a line matching ``pattern`` (guarded by ``timeout``)."""
+        while True:
+            try:
+                line = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError(f"no {pattern.pattern!r} in: {''.join(self.lines)}") from None
+            if line is None:
+                raise RuntimeError(f"server exited early: {''.join(self.lines)}")
+            self.lines.append(line)
+            if match := pattern.search(line):
+                return match
+
+    def stop(self) -> int:
+        """SIGTERM by PID, wait for the exit, return the exit code."""
+        assert self._process is not None
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+        code = self._process.wait(timeout=30)
+        while (line := self._lines.get(timeout=30)) is not None:
+            self.lines.append(line)
+        return code
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
