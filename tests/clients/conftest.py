@@ -10,7 +10,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from live_gateway import (
+from pydantic import SecretStr
+
+import demo_models
+from clients.live_gateway import (
     ROOT,
     STARTUP_TIMEOUT_S,
     TENSORGATE,
@@ -19,9 +22,6 @@ from live_gateway import (
     free_port,
     pump,
 )
-from pydantic import SecretStr
-
-import demo_models
 from gateway.settings import AuthSettings
 from gateway.tokens import mint_token, signing_key
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from live_gateway import ROOT, Digits, LiveServer
+
+from clients.live_gateway import ROOT, Digits, LiveServer
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 PACKAGE = "tensorgate_client"

@@ -8,8 +8,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from live_gateway import Digits, LiveServer
 from playwright.sync_api import Page, Route, sync_playwright
+
+from clients.live_gateway import Digits, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; `make test` installs it
 CHROMIUM_ARGS = [
