@@ -3,7 +3,7 @@
 They give the OpenAPI document real input names, element types, fixed dimensions (as
 ``minItems``/``maxItems``) and an example. Tensor data is not validated through them
 (``SkipValidation``, as in ``gateway.protocol``): ``gateway.typed_codec`` decodes it with
-the strict numpy codec, which is far cheaper than checking every element in Pydantic.
+the protocol routes' strict codec, so both kinds of route accept and refuse alike.
 """
 
 from __future__ import annotations
