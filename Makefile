@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit models schemas bench bench-quick wrk clean
+.PHONY: serve test lint typecheck unit models schemas openapi bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +34,12 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy bench/*.py
 
-unit: $(DEV_STAMP)
+# The Swagger UI browser test drives Debian's chromium (never a downloaded browser build).
+$(CHROMIUM):
+	apt-get update
+	apt-get install -y --no-install-recommends chromium
+
+unit: $(DEV_STAMP) $(CHROMIUM)
 	$(BIN)/pytest --cov --cov-report=term
 
 test: lint typecheck unit
@@ -52,8 +58,12 @@ bench: $(DEV_STAMP) wrk
 bench-quick: $(DEV_STAMP) wrk
 	$(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
 
-schemas: $(RUNTIME_STAMP)
+# The checked-in schemas; tests fail when they drift from the code.
+schemas: openapi $(RUNTIME_STAMP)
 	$(BIN)/tensorgate config-schema --output schemas/model-config.schema.json
+
+openapi: $(RUNTIME_STAMP)
+	$(BIN)/tensorgate openapi --output schemas/openapi.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

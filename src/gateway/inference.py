@@ -149,18 +149,7 @@ class PendingInference:
     async def result(self) -> bytes:
         """The JSON response body once the request's batch has run."""
         model = self._model
-        try:
-            results = await self.future
-        except GatewayError:
-            raise  # the queue's own answers: 504, 503
-        except InferenceError as exc:
-            raise _inference_failure(model, exc) from None
-        except Exception:
-            # A backend broke its contract; never let its internals reach the client.
-            logger.exception("backend of %s crashed", model.label)
-            raise BackendError(
-                f"inference failed in model '{model.name}' version {model.version} (internal error)"
-            ) from None
+        results = await outputs_of(model, self.future)
         document: dict[str, Any] = {
             "model_name": model.name,
             "model_version": str(model.version),
@@ -169,6 +158,24 @@ class PendingInference:
         if self._id is not None:
             document["id"] = self._id
         return dumps(document)
+
+
+async def outputs_of(
+    model: ModelVersion, future: asyncio.Future[dict[str, Array]]
+) -> dict[str, Array]:
+    """Wait for a queued request's outputs; backend failures become safe domain errors."""
+    try:
+        return await future
+    except GatewayError:
+        raise  # the queue's own answers: 504, 503
+    except InferenceError as exc:
+        raise _inference_failure(model, exc) from None
+    except Exception:
+        # A backend broke its contract; never let its internals reach the client.
+        logger.exception("backend of %s crashed", model.label)
+        raise BackendError(
+            f"inference failed in model '{model.name}' version {model.version} (internal error)"
+        ) from None
 
 
 def _inference_failure(model: ModelVersion, exc: InferenceError) -> Exception:
@@ -225,6 +232,19 @@ class InferenceService:
         )
         future = batcher.submit(inputs, outputs, timeout)
         return PendingInference(model, request.id, outputs, future)
+
+    async def infer_arrays(
+        self, model: ModelVersion, inputs: dict[str, Array], outputs: list[str]
+    ) -> dict[str, Array]:
+        """Run decoded, signature-checked arrays on a resolved version: the one inference path.
+
+        Protocol and typed routes both end in the version's batcher, so both share
+        batching, the queue bound, the default deadline and error mapping.
+        """
+        batcher = model.batcher
+        assert batcher is not None  # resolve() returns ready versions only
+        timeout = request_timeout_s(None, None, model.config.batching.default_timeout_ms)
+        return await outputs_of(model, batcher.submit(inputs, outputs, timeout))
 
     async def infer_json(
         self, name: str, version: str | None, body: bytes, headers: Mapping[str, str]

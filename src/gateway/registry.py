@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 BackendLoader = Callable[[Path, RuntimeOptions, str], Backend]
 """Creates a backend from a model file; blocking, so the registry calls it in a thread."""
 
+RegistryListener = Callable[["ModelVersion"], None]
+"""Told about a version whose state changed (loaded, failed or unloaded); quick, no I/O."""
+
 
 def plain_batcher(version: ModelVersion, backend: Backend) -> Batcher:
     """A batcher for ``version`` with its configured policy and no metrics."""
@@ -99,6 +102,20 @@ class ModelRegistry:
         self._loader = loader
         self._batchers = batchers
         self._models: dict[str, ModelEntry] = {}
+        self._listeners: list[RegistryListener] = []
+
+    def add_listener(self, listener: RegistryListener) -> Callable[[], None]:
+        """Call ``listener`` after every load or unload; returns a function removing it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify(self, model_version: ModelVersion) -> None:
+        # A failing listener (say, the OpenAPI layer) must not break loading or unloading.
+        for listener in list(self._listeners):
+            try:
+                listener(model_version)
+            except Exception:
+                logger.exception("registry listener %r failed", listener)
 
     async def load_repository(self, root: Path) -> None:
         """Load every model version the repository at ``root`` asks for."""
@@ -140,6 +157,7 @@ class ModelRegistry:
             model_version.backend, model_version.batcher = backend, batcher
             model_version.state = VersionState.READY
             logger.info("model %s version %d is ready (%s)", name, version, dict(backend.metadata))
+        self._notify(model_version)
         if previous is not None:
             await previous.release()
         return model_version
@@ -151,9 +169,11 @@ class ModelRegistry:
         if model_version is None:
             raise ModelNotFound(f"unknown version {version} of model '{name}'")
         model_version.state = VersionState.UNLOADING
-        await model_version.release()
         if entry is not None and not entry.versions and entry.problem is None:
             del self._models[name]
+        self._notify(model_version)
+        # Drains the queue (queued requests still get answers), then closes the backend.
+        await model_version.release()
 
     async def close(self) -> None:
         """Close every backend, newest models last loaded first."""

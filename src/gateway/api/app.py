@@ -23,6 +23,7 @@ from gateway.api.exception_handlers import install_exception_handlers
 from gateway.api.infer_endpoint import InferenceEndpoint
 from gateway.api.openapi import build_openapi
 from gateway.api.routes import health, inference, metrics, models
+from gateway.api.routes.typed import TypedRoutes
 from gateway.api.state import AppState
 from gateway.auth import Authenticator
 from gateway.batching import Batcher, BatchPolicy, Clock
@@ -77,6 +78,8 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         async with AsyncExitStack() as stack:
             registry = ModelRegistry(loader, make_batcher)
+            # Registered before close, so closing still removes the typed routes.
+            stack.callback(typed_routes.watch(registry))
             stack.push_async_callback(registry.close)
             await registry.load_repository(settings.model_repository)
             ready = sum(1 for v in registry.versions() if v.ready)
@@ -104,11 +107,12 @@ def create_app(
     app.include_router(models.router)
     app.include_router(inference.router)
     app.include_router(metrics.router)
+    typed_routes = TypedRoutes(app)
     install_docs(app, dependencies=[DOCS_ACCESS])
     install_exception_handlers(app)
     # Inference requests bypass this middleware; InferenceEndpoint records their own series.
     Instrumentator(registry=collectors.registry, excluded_handlers=["/metrics"]).instrument(app)
-    app.openapi = partial(build_openapi, app)  # type: ignore[method-assign]
+    app.openapi = partial(build_openapi, app, typed_routes)  # type: ignore[method-assign]
     return app
 
 

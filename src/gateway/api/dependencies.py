@@ -20,6 +20,7 @@ from gateway.scopes import (
     MODELS_READ,
     SCOPE_DESCRIPTIONS,
     Principal,
+    infer_scope,
 )
 from gateway.settings import Settings
 
@@ -115,6 +116,21 @@ REQUIRE_INFER = Security(_infer_scoped, scopes=[MODELS_INFER])
 INFER_SECURITY: dict[str, Any] = {
     "security": [{BEARER_SCHEME: [f"{MODELS_INFER}:{{model_name}}"]}],
 }
+
+
+def require_infer_on(model_name: str) -> Any:
+    """For one model's typed routes: ``models:infer`` or ``models:infer:<model_name>``."""
+
+    async def _guard(principal: CurrentPrincipal) -> Principal:
+        principal.require_infer(model_name)
+        return principal
+
+    return Security(_guard, scopes=[MODELS_INFER])
+
+
+def infer_security(model_name: str) -> dict[str, Any]:
+    """OpenAPI security of one model's typed routes: the per-model scope also suffices."""
+    return {"security": [{BEARER_SCHEME: [infer_scope(model_name)]}]}
 
 
 async def _docs_access(request: Request) -> None:

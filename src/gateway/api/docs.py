@@ -1,15 +1,19 @@
-"""Swagger UI served from the installed swagger-ui-bundle package: works offline, no CDN."""
+"""Swagger UI served from assets of an installed package: works offline, no CDN.
+
+The assets come from fastapi-offline, which ships a current Swagger UI 5: our document is
+OpenAPI 3.1, which the Swagger UI 4 of swagger-ui-bundle cannot render.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
 ASSETS = "/docs/assets"
 
@@ -21,7 +25,8 @@ def install_docs(
 
     ``app`` must be made with ``openapi_url=None``: FastAPI's own route takes no dependencies.
     """
-    app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-assets")
+    assets = files("fastapi_offline") / "static"
+    app.mount(ASSETS, StaticFiles(directory=str(assets)), name="swagger-assets")
 
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
@@ -29,7 +34,7 @@ def install_docs(
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
+            swagger_favicon_url=f"{ASSETS}/favicon.png",
             swagger_ui_parameters={"persistAuthorization": True, "tryItOutEnabled": True},
         )
 

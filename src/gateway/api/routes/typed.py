@@ -1,0 +1,205 @@
+"""Typed per-model routes: one literal path per loaded model and version, kept in sync.
+
+A path parameter (``/models/{name}/predict``) cannot carry per-model schemas, so every
+ready model gets ``POST /models/<name>/predict`` (highest ready version) and
+``POST /models/<name>/versions/<n>/predict``, added and removed as the registry changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
+from starlette.routing import BaseRoute
+
+from backends.base import ModelSignature, TensorSpec
+from gateway.api.dependencies import (
+    InferenceDep,
+    RegistryDep,
+    infer_security,
+    require_infer_on,
+)
+from gateway.api.responses import INFER_ROUTE
+from gateway.codec import format_shape
+from gateway.datatypes import from_numpy
+from gateway.registry import ModelRegistry
+from gateway.typed_inference import predict
+from gateway.typed_schemas import TypedSchema, build_typed_schema, class_prefix
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One typed route to register."""
+
+    path: str
+    operation_id: str
+    model: str
+    version: str | None
+    schema: TypedSchema
+    description: str
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower() or "model"
+
+
+def _unique(candidate: str, taken: set[str]) -> str:
+    name, n = candidate, 2
+    while name in taken:
+        name, n = f"{candidate}{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _tensors(specs: tuple[TensorSpec, ...]) -> str:
+    return ", ".join(
+        f"`{spec.name}` {from_numpy(spec.dtype)} {format_shape(spec.shape)}" for spec in specs
+    )
+
+
+def _description(name: str, which: str, signature: ModelSignature) -> str:
+    return (
+        f"Runs model `{name}` ({which}) on tensors given by input name as nested lists.\n\n"
+        f"Inputs: {_tensors(signature.inputs)}.\n\nOutputs: {_tensors(signature.outputs)}.\n\n"
+        f'Validation, batching and errors (`{{"error": ...}}`) are those of '
+        f"`POST /v2/models/{name}/infer`."
+    )
+
+
+def _endpoint(name: str, version: str | None) -> Endpoint:
+    async def predict_endpoint(
+        request: Request, registry: RegistryDep, service: InferenceDep
+    ) -> Response:
+        model = registry.resolve(name, version)
+        payload = await predict(service, model, await request.body())
+        return Response(payload, media_type="application/json")
+
+    return predict_endpoint
+
+
+class TypedRoutes:
+    """Adds and removes the typed routes of an app as its registry loads and unloads models."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+        self._routes: list[BaseRoute] = []
+        self._schemas: dict[tuple[str, str, ModelSignature], TypedSchema] = {}
+        self._models: list[str] = []
+
+    def watch(self, registry: ModelRegistry) -> Callable[[], None]:
+        """Follow ``registry`` from now on; returns a function that stops following it."""
+        remove = registry.add_listener(lambda _: self.sync(registry))
+        self.sync(registry)
+        return remove
+
+    def body_models(self) -> list[type[BaseModel]]:
+        """Request models of the current routes, for the OpenAPI document's components."""
+        return list({id(s.request): s.request for s in self._schemas.values()}.values())
+
+    def tags(self) -> list[dict[str, str]]:
+        """One OpenAPI tag per model with typed routes."""
+        return [
+            {"name": name, "description": f"Typed routes of model `{name}`"}
+            for name in self._models
+        ]
+
+    def sync(self, registry: ModelRegistry) -> None:
+        """Replace the typed routes with those of the registry's ready versions."""
+        plans = self._plan(registry)
+        routes = self._app.router.routes
+        stale = {id(route) for route in self._routes}
+        # Synchronous from here on: no request can see a half-updated route table.
+        routes[:] = [route for route in routes if id(route) not in stale]
+        first = len(routes)
+        for plan in plans:
+            self._add(plan)
+        self._routes = routes[first:]
+        self._models = sorted({plan.model for plan in plans})
+        self._app.openapi_schema = None
+
+    def _plan(self, registry: ModelRegistry) -> list[_Plan]:
+        schemas: dict[tuple[str, str, ModelSignature], TypedSchema] = {}
+        prefixes: set[str] = set()
+        operations: set[str] = set()
+        plans: list[_Plan] = []
+
+        def schema_for(prefix: str, name: str, signature: ModelSignature) -> TypedSchema:
+            key = (prefix, name, signature)
+            found = schemas.get(key) or self._schemas.get(key)
+            schemas[key] = found or build_typed_schema(prefix, name, signature)
+            return schemas[key]
+
+        for name in registry.names():
+            ready = [
+                (v.version, v.backend.signature)
+                for v in registry.entry(name).ready_versions()
+                if v.backend
+            ]
+            if not ready:
+                continue
+            operation = _unique(f"predict_{_snake(name)}", operations)
+            base = _unique(class_prefix(name), prefixes)
+            # Versions sharing a signature share models, named after the highest of them.
+            by_signature: dict[ModelSignature, TypedSchema] = {}
+            for version, signature in ready:
+                if signature not in by_signature:
+                    prefix = _unique(f"{base}V{version}", prefixes) if by_signature else base
+                    by_signature[signature] = schema_for(prefix, name, signature)
+            latest, signature = ready[0]
+            plans.append(
+                _Plan(
+                    f"/models/{name}/predict",
+                    operation,
+                    name,
+                    None,
+                    by_signature[signature],
+                    _description(name, f"its highest ready version, now {latest}", signature),
+                )
+            )
+            plans.extend(
+                _Plan(
+                    f"/models/{name}/versions/{version}/predict",
+                    _unique(f"{operation}_v{version}", operations),
+                    name,
+                    str(version),
+                    by_signature[signature],
+                    _description(name, f"version {version}", signature),
+                )
+                for version, signature in sorted(ready, key=lambda pair: pair[0])
+            )
+        self._schemas = schemas
+        return plans
+
+    def _add(self, plan: _Plan) -> None:
+        extra: dict[str, Any] = {
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{plan.schema.request.__name__}"}
+                    }
+                },
+            },
+            **infer_security(plan.model),
+        }
+        which = "its highest ready version" if plan.version is None else f"version {plan.version}"
+        self._app.router.add_api_route(
+            plan.path,
+            _endpoint(plan.model, plan.version),
+            methods=["POST"],
+            operation_id=plan.operation_id,
+            tags=[plan.model],
+            summary=f"Predict with {plan.model} ({which})",
+            description=plan.description,
+            response_model=plan.schema.response,
+            response_description="Output tensors by name",
+            responses=INFER_ROUTE,
+            openapi_extra=extra,
+            dependencies=[require_infer_on(plan.model)],
+        )

@@ -1,0 +1,1 @@
+"""Tests through real clients: a generated SDK and Swagger UI in a browser."""

@@ -1,0 +1,93 @@
+"""Registry listeners hear about every load, failed load and unload, and cannot break them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends.base import Array, Backend, ModelSignature, RuntimeOptions, TensorSpec
+from backends.errors import ModelLoadError
+from gateway.model_config import ModelConfig
+from gateway.registry import ModelRegistry, ModelVersion, VersionState
+
+SPEC = TensorSpec("x", np.dtype(np.float32), (None, 2))
+
+
+class FakeBackend:
+    """A backend that echoes its input; enough for registry bookkeeping."""
+
+    signature = ModelSignature((SPEC,), (SPEC,))
+    metadata: Mapping[str, str] = {}
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def infer(
+        self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
+    ) -> dict[str, Array]:
+        assert output_names in (None, ["x"])
+        return {"x": inputs["x"]}
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def _loader(path: Path, options: RuntimeOptions, label: str) -> Backend:
+    if path.name == "broken.onnx":
+        raise ModelLoadError(f"{label}: cannot parse")
+    return FakeBackend()
+
+
+async def test_listeners_see_loads_failures_and_unloads_in_order() -> None:
+    registry = ModelRegistry(_loader)
+    seen: list[tuple[str, int, VersionState, bool]] = []
+
+    def listener(version: ModelVersion) -> None:
+        # The registry has already changed when a listener runs.
+        known = (
+            version.name in registry.names()
+            and version.version in registry.entry(version.name).versions
+        )
+        seen.append((version.name, version.version, version.state, known))
+
+    registry.add_listener(listener)
+    await registry.load_version("a", 1, Path("model.onnx"), ModelConfig())
+    await registry.load_version("a", 2, Path("broken.onnx"), ModelConfig())
+    await registry.unload_version("a", 1)
+    assert seen == [
+        ("a", 1, VersionState.READY, True),
+        ("a", 2, VersionState.FAILED, True),
+        ("a", 1, VersionState.UNLOADING, False),
+    ]
+
+
+async def test_a_removed_listener_hears_nothing_more() -> None:
+    registry = ModelRegistry(_loader)
+    seen: list[int] = []
+    remove = registry.add_listener(lambda version: seen.append(version.version))
+    await registry.load_version("a", 1, Path("model.onnx"), ModelConfig())
+    remove()
+    await registry.load_version("a", 2, Path("model.onnx"), ModelConfig())
+    assert seen == [1]
+
+
+async def test_a_failing_listener_is_logged_and_loading_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = ModelRegistry(_loader)
+    seen: list[int] = []
+
+    def broken(_: ModelVersion) -> None:
+        raise RuntimeError("listener bug")
+
+    registry.add_listener(broken)
+    registry.add_listener(lambda version: seen.append(version.version))
+    loaded = await registry.load_version("a", 1, Path("model.onnx"), ModelConfig())
+    assert loaded.ready
+    assert seen == [1]
+    assert "registry listener" in caplog.text
+    await registry.close()
+    assert seen == [1, 1]
