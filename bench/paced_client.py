@@ -72,17 +72,13 @@ class _Client:
         """One logical request: retried after Retry-After on 503, up to ``max_attempts``."""
         result = self.result
         for attempt in range(max_attempts):
-            conn = self.idle.pop() if self.idle else None
-            if conn is None:
-                conn = _Connection(*await asyncio.open_connection(self.host, self.port))
             started = time.perf_counter()
             result.attempts += 1
             try:
-                status, retry_after = await conn.post(self.head, self.body)
+                status, retry_after = await self._exchange()
             except (ConnectionError, asyncio.IncompleteReadError):
                 result.statuses[0] += 1
                 return
-            self.idle.append(conn)
             result.statuses[status] += 1
             if status == 200:
                 result.admitted_ms.append((time.perf_counter() - started) * 1000)
@@ -91,6 +87,23 @@ class _Client:
                 break
             await asyncio.sleep(retry_after or 1.0)  # as the server asked
         result.gave_up += 1
+
+    async def _exchange(self) -> tuple[int, float | None]:
+        """Send on an idle keep-alive connection, or a new one when the server has closed
+        the idle one (uvicorn drops connections idle for 5 s): not a server error."""
+        while self.idle:
+            conn = self.idle.pop()
+            try:
+                answer = await conn.post(self.head, self.body)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                conn.writer.close()
+                continue
+            self.idle.append(conn)
+            return answer
+        conn = _Connection(*await asyncio.open_connection(self.host, self.port))
+        answer = await conn.post(self.head, self.body)
+        self.idle.append(conn)
+        return answer
 
     def close(self) -> None:
         """Close the idle connections."""
