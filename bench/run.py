@@ -352,13 +352,13 @@ def main() -> None:
             results = matrix(servers, bodies, work, seconds, connections, progress)
             by = {(r.server, r.model, r.connections): r for r in results}
             capacity = max(
-                by[(k, "mlp", 64)].requests_per_s for k in ("tensorgate", "tensorgate, 2 workers")
+                by[(k, "mlp", 64)].ok_per_s for k in ("tensorgate", "tensorgate, 2 workers")
             )
             best_kind = max(
                 ("tensorgate", "tensorgate, 2 workers"),
-                key=lambda k: by[(k, "mlp", 64)].requests_per_s,
+                key=lambda k: by[(k, "mlp", 64)].ok_per_s,
             )
-            one_worker_capacity = by[("tensorgate", "mlp", 64)].requests_per_s
+            one_worker_capacity = by[("tensorgate", "mlp", 64)].ok_per_s
             progress.step("overload, 4x capacity")
             mlp_body = bodies[("mlp", "tensorgate")]
             client_rate = client_capacity(servers["tensorgate"], mlp_body, seconds)
