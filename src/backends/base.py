@@ -45,14 +45,21 @@ class ModelSignature:
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    # Name lookups happen on every request: index once.
+    _inputs_by_name: Mapping[str, TensorSpec] = field(init=False, repr=False, compare=False)
+    _outputs_by_name: Mapping[str, TensorSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_inputs_by_name", {s.name: s for s in self.inputs})
+        object.__setattr__(self, "_outputs_by_name", {s.name: s for s in self.outputs})
 
     def input(self, name: str) -> TensorSpec | None:
         """The input called ``name``, or None."""
-        return next((spec for spec in self.inputs if spec.name == name), None)
+        return self._inputs_by_name.get(name)
 
     def output(self, name: str) -> TensorSpec | None:
         """The output called ``name``, or None."""
-        return next((spec for spec in self.outputs if spec.name == name), None)
+        return self._outputs_by_name.get(name)
 
 
 @dataclass(frozen=True, slots=True)

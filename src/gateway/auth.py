@@ -30,6 +30,9 @@ from gateway.settings import AuthSettings
 logger = logging.getLogger(__name__)
 
 REALM = "tensorgate"
+# Verified tokens remembered at once; bounded so that many distinct callers cost memory
+# in proportion to this, not to the traffic.
+_CACHE_SIZE = 4096
 # Compact JWS serialisation: three base64url segments (RFC 7515 section 7.1).
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # Characters RFC 6750 section 3 allows inside error_description and scope.
@@ -65,6 +68,7 @@ class Authenticator:
         max_token_bytes: int = 8192,
         enabled: bool = True,
         clock: Callable[[], float] = time.time,
+        cache_s: float = 0.0,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
@@ -73,6 +77,9 @@ class Authenticator:
         self.max_token_bytes = max_token_bytes
         self.enabled = enabled
         self.clock = clock
+        self.cache_s = cache_s
+        # token -> (principal, forget-after time); insertion order evicts the oldest.
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @classmethod
     def from_settings(
@@ -87,6 +94,7 @@ class Authenticator:
             max_token_bytes=auth.max_token_bytes,
             enabled=auth.enabled,
             clock=clock,
+            cache_s=auth.verified_token_cache_s,
         )
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -94,6 +102,17 @@ class Authenticator:
         if not self.enabled:
             return Principal.anonymous()
         token = self._bearer_token(authorization)
+        remembered = self._verified.get(token)
+        if remembered is not None and self.clock() < remembered[1]:
+            # The signature was verified moments ago; time-based claims change, recheck.
+            principal = remembered[0]
+            self._check_times(principal.claims)
+            return principal
+        principal = await self._verify_token(token)
+        self._remember(token, principal)
+        return principal
+
+    async def _verify_token(self, token: str) -> Principal:
         algorithm, kid = _header(token)
         payload = await self._verified_payload(token, algorithm, kid)
         claims = _claims(payload)
@@ -106,6 +125,14 @@ class Authenticator:
         if scopes is None:
             raise _invalid("'scope' must be a space-separated string, 'scp' a list of strings")
         return Principal(subject=subject, scopes=scopes, claims=claims)
+
+    def _remember(self, token: str, principal: Principal) -> None:
+        """Keep a verified token for ``cache_s`` seconds, at most ``_CACHE_SIZE`` of them."""
+        if self.cache_s <= 0:
+            return
+        if len(self._verified) >= _CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (principal, self.clock() + self.cache_s)
 
     def _bearer_token(self, authorization: str | None) -> str:
         if authorization is None or not authorization.strip():

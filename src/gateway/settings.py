@@ -56,6 +56,10 @@ class AuthSettings(BaseModel):
     """Clock skew tolerated when checking ``exp``, ``nbf`` and ``iat``."""
     max_token_bytes: Annotated[int, Field(ge=256, le=65536)] = 8192
     """Longest bearer token read; longer ones are refused before any decoding."""
+    verified_token_cache_s: Annotated[float, Field(ge=0, le=300)] = 60.0
+    """How long a token whose signature verified is remembered, so that repeated calls
+    with it skip the signature check (its time, issuer and audience rules are still
+    applied on every call); 0 turns the cache off."""
     protect_docs: bool = False
     """Require a valid token for ``/docs`` and ``/openapi.json`` (public by default)."""
     protect_metrics: bool = False

@@ -146,3 +146,59 @@ def test_json_helpers_reject_non_objects() -> None:
     token = forge(json.dumps([1, 2]), {"a": 1}, "c2ln")
     with pytest.raises(Unauthorized, match="not a JSON object"):
         asyncio.run(_authenticator().authenticate("Bearer " + token))
+
+
+class _CountingKeyRing(KeyRing):
+    """A key ring that counts how often a signature check asked it for keys."""
+
+    lookups = 0
+
+    async def keys_for(self, kid: str | None, algorithm: str) -> list:  # type: ignore[type-arg]
+        self.lookups += 1
+        return await super().keys_for(kid, algorithm)
+
+
+async def test_verified_tokens_are_remembered_but_time_rules_still_apply() -> None:
+    now = [NOW]
+    keys = _CountingKeyRing(secret_keys(SECRET.encode(), ["HS256"]))
+    auth = Authenticator(keys, clock=lambda: now[0], cache_s=60.0, leeway_s=0.0)
+    header = "Bearer " + sign(SECRET, "HS256", _timed(exp=int(NOW) + 30))
+    first = await auth.authenticate(header)
+    assert await auth.authenticate(header) is first
+    assert keys.lookups == 1  # the second call skipped the signature check
+    now[0] = NOW + 31  # past exp, still inside the cache lifetime
+    with pytest.raises(Unauthorized, match="expired"):
+        await auth.authenticate(header)
+
+
+async def test_remembered_tokens_are_checked_again_after_the_cache_lifetime() -> None:
+    now = [NOW]
+    keys = _CountingKeyRing(secret_keys(SECRET.encode(), ["HS256"]))
+    auth = Authenticator(keys, clock=lambda: now[0], cache_s=10.0)
+    header = "Bearer " + sign(SECRET, "HS256", _timed(exp=int(NOW) + 600))
+    await auth.authenticate(header)
+    now[0] = NOW + 11
+    await auth.authenticate(header)
+    assert keys.lookups == 2
+
+
+async def test_bad_tokens_are_never_remembered() -> None:
+    keys = _CountingKeyRing(secret_keys(SECRET.encode(), ["HS256"]))
+    auth = Authenticator(keys, clock=lambda: NOW, cache_s=60.0)
+    forged = "Bearer " + sign("x" * 64, "HS256", _timed())
+    for _ in range(2):
+        with pytest.raises(Unauthorized, match="signature"):
+            await auth.authenticate(forged)
+    assert keys.lookups == 2
+
+
+async def test_the_cache_is_bounded_and_forgets_the_oldest_first() -> None:
+    keys = _CountingKeyRing(secret_keys(SECRET.encode(), ["HS256"]))
+    auth = Authenticator(keys, clock=lambda: NOW, cache_s=60.0)
+    tokens = ["Bearer " + sign(SECRET, "HS256", _timed(sub=f"user-{n}")) for n in range(4097)]
+    for token in tokens:
+        await auth.authenticate(token)
+    await auth.authenticate(tokens[-1])
+    assert keys.lookups == 4097  # the newest is still remembered
+    await auth.authenticate(tokens[0])
+    assert keys.lookups == 4098  # the oldest was forgotten when the cache filled
