@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,6 +14,7 @@ import onnxruntime as ort
 
 from backends.base import STRING_DTYPE, Array, ModelSignature, RuntimeOptions, TensorSpec
 from backends.errors import InferenceError, ModelLoadError
+from backends.worker_pool import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +107,7 @@ class OnnxRuntimeBackend:
         self._all_outputs = [spec.name for spec in self._signature.outputs]
         provider = session.get_providers()[0]
         self._metadata = {"platform": "onnxruntime_onnx", "execution_provider": provider}
-        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
-            max_workers=max(1, instances), thread_name_prefix=f"ort-{name.replace(' ', '-')}"
-        )
+        self._workers = WorkerPool(instances, name=f"ort-{name.replace(' ', '-')}")
 
     @classmethod
     def load(cls, path: Path, options: RuntimeOptions, name: str) -> OnnxRuntimeBackend:
@@ -156,12 +153,10 @@ class OnnxRuntimeBackend:
         self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
     ) -> dict[str, Array]:
         """Run one batch on the worker pool; see ``backends.base.Backend``."""
-        if self._executor is None:
+        if self._workers.closed:
             raise InferenceError(f"model {self._name} is closed", kind="closed")
         names = list(output_names) if output_names is not None else self._all_outputs
-        loop = asyncio.get_running_loop()
-        call = partial(self._run, names, dict(inputs))
-        return await loop.run_in_executor(self._executor, call)
+        return await self._workers.run(partial(self._run, names, dict(inputs)))
 
     def _run(self, names: list[str], feed: dict[str, Array]) -> dict[str, Array]:
         try:
@@ -171,7 +166,5 @@ class OnnxRuntimeBackend:
         return {name: np.asarray(value) for name, value in zip(names, results, strict=True)}
 
     async def close(self) -> None:
-        """Wait for running calls, then drop the worker threads; idempotent."""
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True)
+        """Wait for running calls, then stop the worker threads; idempotent."""
+        await self._workers.close()

@@ -180,6 +180,7 @@ class Batcher:
         self._observer = observer or NullObserver()
         self._clock = clock
         self._queue: deque[_Pending] = deque()
+        self._rows_queued = 0  # kept with the queue: read on every arrival
         self._wakeup = asyncio.Event()
         self._free = policy.instances  # instances not running a batch
         self._running: set[asyncio.Task[None]] = set()
@@ -240,11 +241,15 @@ class Batcher:
         key = shape_key(inputs) if self._policy.batching else None
         rows = batch_rows(inputs)
         self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future))
+        self._rows_queued += rows
         if self._in_flight == 0 and len(self._queue) == 1:
             # Idle: run it now rather than wake the consumer (one loop turn less latency).
             self._launch(self._take_batch())
-        else:
-            self._observer.queue_depth(len(self._queue))
+            return future
+        self._observer.queue_depth(len(self._queue))
+        # Wake the consumer only when it has something new to decide: work after an empty
+        # queue, or a full batch. Waking it on every arrival cost a timer and a task each.
+        if len(self._queue) == 1 or self._rows_queued >= self._policy.max_batch_size:
             self._wakeup.set()
         return future
 
@@ -315,7 +320,7 @@ class Batcher:
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
 
     def _queued_rows(self) -> int:
-        return sum(item.rows for item in self._queue)
+        return self._rows_queued
 
     def _take_batch(self) -> list[_Pending]:
         """Pop the next batch: the oldest live request and those that fit with it."""
@@ -345,6 +350,7 @@ class Batcher:
         )
         skipped[:0] = batch[keep:]
         self._queue.extendleft(reversed(skipped))
+        self._rows_queued = sum(item.rows for item in self._queue)
         self._observer.queue_depth(len(self._queue))
         return batch[:keep]
 

@@ -67,7 +67,6 @@ def _json_type(value_type: type) -> str:
 
 def _check_shape(inp: RequestInput, spec: TensorSpec) -> tuple[int, ...]:
     shape = inp.shape
-    expected = format_shape(spec.shape)
     if any(dim < 0 for dim in shape):
         raise InvalidInput(f"input '{inp.name}': shape {shape} has a negative dimension")
     if len(shape) > MAX_RANK or any(dim > MAX_DIMENSION for dim in shape):
@@ -78,13 +77,13 @@ def _check_shape(inp: RequestInput, spec: TensorSpec) -> tuple[int, ...]:
     if len(shape) != spec.rank:
         raise InvalidInput(
             f"input '{inp.name}': shape {shape} has rank {len(shape)}; the model expects "
-            f"rank {spec.rank} (shape {expected})"
+            f"rank {spec.rank} (shape {format_shape(spec.shape)})"
         )
     for axis, (got, want) in enumerate(zip(shape, spec.shape, strict=True)):
         if want is not None and got != want:
             raise InvalidInput(
                 f"input '{inp.name}': dimension {axis} is {got}; the model expects {want} "
-                f"(shape {expected})"
+                f"(shape {format_shape(spec.shape)})"
             )
     return tuple(shape)
 
@@ -171,20 +170,25 @@ def decode_tensor(inp: RequestInput, spec: TensorSpec, *, allow_non_finite: bool
     return _to_array(inp, leaves, spec, allow_non_finite).reshape(shape)
 
 
+def _input_names(signature: ModelSignature) -> str:
+    return ", ".join(spec.name for spec in signature.inputs)
+
+
 def _check_names(inputs: Sequence[RequestInput], signature: ModelSignature) -> None:
     seen: set[str] = set()
-    known = ", ".join(spec.name for spec in signature.inputs)
     for inp in inputs:
         if inp.name in seen:
             raise InvalidInput(f"input '{inp.name}' is given more than once")
         seen.add(inp.name)
         if signature.input(inp.name) is None:
-            raise InvalidInput(f"unknown input '{inp.name}'; the model's inputs are: {known}")
+            raise InvalidInput(
+                f"unknown input '{inp.name}'; the model's inputs are: {_input_names(signature)}"
+            )
     for spec in signature.inputs:
         if spec.name not in seen:
             raise InvalidInput(
                 f"missing input '{spec.name}' ({from_numpy(spec.dtype)}, shape "
-                f"{format_shape(spec.shape)}); the model's inputs are: {known}"
+                f"{format_shape(spec.shape)}); the model's inputs are: {_input_names(signature)}"
             )
 
 

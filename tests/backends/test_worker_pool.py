@@ -1,0 +1,84 @@
+"""The worker pool: results and errors reach the caller, work runs off the loop, close drains."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from backends.worker_pool import WorkerPool
+
+
+async def test_calls_run_on_pool_threads_and_return_their_results() -> None:
+    pool = WorkerPool(2, name="test")
+    loop_thread = threading.get_ident()
+    idents = await asyncio.gather(*(pool.run(threading.get_ident) for _ in range(8)))
+    assert loop_thread not in idents
+    assert await pool.run(lambda: 6 * 7) == 42
+    await pool.close()
+
+
+async def test_exceptions_reach_the_caller_and_the_pool_keeps_working() -> None:
+    pool = WorkerPool(1, name="test")
+
+    def boom() -> None:
+        raise ValueError("bad batch")
+
+    with pytest.raises(ValueError, match="bad batch"):
+        await pool.run(boom)
+    assert await pool.run(lambda: "still alive") == "still alive"
+    await pool.close()
+
+
+async def test_instances_bound_the_calls_running_at_once() -> None:
+    pool = WorkerPool(2, name="test")
+    changed = threading.Condition()
+    running, peak = 0, 0
+    release = threading.Event()
+
+    def work() -> None:
+        nonlocal running, peak
+        with changed:
+            running += 1
+            peak = max(peak, running)
+            changed.notify_all()
+        release.wait(timeout=10)
+        with changed:
+            running -= 1
+
+    def two_running() -> bool:
+        with changed:
+            return changed.wait_for(lambda: running == 2, timeout=10)
+
+    calls = [asyncio.ensure_future(pool.run(work)) for _ in range(4)]
+    await asyncio.sleep(0)
+    assert await asyncio.to_thread(two_running)
+    release.set()
+    await asyncio.gather(*calls)
+    assert peak == 2
+    await pool.close()
+
+
+async def test_a_cancelled_caller_does_not_break_the_pool() -> None:
+    pool = WorkerPool(1, name="test")
+    gate = threading.Event()
+    waiting = asyncio.ensure_future(pool.run(lambda: gate.wait(10)))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    gate.set()
+    assert await pool.run(lambda: "next") == "next"
+    await pool.close()
+
+
+async def test_close_finishes_queued_work_then_refuses_more() -> None:
+    pool = WorkerPool(1, name="test")
+    done: list[int] = []
+    queued = [asyncio.ensure_future(pool.run(lambda n=n: done.append(n))) for n in range(3)]
+    await asyncio.sleep(0)
+    await pool.close()
+    await asyncio.gather(*queued)
+    assert done == [0, 1, 2]
+    await pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await pool.run(lambda: None)
