@@ -242,8 +242,10 @@ class Batcher:
         rows = batch_rows(inputs)
         self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future))
         self._rows_queued += rows
-        if self._in_flight == 0 and len(self._queue) == 1:
-            # Idle: run it now rather than wake the consumer (one loop turn less latency).
+        company_useful = self._policy.batching and self._in_flight > 0
+        if self._free > 0 and len(self._queue) == 1 and not company_useful:
+            # Nothing to wait for: run it now rather than wake the consumer (a loop turn
+            # less latency, and under a flood of arrivals loop turns are what is scarce).
             self._launch(self._take_batch())
             return future
         self._observer.queue_depth(len(self._queue))
@@ -385,4 +387,8 @@ class Batcher:
         finally:
             self._in_flight -= 1
             self._free += 1
+            if self._in_flight == 0 and self._queue and not self._closing:
+                # The next batch filled while this one ran: start it in this loop turn
+                # instead of waking the consumer to do it in a later one.
+                self._launch(self._take_batch())
             self._wakeup.set()
