@@ -37,7 +37,7 @@ typecheck: $(DEV_STAMP)
 # The Swagger UI browser test drives Debian's chromium (never a downloaded browser build).
 $(CHROMIUM):
 	apt-get update
-	apt-get install -y --no-install-recommends chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 unit: $(DEV_STAMP) $(CHROMIUM)
 	$(BIN)/pytest --cov --cov-report=term
@@ -50,7 +50,7 @@ models: $(DEV_STAMP)
 # The benchmark (not part of `make test`): writes docs/benchmarks.md and docs/benchmarks.png.
 # Set BENCH_BEARER_TOKEN to send a bearer token to tensorgate.
 wrk:
-	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
+	@command -v wrk >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
 
 bench: $(DEV_STAMP) wrk
 	$(BIN)/python bench/run.py
