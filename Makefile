@@ -53,10 +53,10 @@ wrk:
 	@command -v wrk >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
 
 bench: $(DEV_STAMP) wrk
-	$(BIN)/python bench/run.py
+	PYTHONPATH=scripts $(BIN)/python bench/run.py
 
 bench-quick: $(DEV_STAMP) wrk
-	$(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
+	PYTHONPATH=scripts $(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
 
 # The checked-in schemas; tests fail when they drift from the code.
 schemas: openapi $(RUNTIME_STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,23 +102,24 @@ def _gemm_params(
     ]
 
 
-def build_mlp() -> onnx.ModelProto:
-    """Build the fixed-seed benchmark MLP."""
-    rng = np.random.default_rng(MLP_SEED)
+def build_dense(name: str, widths: Sequence[int], seed: int, doc: str) -> onnx.ModelProto:
+    """A fixed-seed ReLU network: float32 ``input`` [batch, widths[0]] through Gemm layers
+    of the given widths to ``logits`` [batch, widths[-1]]."""
+    rng = np.random.default_rng(seed)
     initializers: list[onnx.TensorProto] = []
     nodes: list[onnx.NodeProto] = []
     current = "input"
-    last = len(MLP_LAYERS) - 2
-    for index, (fan_in, fan_out) in enumerate(itertools.pairwise(MLP_LAYERS)):
-        name = f"fc{index + 1}"
-        initializers += _gemm_params(rng, name, fan_in, fan_out)
-        gemm_out = "logits" if index == last else f"{name}.out"
+    last = len(widths) - 2
+    for index, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
+        layer = f"fc{index + 1}"
+        initializers += _gemm_params(rng, layer, fan_in, fan_out)
+        gemm_out = "logits" if index == last else f"{layer}.out"
         nodes.append(
             helper.make_node(
                 "Gemm",
-                [current, f"{name}.weight", f"{name}.bias"],
+                [current, f"{layer}.weight", f"{layer}.bias"],
                 [gemm_out],
-                name=name,
+                name=layer,
                 transB=1,
             )
         )
@@ -127,21 +129,26 @@ def build_mlp() -> onnx.ModelProto:
             nodes.append(helper.make_node("Relu", [gemm_out], [current], name=f"relu{index + 1}"))
     graph = helper.make_graph(
         nodes,
-        "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", MLP_LAYERS[0]])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", MLP_LAYERS[-1]])],
+        name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", widths[0]])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", widths[-1]])],
         initializer=initializers,
-        doc_string=MLP_DOC,
+        doc_string=doc,
     )
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         ir_version=IR_VERSION,
         producer_name=PRODUCER,
-        doc_string=MLP_DOC,
+        doc_string=doc,
     )
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def build_mlp() -> onnx.ModelProto:
+    """Build the fixed-seed benchmark MLP."""
+    return build_dense("mlp", MLP_LAYERS, MLP_SEED, MLP_DOC)
 
 
 def write_model(model: onnx.ModelProto, path: Path) -> None:
