@@ -110,6 +110,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from gateway.api.app import create_app
+    from gateway.api.http_protocol import CoalescingHttpToolsProtocol
 
     if not settings.model_repository.is_dir():
         logger.error("model repository %s does not exist", settings.model_repository)
@@ -142,6 +143,7 @@ def _serve(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         lifespan="on",
+        http=CoalescingHttpToolsProtocol,
     )
     return 0
 
@@ -151,6 +153,7 @@ def _serve_workers(settings: Settings) -> int:
     variables, metrics through a shared directory removed on exit."""
     import uvicorn
 
+    from gateway.api.http_protocol import CoalescingHttpToolsProtocol
     from gateway.api.worker import ENV_PREFIX, settings_environment
     from gateway.metrics import MULTIPROC_ENV
 
@@ -166,6 +169,7 @@ def _serve_workers(settings: Settings) -> int:
             port=settings.port,
             log_level=settings.log_level,
             lifespan="on",
+            http=CoalescingHttpToolsProtocol,
         )
     return 0
 

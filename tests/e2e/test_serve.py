@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +111,38 @@ def test_the_readme_curl_example_predicts_a_three(server: ServerProcess) -> None
     assert response.json()["outputs"] == [
         {"name": "label", "datatype": "INT64", "shape": [1], "data": [3]}
     ]
+
+
+def raw_exchange(server: ServerProcess, request: bytes) -> bytes:
+    """Send ``request`` on a fresh socket and read until the server closes it."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_responses_are_whole_on_kept_alive_and_closed_connections(server: ServerProcess) -> None:
+    """Each response's head and body leave in one write (CoalescingTransport); both must
+    still arrive whole, in order, before a ``Connection: close`` shuts the socket."""
+    body = b'{"inputs":[{"name":"pixels","shape":[1,64],"datatype":"FP32","data":[' + (
+        b",".join([b"0"] * 64) + b"]}]}"
+    )
+    head = (
+        b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: " + TOKEN.encode() + b"\r\nContent-Length: %d\r\n" % len(body)
+    )
+    kept = head + b"\r\n" + body
+    closing = head + b"Connection: close\r\n\r\n" + body
+    answer = raw_exchange(server, kept + kept + closing)
+    responses = answer.split(b"HTTP/1.1 ")[1:]
+    assert len(responses) == 3
+    for response in responses:
+        response_head, response_body = response.split(b"\r\n\r\n", 1)
+        assert response_head.startswith(b"200 OK")
+        length = int(response_head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert len(response_body) == length
+        assert json.loads(response_body)["model_name"] == "digits"
+    assert b"connection: close" in responses[-1].lower()

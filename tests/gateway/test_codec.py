@@ -81,6 +81,22 @@ def test_non_finite_values_pass_when_the_model_allows_them() -> None:
     assert np.isinf(array[0, 2])
 
 
+@pytest.mark.parametrize(("datatype", "huge"), [("FP16", 70000.0), ("FP32", 1e39)])
+def test_out_of_range_floats_become_infinite_when_the_model_allows_it(
+    datatype: str, huge: float
+) -> None:
+    spec = TensorSpec("x", to_numpy(datatype), (None, 3))
+    array = decode(tensor([0.5, huge, -huge], [1, 3], datatype), spec, allow=True)
+    assert array.dtype == to_numpy(datatype)
+    assert array.ravel().tolist() == [0.5, float("inf"), float("-inf")]
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=12))
+def test_finite_fp32_values_decode_exactly(values: list[float]) -> None:
+    array = decode(tensor(values, [len(values)]), TensorSpec("x", np.dtype(np.float32), (None,)))
+    assert array.tolist() == values
+
+
 @pytest.mark.parametrize(
     ("datatype", "data", "message"),
     [

@@ -13,8 +13,9 @@ import asyncio
 import logging
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.api.disconnect import DisconnectWatch
 from gateway.api.exception_handlers import gateway_error_response
 from gateway.auth import Authenticator
 from gateway.errors import GatewayError, InvalidInput, Unauthorized
@@ -133,31 +134,19 @@ async def read_body(receive: Receive) -> bytes:
 async def answer_unless_gone(pending: PendingInference, receive: Receive) -> bytes | None:
     """The response body, or None when the client disconnected first.
 
-    uvicorn does not cancel a handler whose client left, so a watcher waits for
-    ``http.disconnect`` and withdraws the request from the queue: nothing is computed
+    uvicorn does not cancel a handler whose client left, so a ``DisconnectWatch`` listens
+    for ``http.disconnect`` and withdraws the request from the queue: nothing is computed
     for nobody.
     """
-    watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
-
-    def withdraw(done: asyncio.Future[None]) -> None:
-        if not done.cancelled():
-            pending.cancel()
-
-    watcher.add_done_callback(withdraw)
+    watch = DisconnectWatch(receive, pending.cancel)
     try:
         return await pending.result()
     except asyncio.CancelledError:
-        if watcher.done() and not watcher.cancelled():
+        if watch.disconnected:
             return None
         raise
     finally:
-        watcher.cancel()
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    message: Message = await receive()
-    while message["type"] != "http.disconnect":
-        message = await receive()
+        watch.close()
 
 
 async def send_json(send: Send, status: int, payload: bytes) -> None:

@@ -1,0 +1,99 @@
+"""CoalescingTransport: the writes of one loop turn leave as one write."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.api.http_protocol import CoalescingTransport
+
+
+class RecordingTransport(asyncio.Transport):
+    """Stands in for the socket transport; records what reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__({"peername": ("127.0.0.1", 5)})
+        self.writes: list[bytes] = []
+        self.events: list[str] = []
+        self.closing = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+        self.events.append("write")
+
+    def close(self) -> None:
+        self.closing = True
+        self.events.append("close")
+
+    def abort(self) -> None:
+        self.closing = True
+        self.events.append("abort")
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 10
+
+
+def wrapped() -> tuple[CoalescingTransport, RecordingTransport]:
+    inner = RecordingTransport()
+    return CoalescingTransport(inner, asyncio.get_running_loop()), inner
+
+
+async def next_turn() -> None:
+    await asyncio.sleep(0)
+
+
+async def test_head_and_body_written_in_one_turn_leave_as_one_write() -> None:
+    transport, inner = wrapped()
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    transport.write(b'{"ok":true}')
+    assert inner.writes == []
+    assert transport.get_write_buffer_size() == 10 + 19 + 11
+    await next_turn()
+    assert inner.writes == [b'HTTP/1.1 200 OK\r\n\r\n{"ok":true}']
+    transport.write(b"next")
+    await next_turn()
+    assert inner.writes[-1] == b"next"
+
+
+async def test_a_reused_buffer_is_copied_when_written() -> None:
+    transport, inner = wrapped()
+    buffer = bytearray(b"abc")
+    transport.writelines([buffer, memoryview(b"def")])
+    buffer[:] = b"xyz"
+    await next_turn()
+    assert inner.writes == [b"abcdef"]
+
+
+async def test_close_sends_what_is_queued_first() -> None:
+    transport, inner = wrapped()
+    transport.write(b"last words")
+    transport.close()
+    assert inner.events == ["write", "close"]
+    await next_turn()
+    assert inner.writes == [b"last words"]  # the scheduled flush finds nothing left
+
+
+async def test_abort_drops_what_is_queued() -> None:
+    transport, inner = wrapped()
+    transport.write(b"never sent")
+    transport.abort()
+    await next_turn()
+    assert inner.events == ["abort"]
+
+
+async def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
+    transport, inner = wrapped()
+    transport.write(b"too late")
+    inner.closing = True
+    await next_turn()
+    assert inner.writes == []
+    assert transport.is_closing()
+
+
+async def test_extra_info_comes_from_the_socket_transport() -> None:
+    transport, _ = wrapped()
+    assert transport.get_extra_info("peername") == ("127.0.0.1", 5)
+    assert transport.get_extra_info("missing", "default") == "default"
