@@ -23,7 +23,7 @@ class PacedResult:
     admitted_ms: list[float] = field(default_factory=list)
     gave_up: int = 0
     dropped: int = 0
-    """Arrivals not sent because every connection was busy (client-side bound)."""
+    """Tries not sent because every connection was busy (the client's connection bound)."""
 
     @property
     def goodput(self) -> float:
@@ -60,12 +60,27 @@ class _Connection:
         return status, retry_after
 
 
-class _Client:
-    """Keep-alive connections shared by the requests of one paced run."""
+class _NoConnection(Exception):
+    """Every connection the client may open is busy: the request is not sent."""
 
-    def __init__(self, host: str, port: int, head: bytes, body: bytes, result: PacedResult) -> None:
+
+class _Client:
+    """Keep-alive connections shared by the requests of one paced run, at most
+    ``max_connections`` open; a request waiting out its Retry-After holds none."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        head: bytes,
+        body: bytes,
+        result: PacedResult,
+        max_connections: int | None = None,
+    ) -> None:
         self.host, self.port, self.head, self.body = host, port, head, body
         self.result = result
+        self.max_connections = max_connections
+        self.open = 0
         self.idle: list[_Connection] = []
 
     async def request(self, max_attempts: int) -> None:
@@ -76,6 +91,10 @@ class _Client:
             result.attempts += 1
             try:
                 status, retry_after = await self._exchange()
+            except _NoConnection:
+                result.attempts -= 1
+                result.dropped += 1
+                return
             except (ConnectionError, asyncio.IncompleteReadError):
                 result.statuses[0] += 1
                 return
@@ -96,14 +115,35 @@ class _Client:
             try:
                 answer = await conn.post(self.head, self.body)
             except (ConnectionError, asyncio.IncompleteReadError):
-                conn.writer.close()
+                self._discard(conn)
                 continue
             self.idle.append(conn)
             return answer
-        conn = _Connection(*await asyncio.open_connection(self.host, self.port))
-        answer = await conn.post(self.head, self.body)
+        if self.max_connections is not None and self.open >= self.max_connections:
+            raise _NoConnection
+        self.open += 1
+        try:
+            conn = _Connection(*await asyncio.open_connection(self.host, self.port))
+        except BaseException:
+            self.open -= 1
+            raise
+        try:
+            answer = await conn.post(self.head, self.body)
+        except BaseException:
+            self._discard(conn)
+            raise
         self.idle.append(conn)
         return answer
+
+    def saturated(self) -> bool:
+        """True when a request now would find no connection to use."""
+        return (
+            not self.idle and self.max_connections is not None and self.open >= self.max_connections
+        )
+
+    def _discard(self, conn: _Connection) -> None:
+        conn.writer.close()
+        self.open -= 1
 
     def close(self) -> None:
         """Close the idle connections."""
@@ -157,9 +197,11 @@ async def paced_run(
     token: str | None = None,
 ) -> PacedResult:
     """Offer ``rate_per_s`` requests per second for ``seconds``; each request retries a 503
-    after its Retry-After, up to ``max_attempts`` tries. At most ``max_connections`` open."""
+    after its Retry-After, up to ``max_attempts`` tries. At most ``max_connections`` open:
+    an arrival (or a retry) finding them all busy is counted as dropped, not sent."""
     result = PacedResult(seconds)
-    client = _Client(host, port, _head(host, path, body, token), body, result)
+    head = _head(host, path, body, token)
+    client = _Client(host, port, head, body, result, max_connections)
     tasks: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -168,8 +210,8 @@ async def paced_run(
         due = int((now - start) * rate_per_s) - sent
         sent += due
         for _ in range(due):
-            if len(tasks) >= max_connections:
-                result.dropped += 1
+            if client.saturated():
+                result.dropped += 1  # decided here: a task per unsent arrival costs CPU too
                 continue
             task = loop.create_task(client.request(max_attempts))
             tasks.add(task)

@@ -138,7 +138,7 @@ def _serve(settings: Settings) -> int:
     if settings.workers > 1:
         return _serve_workers(settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, serving_process=True),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -27,6 +27,7 @@ from gateway.api.routes.typed import TypedRoutes
 from gateway.api.state import AppState
 from gateway.auth import Authenticator
 from gateway.batching import Batcher, BatchPolicy, Clock
+from gateway.heap import settle_heap
 from gateway.inference import InferenceService
 from gateway.keyring import KeyRing, build_key_ring
 from gateway.metrics import GatewayMetrics
@@ -62,10 +63,14 @@ def create_app(
     loader: BackendLoader = OnnxRuntimeBackend.load,
     *,
     clock: Clock = time.monotonic,
+    serving_process: bool = False,
 ) -> FastAPI:
     """Build the gateway; models load when the lifespan starts, not here.
 
-    ``clock`` times the queue's deadlines (tests inject one).
+    ``clock`` times the queue's deadlines (tests inject one). ``serving_process``: this
+    process exists to serve this app (``tensorgate serve``), so once the models are
+    loaded the garbage collector is tuned for it (``gateway.heap``); never in tests, which
+    build hundreds of apps in one process.
     """
     collectors = GatewayMetrics()
 
@@ -86,13 +91,16 @@ def create_app(
             logger.info(
                 "serving %d ready model version(s) from %s", ready, settings.model_repository
             )
-            yield AppState(
+            state = AppState(
                 settings=settings,
                 registry=registry,
                 inference=InferenceService(registry),
                 metrics=collectors,
                 authenticator=await _authenticator(settings.auth, stack),
             )
+            if serving_process:
+                settle_heap()
+            yield state
 
     app = Gateway(
         max_body_bytes=settings.max_request_body_bytes,

@@ -46,4 +46,4 @@ def create_worker_app() -> FastAPI:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
-    return create_app(settings)
+    return create_app(settings, serving_process=True)
