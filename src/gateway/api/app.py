@@ -20,7 +20,7 @@ from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.dependencies import DOCS_ACCESS
 from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
-from gateway.api.infer_endpoint import InferenceEndpoint
+from gateway.api.infer_endpoint import InferenceEndpoint, infer_target
 from gateway.api.openapi import build_openapi
 from gateway.api.routes import health, inference, metrics, models
 from gateway.api.routes.typed import TypedRoutes
@@ -38,24 +38,29 @@ logger = logging.getLogger(__name__)
 
 
 class Gateway(FastAPI):
-    """FastAPI behind the body limit and the inference hot path.
+    """FastAPI behind the body limit, and the inference hot path beside it.
 
     Profiling put FastAPI's own per-request work (telemetry hooks, middleware layers) at
     about a quarter of the CPU of one inference request, so ``POST .../infer`` is answered
-    before FastAPI is entered (docs/batching.md); every other request goes through it.
+    by ``InferenceEndpoint`` without entering FastAPI or any middleware (docs/batching.md);
+    every other request goes through them.
     """
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        endpoint = InferenceEndpoint(self._fastapi)
-        self._front = BodyLimitMiddleware(endpoint, max_bytes=max_body_bytes)
+        self._inference = InferenceEndpoint(max_body_bytes)
+        self._rest = BodyLimitMiddleware(self._fastapi, max_bytes=max_body_bytes)
 
     async def _fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Enter through the body limit and the inference endpoint."""
-        await self._front(scope, receive, send)
+        """Inference requests to the endpoint, the rest through the body limit to FastAPI."""
+        target = infer_target(scope)
+        if target is None:
+            await self._rest(scope, receive, send)
+        else:
+            await self._inference.serve(scope, receive, send, *target)
 
 
 def create_app(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.exception_handlers import error_response
-from gateway.errors import PayloadTooLarge
+from gateway.api.exception_handlers import gateway_error_response
+from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge
 
 
 class BodyLimitMiddleware:
@@ -20,21 +20,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is not None:
-            problem: str | None = None
-            status = 413
-            if not declared.isdigit():
-                problem, status = "Content-Length header is not a non-negative integer", 400
-            elif int(declared) > self.max_bytes:
-                problem = self._too_large(f"Content-Length {int(declared)}")
-            if problem is not None:
-                await error_response(status, problem)(scope, receive, send)
-                return
+        try:
+            check_declared_length(scope, self.max_bytes)
+        except GatewayError as exc:
+            await gateway_error_response(exc)(scope, receive, send)
+            return
         await self.app(scope, self._counting(receive), send)
-
-    def _too_large(self, what: str) -> str:
-        return f"request body too large: {what} bytes exceeds the limit of {self.max_bytes} bytes"
 
     def _counting(self, receive: Receive) -> Receive:
         received = 0
@@ -45,14 +36,29 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(self._too_large(f"at least {received}"))
+                    raise body_too_large(received, self.max_bytes)
             return message
 
         return limited_receive
 
 
-def _content_length(scope: Scope) -> str | None:
+def check_declared_length(scope: Scope, max_bytes: int) -> None:
+    """Raise ``PayloadTooLarge`` (413) for a ``Content-Length`` over ``max_bytes``, or
+    ``InvalidInput`` (400) for a malformed one."""
     for key, value in scope["headers"]:
         if key == b"content-length":
-            return str(value.decode("latin-1"))
-    return None
+            declared = value.decode("latin-1")
+            if not declared.isdigit():
+                raise InvalidInput("Content-Length header is not a non-negative integer")
+            if int(declared) > max_bytes:
+                raise PayloadTooLarge(_too_large(f"Content-Length {int(declared)}", max_bytes))
+            return
+
+
+def body_too_large(received: int, max_bytes: int) -> PayloadTooLarge:
+    """The error for a body found over the cap while reading it."""
+    return PayloadTooLarge(_too_large(f"at least {received}", max_bytes))
+
+
+def _too_large(what: str, max_bytes: int) -> str:
+    return f"request body too large: {what} bytes exceeds the limit of {max_bytes} bytes"

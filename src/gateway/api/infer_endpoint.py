@@ -1,10 +1,11 @@
-"""The inference routes as a raw ASGI layer in front of FastAPI (the hot path).
+"""The inference routes as a bare ASGI handler in front of FastAPI (the hot path).
 
 Profiling showed FastAPI's routing and dependency machinery costing more CPU per request
-than the model itself (docs/benchmarks.md), so ``POST .../infer`` is answered here: read
-the body, decode and queue it, watch for the client going away, write the answer. The
-same routes stay declared on FastAPI (``routes/inference.py``) so the OpenAPI document
-describes them; every other request passes through untouched.
+than the model itself (docs/benchmarks.md), so ``POST .../infer`` is answered here: check
+the declared length, authorize, read the body, decode and queue it, watch for the client
+going away, write the answer. The same routes stay declared on FastAPI
+(``routes/inference.py``) so the OpenAPI document describes them; ``Gateway`` sends every
+other request to FastAPI.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import asyncio
 import logging
 import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from gateway.api.body_limit import body_too_large, check_declared_length
 from gateway.api.disconnect import DisconnectWatch
 from gateway.api.exception_handlers import gateway_error_response
 from gateway.auth import Authenticator
@@ -50,21 +52,19 @@ def infer_target(scope: Scope) -> tuple[str, str | None] | None:
 
 
 class InferenceEndpoint:
-    """ASGI middleware answering the inference routes; everything else goes to ``app``."""
+    """Answers the inference routes (``infer_target``) as a bare ASGI handler."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route inference requests to ``_serve``; pass the rest on."""
-        target = infer_target(scope)
-        if target is None:
-            await self.app(scope, receive, send)
-            return
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None
+    ) -> None:
+        """Answer one inference request and record it in the request metrics."""
         started = time.perf_counter()
         status = 200
         try:
-            payload = await self._serve(scope, receive, *target)
+            payload = await self._serve(scope, receive, name, version)
         except GatewayError as exc:
             response = gateway_error_response(exc)
             status = response.status_code
@@ -82,12 +82,13 @@ class InferenceEndpoint:
         metrics: GatewayMetrics = state["metrics"]
         registry: ModelRegistry = state["registry"]
         # Names clients make up would grow the label set without bound; they share one.
-        model = target[0] if registry.knows(target[0]) else "(unknown)"
+        model = name if registry.knows(name) else "(unknown)"
         metrics.record_request(model, status, time.perf_counter() - started)
 
     async def _serve(
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> bytes | None:
+        check_declared_length(scope, self.max_body_bytes)
         headers = {
             key.decode("latin-1"): value.decode("latin-1")
             for key, value in scope["headers"]
@@ -96,7 +97,7 @@ class InferenceEndpoint:
         await authorize(scope, headers.get("authorization"), name)
         service: InferenceService = scope["state"]["inference"]
         service.check_admission(name, version)  # refuse before reading the body
-        body = await read_body(receive)
+        body = await read_body(receive, self.max_body_bytes)
         pending = service.submit_json(name, version, body, headers)
         return await answer_unless_gone(pending, receive)
 
@@ -116,18 +117,26 @@ async def authorize(scope: Scope, authorization: str | None, model: str) -> Prin
     return principal
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole request body (the body-limit middleware caps it while it is read)."""
+async def read_body(receive: Receive, max_bytes: int) -> bytes:
+    """The whole request body; raises ``PayloadTooLarge`` once more than ``max_bytes``
+    have arrived (a chunked body is not read further)."""
     message = await receive()
     body: bytes = message.get("body", b"")
+    if len(body) > max_bytes:
+        raise body_too_large(len(body), max_bytes)
     if not message.get("more_body", False):
         return body
     chunks = [body]
+    received = len(body)
     while message.get("more_body", False):
         message = await receive()
         if message["type"] == "http.disconnect":
             raise InvalidInput("the client disconnected while sending the body")
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise body_too_large(received, max_bytes)
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -19,8 +19,14 @@ async def capped(repository: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def test_declared_length_over_the_cap_is_413(capped: httpx.AsyncClient) -> None:
-    response = await capped.post("/v2/models/digits/infer", content=b" " * (LIMIT + 1))
+# The protocol route is served by InferenceEndpoint, the typed one by FastAPI behind
+# BodyLimitMiddleware: both enforce the same cap with the same answers.
+ROUTES = pytest.mark.parametrize("path", ["/v2/models/digits/infer", "/models/digits/predict"])
+
+
+@ROUTES
+async def test_declared_length_over_the_cap_is_413(capped: httpx.AsyncClient, path: str) -> None:
+    response = await capped.post(path, content=b" " * (LIMIT + 1))
     assert response.status_code == 413
     assert response.json() == {
         "error": f"request body too large: Content-Length {LIMIT + 1} bytes exceeds the "
@@ -28,7 +34,8 @@ async def test_declared_length_over_the_cap_is_413(capped: httpx.AsyncClient) ->
     }
 
 
-async def test_chunked_body_is_cut_at_the_cap(capped: httpx.AsyncClient) -> None:
+@ROUTES
+async def test_chunked_body_is_cut_at_the_cap(capped: httpx.AsyncClient, path: str) -> None:
     sent: list[int] = []
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -36,7 +43,7 @@ async def test_chunked_body_is_cut_at_the_cap(capped: httpx.AsyncClient) -> None
             sent.append(1024)
             yield b" " * 1024
 
-    response = await capped.post("/v2/models/digits/infer", content=chunks())
+    response = await capped.post(path, content=chunks())
     assert response.status_code == 413
     assert "exceeds the limit of 4096 bytes" in response.json()["error"]
     assert sum(sent) <= LIMIT + 1024  # reading stopped at the cap
@@ -49,9 +56,8 @@ async def test_body_at_the_cap_is_read(capped: httpx.AsyncClient) -> None:
     assert "at least 1 item" in response.json()["error"]
 
 
-async def test_malformed_content_length_is_400(capped: httpx.AsyncClient) -> None:
-    response = await capped.post(
-        "/v2/models/digits/infer", content=b"{}", headers={"content-length": "-5"}
-    )
+@ROUTES
+async def test_malformed_content_length_is_400(capped: httpx.AsyncClient, path: str) -> None:
+    response = await capped.post(path, content=b"{}", headers={"content-length": "-5"})
     assert response.status_code == 400
     assert "Content-Length" in response.json()["error"]
