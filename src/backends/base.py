@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -86,10 +86,13 @@ class Backend(Protocol):
     - ``output_names`` selects outputs; ``None`` means all, in signature order.
     - Returns a dict of output name -> numpy array; the batch axis (axis 0) of each
       output has the same length as the inputs' batch axis when the model has one.
-    - It is a coroutine: the blocking runtime call runs on the backend's own bounded
-      thread pool, never on the event loop. Up to ``RuntimeOptions.instances`` calls
-      run concurrently; further calls wait for a free worker.
-    - Raises ``InferenceError`` when the runtime fails; the backend stays usable.
+    - It returns an awaitable (a coroutine, or a future when the call is started at once,
+      as the ONNX Runtime backend does so that a batch starts in the loop turn that
+      formed it). The blocking runtime call runs on the backend's own bounded thread
+      pool, never on the event loop. Up to ``RuntimeOptions.instances`` calls run
+      concurrently; further calls wait for a free worker.
+    - The awaitable raises ``InferenceError`` when the runtime fails; the backend stays
+      usable.
     """
 
     @property
@@ -102,9 +105,9 @@ class Backend(Protocol):
         """Facts worth showing users, such as the execution provider actually in use."""
         ...
 
-    async def infer(
+    def infer(
         self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
-    ) -> dict[str, Array]:
+    ) -> Awaitable[dict[str, Array]]:
         """Run the model on one batch; see the class docstring for the contract."""
         ...
 

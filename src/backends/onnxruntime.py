@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -149,14 +150,16 @@ class OnnxRuntimeBackend:
         """Platform and the execution provider actually in use."""
         return self._metadata
 
-    async def infer(
+    def infer(
         self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
-    ) -> dict[str, Array]:
-        """Run one batch on the worker pool; see ``backends.base.Backend``."""
+    ) -> asyncio.Future[dict[str, Array]]:
+        """Queue one batch on the worker pool at once; see ``backends.base.Backend``."""
         if self._workers.closed:
-            raise InferenceError(f"model {self._name} is closed", kind="closed")
+            closed: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
+            closed.set_exception(InferenceError(f"model {self._name} is closed", kind="closed"))
+            return closed
         names = list(output_names) if output_names is not None else self._all_outputs
-        return await self._workers.run(partial(self._run, names, dict(inputs)))
+        return self._workers.submit(partial(self._run, names, dict(inputs)))
 
     def _run(self, names: list[str], feed: dict[str, Array]) -> dict[str, Array]:
         try:

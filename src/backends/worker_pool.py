@@ -48,14 +48,18 @@ class WorkerPool:
         """True once ``close`` has been called."""
         return self._closed
 
-    async def run(self, call: Callable[[], T]) -> T:
-        """Run ``call`` on a pool thread and return its result (or raise its exception)."""
+    def submit(self, call: Callable[[], T]) -> asyncio.Future[T]:
+        """Queue ``call`` for a pool thread now; the future gets its result or exception."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((loop, future, call))
-        return await future
+        return future
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """Run ``call`` on a pool thread and return its result (or raise its exception)."""
+        return await self.submit(call)
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:

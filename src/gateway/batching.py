@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from backends.base import Array, Backend
@@ -183,7 +184,7 @@ class Batcher:
         self._rows_queued = 0  # kept with the queue: read on every arrival
         self._wakeup = asyncio.Event()
         self._free = policy.instances  # instances not running a batch
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Future[dict[str, Array]]] = set()
         self._in_flight = 0
         self._drain = _DrainRate()
         self._consumer: asyncio.Task[None] | None = None
@@ -298,14 +299,36 @@ class Batcher:
             self._launch(self._take_batch())
 
     def _launch(self, batch: list[_Pending]) -> None:
-        """Start running ``batch`` on a free instance."""
+        """Start running ``batch`` on a free instance, now: the backend call is made in
+        this loop turn, and ``_finish`` runs from its completion (no Task in between,
+        each of which cost a loop turn per batch under load)."""
         if not batch:
             return
         self._free -= 1
         self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._execute(batch))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        started = self._clock()
+        self._observer.batch_started(
+            sum(item.rows for item in batch), [started - item.enqueued for item in batch]
+        )
+        try:
+            outputs = sorted({name for item in batch for name in item.outputs})
+            merged = concatenate([item.inputs for item in batch])
+            running = asyncio.ensure_future(self._infer(merged, outputs))
+        except Exception as exc:
+            self._finish(batch, started, exc)
+            return
+        self._running.add(running)
+        running.add_done_callback(partial(self._finished, batch, started))
+
+    def _finished(
+        self, batch: list[_Pending], started: float, running: asyncio.Future[dict[str, Array]]
+    ) -> None:
+        self._running.discard(running)
+        if running.cancelled():
+            self._finish(batch, started, asyncio.CancelledError())
+            return
+        error = running.exception()
+        self._finish(batch, started, running.result() if error is None else error)
 
     async def _gather_company(self) -> None:
         """While another batch runs, wait up to the delay for the queue to fill."""
@@ -362,28 +385,28 @@ class Batcher:
             DeadlineExceeded(f"the request's deadline passed while it waited for {self._name}")
         )
 
-    async def _execute(self, batch: list[_Pending]) -> None:
-        started = self._clock()
-        self._observer.batch_started(
-            sum(item.rows for item in batch), [started - item.enqueued for item in batch]
-        )
+    def _finish(
+        self, batch: list[_Pending], started: float, outcome: dict[str, Array] | BaseException
+    ) -> None:
+        """Hand every caller its rows (or the batch's error), then start the next batch."""
         try:
-            outputs = sorted({name for item in batch for name in item.outputs})
-            merged = concatenate([item.inputs for item in batch])
-            results = await self._infer(merged, outputs)
-            pieces = split(results, [item.rows for item in batch])
-        except Exception as exc:
-            self._observer.batch_finished(self._clock() - started, failed=True)
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
-        else:
             elapsed = self._clock() - started
-            self._observer.batch_finished(elapsed, failed=False)
-            self._drain.record(len(batch), elapsed, self._policy.instances)
-            for item, piece in zip(batch, pieces, strict=True):
-                if not item.future.done():
-                    item.future.set_result({name: piece[name] for name in item.outputs})
+            pieces = None
+            if not isinstance(outcome, BaseException):
+                try:
+                    pieces = split(outcome, [item.rows for item in batch])
+                except Exception as exc:  # outputs that do not match the batch
+                    outcome = exc
+            self._observer.batch_finished(elapsed, failed=pieces is None)
+            if pieces is None:
+                assert isinstance(outcome, BaseException)
+                for item in batch:
+                    _fail(item.future, outcome)
+            else:
+                self._drain.record(len(batch), elapsed, self._policy.instances)
+                for item, piece in zip(batch, pieces, strict=True):
+                    if not item.future.done():
+                        item.future.set_result({name: piece[name] for name in item.outputs})
         finally:
             self._in_flight -= 1
             self._free += 1
@@ -392,3 +415,13 @@ class Batcher:
                 # instead of waking the consumer to do it in a later one.
                 self._launch(self._take_batch())
             self._wakeup.set()
+
+
+def _fail(future: asyncio.Future[dict[str, Array]], error: BaseException) -> None:
+    """Fail one caller's future with a batch's error; a cancelled batch cancels it."""
+    if future.done():
+        return
+    if isinstance(error, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(error)

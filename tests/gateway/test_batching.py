@@ -328,3 +328,50 @@ def test_ticks() -> None:
         await batcher.close()
 
     run(scenario)
+
+
+def test_a_batch_reaches_the_backend_in_the_loop_turn_that_formed_it() -> None:
+    """A backend that starts work at once (returns a future) gets the batch before any
+    other coroutine runs: no Task stands between forming a batch and running it."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        calls: list[int] = []
+
+        def infer(inputs: Mapping[str, Array], outputs: Sequence[str]) -> asyncio.Future[Any]:
+            calls.append(len(inputs["x"]))
+            done: asyncio.Future[Any] = loop.create_future()
+            done.set_result({"y": inputs["x"] * 2})
+            return done
+
+        batcher = Batcher("m", infer, BatchPolicy())
+        batcher.start()
+        pending = batcher.submit(rows(1, 2), ["y"])
+        assert calls == [2]
+        np.testing.assert_array_equal((await pending)["y"], rows(1, 2)["x"] * 2)
+        await batcher.close()
+
+    run(scenario)
+
+
+def test_a_cancelled_backend_call_cancels_its_callers_and_serving_goes_on() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        backend = FakeBackend()
+
+        def infer(inputs: Mapping[str, Array], outputs: Sequence[str]) -> Awaitable[Any]:
+            if len(inputs["x"]) == 3:  # the first batch: its call is cancelled
+                cancelled: asyncio.Future[Any] = loop.create_future()
+                cancelled.cancel()
+                return cancelled
+            return backend.infer(inputs, outputs)
+
+        batcher = Batcher("m", infer, BatchPolicy())
+        batcher.start()
+        doomed = batcher.submit(rows(1, 3), ["y"])
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        assert (await batcher.submit(rows(2, 1), ["y"]))["y"].shape == (1, 4)
+        await batcher.close()
+
+    run(scenario)
