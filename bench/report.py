@@ -255,7 +255,9 @@ def write_report(report: Report, out: Path) -> None:
         "shares the 2 cores with the server). It then offered "
         f"{o['offered_per_s']:,.0f} requests/s (4x) and managed {o['attempts_per_s']:,.0f} "
         "attempts/s; each request that got 503 waited its `Retry-After` and tried once "
-        "more, with at most 256 requests outstanding. Queue bound: 128 requests. The "
+        "more. The client keeps at most 256 connections open (a request waiting out its "
+        "`Retry-After` holds none); an arrival finding all of them busy is not sent. "
+        "Queue bound: 128 requests. The "
         "bound on admitted latency is checked server side: the p99 of "
         "`tensorgate_queue_seconds` (interpolated in its histogram bucket, as "
         "`histogram_quantile` does) against the time to serve a full queue plus the batch "
@@ -264,7 +266,7 @@ def write_report(report: Report, out: Path) -> None:
         "",
         f"- answers: {o['ok']:.0f} x 200, {o['rejected_503']:.0f} x 503, "
         f"{o['other_statuses']:.0f} other; {o['client_dropped']:.0f} arrivals not sent "
-        "(client connection bound reached)",
+        "(every client connection busy)",
         f"- goodput {o['goodput_per_s']:,.0f} req/s; admitted p50 "
         f"{o['p50_admitted_ms']:.1f} ms, p99 {o['p99_admitted_ms']:.1f} ms",
         "",

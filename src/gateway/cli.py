@@ -110,7 +110,6 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from gateway.api.app import create_app
-    from gateway.api.http_protocol import CoalescingHttpToolsProtocol
 
     if not settings.model_repository.is_dir():
         logger.error("model repository %s does not exist", settings.model_repository)
@@ -137,15 +136,24 @@ def _serve(settings: Settings) -> int:
         _print_dev_banner(settings, base)
     if settings.workers > 1:
         return _serve_workers(settings)
-    uvicorn.run(
-        create_app(settings, serving_process=True),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        lifespan="on",
-        http=CoalescingHttpToolsProtocol,
-    )
+    uvicorn.run(create_app(settings, serving_process=True), **_uvicorn_options(settings))
     return 0
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What both serving modes hand uvicorn."""
+    from gateway.api.http_protocol import CoalescingHttpToolsProtocol
+
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "lifespan": "on",
+        "http": CoalescingHttpToolsProtocol,
+        # uvicorn formats an access-log line's fields (client, quoted path) for every
+        # response before its logger drops them; below info nobody would see them.
+        "access_log": settings.log_level in ("info", "debug"),
+    }
 
 
 def _serve_workers(settings: Settings) -> int:
@@ -153,7 +161,6 @@ def _serve_workers(settings: Settings) -> int:
     variables, metrics through a shared directory removed on exit."""
     import uvicorn
 
-    from gateway.api.http_protocol import CoalescingHttpToolsProtocol
     from gateway.api.worker import ENV_PREFIX, settings_environment
     from gateway.metrics import MULTIPROC_ENV
 
@@ -165,11 +172,7 @@ def _serve_workers(settings: Settings) -> int:
             "gateway.api.worker:create_worker_app",
             factory=True,
             workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            lifespan="on",
-            http=CoalescingHttpToolsProtocol,
+            **_uvicorn_options(settings),
         )
     return 0
 

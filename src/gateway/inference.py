@@ -233,18 +233,22 @@ class InferenceService:
         future = batcher.submit(inputs, outputs, timeout)
         return PendingInference(model, request.id, outputs, future)
 
-    async def infer_arrays(
-        self, model: ModelVersion, inputs: dict[str, Array], outputs: list[str]
-    ) -> dict[str, Array]:
-        """Run decoded, signature-checked arrays on a resolved version: the one inference path.
-
-        Protocol and typed routes both end in the version's batcher, so both share
-        batching, the queue bound, the default deadline and error mapping.
-        """
+    def submit_arrays(
+        self,
+        model: ModelVersion,
+        inputs: dict[str, Array],
+        outputs: list[str],
+        timeout_header: str | None = None,
+    ) -> asyncio.Future[dict[str, Array]]:
+        """Queue decoded, signature-checked arrays on a resolved version: the one inference
+        path. Protocol and typed routes both end in the version's batcher, so both share
+        batching, the queue bound, deadlines and error mapping. ``timeout_header`` is the
+        ``X-Request-Timeout-Ms`` value, if any; else the model's default deadline."""
         batcher = model.batcher
         assert batcher is not None  # resolve() returns ready versions only
-        timeout = request_timeout_s(None, None, model.config.batching.default_timeout_ms)
-        return await outputs_of(model, batcher.submit(inputs, outputs, timeout))
+        default_ms = model.config.batching.default_timeout_ms
+        timeout = request_timeout_s(None, timeout_header, default_ms)
+        return batcher.submit(inputs, outputs, timeout)
 
     async def infer_json(
         self, name: str, version: str | None, body: bytes, headers: Mapping[str, str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +112,8 @@ def test_the_readme_curl_example_predicts_a_three(server: ServerProcess) -> None
     assert response.json()["outputs"] == [
         {"name": "label", "datatype": "INT64", "shape": [1], "data": [3]}
     ]
+    # At --log-level info uvicorn's access log shows each answer.
+    server.wait_for(re.compile(r'"POST /v2/models/digits/infer HTTP/1\.1" 200'))
 
 
 def raw_exchange(server: ServerProcess, request: bytes) -> bytes:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.api.http_protocol import CoalescingHttpToolsProtocol
+from gateway.cli import _uvicorn_options, main
+from gateway.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[2] / "models"
 
@@ -41,3 +43,15 @@ def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture
     assert main(["config-schema"]) == 0
     checked_in = DEMO.parent / "schemas" / "model-config.schema.json"
     assert json.loads(capsys.readouterr().out) == json.loads(checked_in.read_text())
+
+
+@pytest.mark.parametrize(
+    ("level", "access_log"),
+    [("debug", True), ("info", True), ("warning", False), ("error", False)],
+)
+def test_uvicorn_keeps_its_access_log_only_where_the_level_shows_it(
+    level: str, access_log: bool
+) -> None:
+    options = _uvicorn_options(Settings(model_repository=DEMO, log_level=level))  # type: ignore[arg-type]
+    assert options["access_log"] is access_log
+    assert options["http"] is CoalescingHttpToolsProtocol

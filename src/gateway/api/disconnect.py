@@ -14,11 +14,43 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import Message, Receive
 
 logger = logging.getLogger(__name__)
+
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a client that left before its answer: recorded, never sent."""
+
+
+class Withdrawable(Protocol):
+    """A queued request: its answer, or withdrawn from the queue."""
+
+    def cancel(self) -> None:
+        """Withdraw the request; it is skipped if still queued."""
+
+    async def result(self) -> bytes:
+        """The response body once the request's batch has run."""
+        ...
+
+
+async def answer_unless_gone(pending: Withdrawable, receive: Receive) -> bytes | None:
+    """The response body, or None when the client disconnected first.
+
+    uvicorn does not cancel a handler whose client left, so a ``DisconnectWatch`` listens
+    for ``http.disconnect`` and withdraws the request from the queue: nothing is computed
+    for nobody.
+    """
+    watch = DisconnectWatch(receive, pending.cancel)
+    try:
+        return await pending.result()
+    except asyncio.CancelledError:
+        if watch.disconnected:
+            return None
+        raise
+    finally:
+        watch.close()
 
 
 class DisconnectWatch:

@@ -10,18 +10,17 @@ other request to FastAPI.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from starlette.types import Receive, Scope, Send
 
 from gateway.api.body_limit import body_too_large, check_declared_length
-from gateway.api.disconnect import DisconnectWatch
+from gateway.api.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.exception_handlers import gateway_error_response
 from gateway.auth import Authenticator
 from gateway.errors import GatewayError, InvalidInput, Unauthorized
-from gateway.inference import InferenceService, PendingInference
+from gateway.inference import InferenceService
 from gateway.metrics import GatewayMetrics
 from gateway.registry import ModelRegistry
 from gateway.scopes import Principal
@@ -75,7 +74,7 @@ class InferenceEndpoint:
             await send_json(send, status, b'{"error":"internal server error"}')
         else:
             if payload is None:
-                status = 499  # nginx's "client closed request": nothing was sent
+                status = CLIENT_CLOSED_REQUEST  # nothing was sent
             else:
                 await send_json(send, status, payload)
         state = scope["state"]
@@ -138,24 +137,6 @@ async def read_body(receive: Receive, max_bytes: int) -> bytes:
             raise body_too_large(received, max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def answer_unless_gone(pending: PendingInference, receive: Receive) -> bytes | None:
-    """The response body, or None when the client disconnected first.
-
-    uvicorn does not cancel a handler whose client left, so a ``DisconnectWatch`` listens
-    for ``http.disconnect`` and withdraws the request from the queue: nothing is computed
-    for nobody.
-    """
-    watch = DisconnectWatch(receive, pending.cancel)
-    try:
-        return await pending.result()
-    except asyncio.CancelledError:
-        if watch.disconnected:
-            return None
-        raise
-    finally:
-        watch.close()
 
 
 async def send_json(send: Send, status: int, payload: bytes) -> None:

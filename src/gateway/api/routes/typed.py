@@ -23,11 +23,13 @@ from gateway.api.dependencies import (
     infer_security,
     require_infer_on,
 )
+from gateway.api.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.responses import INFER_ROUTE
 from gateway.codec import format_shape
 from gateway.datatypes import from_numpy
+from gateway.inference import TIMEOUT_HEADER
 from gateway.registry import ModelRegistry
-from gateway.typed_inference import predict
+from gateway.typed_inference import submit_prediction
 from gateway.typed_schemas import TypedSchema, build_typed_schema, class_prefix
 
 Endpoint = Callable[..., Awaitable[Response]]
@@ -77,7 +79,11 @@ def _endpoint(name: str, version: str | None) -> Endpoint:
         request: Request, registry: RegistryDep, service: InferenceDep
     ) -> Response:
         model = registry.resolve(name, version)
-        payload = await predict(service, model, await request.body())
+        timeout = request.headers.get(TIMEOUT_HEADER)
+        pending = submit_prediction(service, model, await request.body(), timeout)
+        payload = await answer_unless_gone(pending, request.receive)
+        if payload is None:  # the client left: nobody reads this
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         return Response(payload, media_type="application/json")
 
     return predict_endpoint
