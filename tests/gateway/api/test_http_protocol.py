@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 from gateway.api.http_protocol import CoalescingTransport
@@ -97,3 +98,28 @@ async def test_extra_info_comes_from_the_socket_transport() -> None:
     transport, _ = wrapped()
     assert transport.get_extra_info("peername") == ("127.0.0.1", 5)
     assert transport.get_extra_info("missing", "default") == "default"
+
+
+async def test_the_rest_of_the_transport_api_reaches_a_real_socket_transport() -> None:
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        inner, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        transport = CoalescingTransport(inner, loop)  # type: ignore[arg-type]
+        transport.set_write_buffer_limits(high=4096, low=1024)
+        assert transport.get_write_buffer_limits() == inner.get_write_buffer_limits()
+        assert transport.is_reading()
+        transport.pause_reading()
+        assert not transport.is_reading()
+        transport.resume_reading()
+        assert transport.get_protocol() is inner.get_protocol()
+        replacement = asyncio.Protocol()
+        transport.set_protocol(replacement)
+        assert inner.get_protocol() is replacement
+        assert transport.can_write_eof()
+        transport.write(b"bye")
+        transport.write_eof()  # sends what is queued first
+        theirs.settimeout(10)
+        assert theirs.recv(16) == b"bye"
+        assert theirs.recv(16) == b""  # end of stream
+        transport.close()
