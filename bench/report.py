@@ -53,6 +53,7 @@ class Report:
     load_before: float
     load_after: float
     seconds_per_run: int
+    rounds: int
     total_s: float
     quick: bool
     auth: bool
@@ -213,8 +214,15 @@ def write_report(report: Report, out: Path) -> None:
         f"Machine: {report.cpu}, {_cores()} cores, shared with other work: one-minute load "
         f"average {report.load_before:.2f} before the run and {report.load_after:.2f} after. "
         f"Every server runs on 127.0.0.1; load comes from Debian's `wrk` (one thread per 64 "
-        f"connections, {report.seconds_per_run} s per measurement, runs of different "
-        f"servers alternate). Total time {report.total_s / 60:.1f} min.",
+        f"connections, {report.seconds_per_run} s per run). "
+        + (
+            f"Each figure is the median of {report.rounds} rounds in which the servers take "
+            "turns, so that every server meets the host's slow and quick moments alike; "
+            "errors are summed over the rounds. "
+            if report.rounds > 1
+            else "One run per server and connection count, servers taking turns. "
+        )
+        + f"Total time {report.total_s / 60:.1f} min.",
         "",
         "- **naive**: bench/naive_server.py, the fixed baseline (one `async def` FastAPI route, "
         "Pydantic body `x: list[list[float]]`, one ONNX Runtime call per request, one uvicorn "

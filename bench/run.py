@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from queue_runs import client_capacity, memory, overload
 from report import Measurement, Report, write_report
 from servers import Server, naive, running, tensorgate
 from wide_model import build_wide
-from wrk import run_wrk
+from wrk import WrkResult, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("mlp", "digits", "wide")
@@ -130,49 +131,67 @@ def matrix(
     work: Path,
     seconds: int,
     connections: tuple[int, ...],
+    rounds: int,
     progress: Progress,
 ) -> list[Measurement]:
-    """wrk against every server, model and connection count, alternating servers."""
+    """wrk against every server, model and connection count: ``rounds`` rounds in which
+    the servers alternate, each server's figures the median of its rounds. The host's
+    noise moves in waves of seconds; one long run per server compares two moments."""
     results: list[Measurement] = []
     for model in MODELS:
         for conns in connections:
             kinds = ["naive", "tensorgate", "tensorgate, batching off"]
             if model in WORKER_MODELS:
                 kinds.append("tensorgate, 2 workers")
-            for kind in kinds:
-                label = f"{kind} {model} c={conns}"
-                progress.step(label)
-                if kind == "naive":
-                    server, url_path, body, token = (
-                        servers[f"naive {model}"],
-                        "/predict",
-                        bodies[(model, "naive")],
-                        False,
-                    )
-                else:
-                    server, url_path, body, token = (
-                        servers[kind],
-                        f"/v2/models/{model}/infer",
-                        bodies[(model, "tensorgate")],
-                        True,
-                    )
-                measured = run_wrk(
-                    server.base + url_path, body, conns, seconds, work, send_token=token
-                )
-                results.append(
-                    Measurement(
-                        kind,
-                        model,
-                        conns,
-                        measured.requests_per_s,
-                        measured.p50_ms,
-                        measured.p99_ms,
-                        measured.errors,
-                        measured.requests,
-                    )
-                )
-                progress.finish(label)
+            runs: dict[str, list[WrkResult]] = {kind: [] for kind in kinds}
+            for _ in range(rounds):
+                for kind in kinds:
+                    label = f"{kind} {model} c={conns}"
+                    progress.step(label)
+                    runs[kind].append(_wrk_once(servers, bodies, work, kind, model, conns, seconds))
+                    progress.finish(label)
+            results += [_median_of(kind, model, conns, runs[kind]) for kind in kinds]
     return results
+
+
+def _wrk_once(
+    servers: dict[str, Server],
+    bodies: dict[tuple[str, str], Path],
+    work: Path,
+    kind: str,
+    model: str,
+    conns: int,
+    seconds: int,
+) -> WrkResult:
+    if kind == "naive":
+        server, url_path, body, token = (
+            servers[f"naive {model}"],
+            "/predict",
+            bodies[(model, "naive")],
+            False,
+        )
+    else:
+        server, url_path, body, token = (
+            servers[kind],
+            f"/v2/models/{model}/infer",
+            bodies[(model, "tensorgate")],
+            True,
+        )
+    return run_wrk(server.base + url_path, body, conns, seconds, work, send_token=token)
+
+
+def _median_of(kind: str, model: str, conns: int, runs: list[WrkResult]) -> Measurement:
+    """Median rate and latencies over the rounds; errors and requests summed."""
+    return Measurement(
+        kind,
+        model,
+        conns,
+        statistics.median(r.requests_per_s for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.errors for r in runs),
+        sum(r.requests for r in runs),
+    )
 
 
 def ceilings(
@@ -214,7 +233,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     ensure_wrk()
-    seconds = 2 if args.quick else 4
+    seconds = 2
+    rounds = 1 if args.quick else 3
+    queue_s = 2 if args.quick else 4  # the paced client's capacity run; overload twice that
     connections = (1, 64) if args.quick else CONNECTIONS
     memory_s = 15.0 if args.quick else 120.0
     load_before = load_average()
@@ -223,10 +244,10 @@ def main() -> None:
         work = Path(tmp)
         repos = make_repositories(work)
         bodies = make_bodies(work)
-        runs = sum(len(connections) * (4 if m in WORKER_MODELS else 3) for m in MODELS)
+        runs = rounds * sum(len(connections) * (4 if m in WORKER_MODELS else 3) for m in MODELS)
         progress = Progress(runs + len(MODELS) + 2)
         with all_servers(repos, work, enable_auth()) as servers:
-            results = matrix(servers, bodies, work, seconds, connections, progress)
+            results = matrix(servers, bodies, work, seconds, connections, rounds, progress)
             by = {(r.server, r.model, r.connections): r for r in results}
             capacity = max(
                 by[(k, "mlp", 64)].ok_per_s for k in ("tensorgate", "tensorgate, 2 workers")
@@ -238,8 +259,8 @@ def main() -> None:
             one_worker_capacity = by[("tensorgate", "mlp", 64)].ok_per_s
             progress.step("overload, 4x capacity")
             mlp_body = bodies[("mlp", "tensorgate")]
-            client_rate = client_capacity(servers["tensorgate"], mlp_body, seconds)
-            over = overload(servers["tensorgate"], mlp_body, client_rate, seconds * 2, 128)
+            client_rate = client_capacity(servers["tensorgate"], mlp_body, queue_s)
+            over = overload(servers["tensorgate"], mlp_body, client_rate, queue_s * 2, 128)
             over["wrk_capacity_per_s"] = one_worker_capacity
             progress.finish("overload")
             progress.step(f"memory, {memory_s:.0f}s at 70%")
@@ -255,6 +276,7 @@ def main() -> None:
         load_before=load_before,
         load_after=load_average(),
         seconds_per_run=seconds,
+        rounds=rounds,
         total_s=time.monotonic() - started,
         quick=args.quick,
         auth=bool(os.environ.get("BENCH_BEARER_TOKEN")),
