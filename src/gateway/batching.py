@@ -315,7 +315,9 @@ class Batcher:
             merged = concatenate([item.inputs for item in batch])
             running = asyncio.ensure_future(self._infer(merged, outputs))
         except Exception as exc:
-            self._finish(batch, started, exc)
+            # Finished from the next loop turn: _finish may launch again, and a run of
+            # batches failing at once must not recurse through the whole queue.
+            asyncio.get_running_loop().call_soon(self._finish, batch, started, exc)
             return
         self._running.add(running)
         running.add_done_callback(partial(self._finished, batch, started))

@@ -375,3 +375,30 @@ def test_a_cancelled_backend_call_cancels_its_callers_and_serving_goes_on() -> N
         await batcher.close()
 
     run(scenario)
+
+
+def test_a_backend_that_raises_at_once_fails_every_batch_without_recursing() -> None:
+    """Each failed batch launches the next; thousands failing in a row must neither
+    recurse nor stop the batcher."""
+
+    async def scenario() -> None:
+        first: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        calls = 0
+
+        def infer(inputs: Mapping[str, Array], outputs: Sequence[str]) -> Awaitable[Any]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return first  # held while the others queue up behind it
+            raise InferenceError("no runtime today", kind="Gone")
+
+        batcher = Batcher("m", infer, BatchPolicy(max_batch_size=1, max_queue_size=5000))
+        batcher.start()
+        pending = [batcher.submit(rows(tag, 1), ["y"]) for tag in range(3000)]
+        first.set_exception(InferenceError("no runtime today", kind="Gone"))
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        assert all(isinstance(result, InferenceError) for result in results)
+        assert calls == 3000
+        await batcher.close()
+
+    run(scenario)
