@@ -17,17 +17,47 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+_Job = tuple[asyncio.AbstractEventLoop, "SettledFuture[Any]", Callable[[], Any]]
 
 
-def _settle(future: asyncio.Future[Any], result: Any) -> None:
+class SettledFuture(asyncio.Future[T]):
+    """A future that can also call back at once, in the loop turn its outcome arrives.
+
+    asyncio runs done-callbacks one loop turn after the outcome is set; under load a turn
+    takes milliseconds, so a batcher finishing a batch (and starting the next) from a
+    done-callback left the runtime idle that long for every batch (docs/batching.md).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._on_settled: list[Callable[[SettledFuture[T]], object]] = []
+
+    def on_settled(self, callback: Callable[[SettledFuture[T]], object]) -> None:
+        """Call ``callback(self)`` as soon as the outcome is set (or cancelled), in that
+        same loop turn; at the next turn if it already is."""
+        if self.done():
+            self.get_loop().call_soon(callback, self)
+        else:
+            self._on_settled.append(callback)
+
+    def run_settled_callbacks(self) -> None:
+        """Call the ``on_settled`` callbacks; the worker pool does, once it has set the
+        outcome."""
+        callbacks, self._on_settled = self._on_settled, []
+        for callback in callbacks:
+            callback(self)
+
+
+def _settle(future: SettledFuture[Any], result: Any) -> None:
     if not future.done():  # the awaiting task may have been cancelled meanwhile
         future.set_result(result)
+    future.run_settled_callbacks()
 
 
-def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
+def _fail(future: SettledFuture[Any], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+    future.run_settled_callbacks()
 
 
 class WorkerPool:
@@ -48,13 +78,12 @@ class WorkerPool:
         """True once ``close`` has been called."""
         return self._closed
 
-    def submit(self, call: Callable[[], T]) -> asyncio.Future[T]:
+    def submit(self, call: Callable[[], T]) -> SettledFuture[T]:
         """Queue ``call`` for a pool thread now; the future gets its result or exception."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((loop, future, call))
+        future: SettledFuture[T] = SettledFuture(asyncio.get_running_loop())
+        self._jobs.put((future.get_loop(), future, call))
         return future
 
     async def run(self, call: Callable[[], T]) -> T:
@@ -74,8 +103,8 @@ class WorkerPool:
     @staticmethod
     def _deliver(
         loop: asyncio.AbstractEventLoop,
-        settle: Callable[[asyncio.Future[Any], Any], None],
-        future: asyncio.Future[Any],
+        settle: Callable[[SettledFuture[Any], Any], None],
+        future: SettledFuture[Any],
         value: Any,
     ) -> None:
         # A closed loop raises RuntimeError: nobody is waiting any more.

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Protocol
 
 from backends.base import Array, Backend
+from backends.worker_pool import SettledFuture
 from gateway.batch_tensors import (
     ShapeKey,
     batch_rows,
@@ -301,7 +302,8 @@ class Batcher:
     def _launch(self, batch: list[_Pending]) -> None:
         """Start running ``batch`` on a free instance, now: the backend call is made in
         this loop turn, and ``_finish`` runs from its completion (no Task in between,
-        each of which cost a loop turn per batch under load)."""
+        each of which cost a loop turn per batch under load); for the worker pool's
+        ``SettledFuture``, in the very turn the outcome arrives."""
         if not batch:
             return
         self._free -= 1
@@ -320,7 +322,10 @@ class Batcher:
             asyncio.get_running_loop().call_soon(self._finish, batch, started, exc)
             return
         self._running.add(running)
-        running.add_done_callback(partial(self._finished, batch, started))
+        if isinstance(running, SettledFuture):  # finish in the turn the outcome arrives
+            running.on_settled(partial(self._finished, batch, started))
+        else:
+            running.add_done_callback(partial(self._finished, batch, started))
 
     def _finished(
         self, batch: list[_Pending], started: float, running: asyncio.Future[dict[str, Array]]

@@ -82,3 +82,42 @@ async def test_close_finishes_queued_work_then_refuses_more() -> None:
     await pool.close()
     with pytest.raises(RuntimeError, match="closed"):
         await pool.run(lambda: None)
+
+
+async def test_settled_callbacks_run_in_the_turn_the_outcome_arrives() -> None:
+    """Done-callbacks wait for the next loop turn; ``on_settled`` callbacks do not."""
+    pool = WorkerPool(1, name="test")
+    order: list[str] = []
+    future = pool.submit(lambda: 7)
+    future.add_done_callback(lambda _: order.append("done-callback"))
+    future.on_settled(lambda settled: order.append(f"settled {settled.result()}"))
+    assert await future == 7
+    await asyncio.sleep(0)  # the turn in which asyncio runs done-callbacks
+    assert order == ["settled 7", "done-callback"]
+
+    def boom() -> None:
+        raise ValueError("bad batch")
+
+    failed = pool.submit(boom)
+    errors: list[BaseException | None] = []
+    failed.on_settled(lambda settled: errors.append(settled.exception()))
+    with pytest.raises(ValueError, match="bad batch"):
+        await failed
+    assert isinstance(errors[0], ValueError)
+    late: list[int] = []
+    future.on_settled(lambda settled: late.append(settled.result()))  # already settled
+    await asyncio.sleep(0)
+    assert late == [7]
+    await pool.close()
+
+
+async def test_a_cancelled_job_still_reports_that_it_settled() -> None:
+    pool = WorkerPool(1, name="test")
+    release = threading.Event()
+    future = pool.submit(release.wait)
+    seen: list[bool] = []
+    future.on_settled(lambda settled: seen.append(settled.cancelled()))
+    future.cancel()  # the caller gave up; the thread is still running the call
+    release.set()
+    await pool.close()  # the call finished and its outcome was delivered
+    assert seen == [True]

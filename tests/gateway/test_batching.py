@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from backends.base import Array
 from backends.errors import InferenceError
+from backends.worker_pool import SettledFuture, WorkerPool
 from fake_backend import FakeBackend
 from gateway.batching import Batcher, BatchPolicy
 from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
@@ -400,5 +401,44 @@ def test_a_backend_that_raises_at_once_fails_every_batch_without_recursing() -> 
         assert all(isinstance(result, InferenceError) for result in results)
         assert calls == 3000
         await batcher.close()
+
+    run(scenario)
+
+
+def test_the_next_batch_starts_in_the_turn_the_previous_outcome_arrives() -> None:
+    """With the worker pool's futures, finishing a batch and starting the next happen in
+    the loop turn its outcome arrives, not a turn later (each turn is milliseconds under
+    load, during which the runtime would sit idle)."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        pool = WorkerPool(1, name="test")
+        turn = 0
+
+        def tick() -> None:
+            nonlocal turn
+            turn += 1
+            loop.call_soon(tick)
+
+        loop.call_soon(tick)
+        started_in: list[int] = []
+        futures: list[SettledFuture[Any]] = []
+
+        def infer(inputs: Mapping[str, Array], outputs: Sequence[str]) -> SettledFuture[Any]:
+            started_in.append(turn)
+            futures.append(pool.submit(lambda: {"y": np.asarray(inputs["x"]) + 1}))
+            return futures[-1]
+
+        batcher = Batcher("m", infer, BatchPolicy())
+        batcher.start()
+        first = batcher.submit(rows(1, 1), ["y"])
+        later = [batcher.submit(rows(tag, 1), ["y"]) for tag in (2, 3)]
+        settled_in: list[int] = []
+        futures[0].on_settled(lambda _: settled_in.append(turn))
+        await asyncio.gather(first, *later)
+        assert len(started_in) == 2  # the two later requests went as one batch
+        assert started_in[1] == settled_in[0]
+        await batcher.close()
+        await pool.close()
 
     run(scenario)
