@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -125,22 +125,25 @@ def request_timeout_s(
     return None if default_ms is None else default_ms / 1000
 
 
-class PendingInference:
-    """A request admitted to its model's queue; ``result`` waits for the response body."""
+ResponseEncoder = Callable[[ModelVersion, dict[str, Array]], bytes]
+"""Writes a response body from a version's outputs (protocol or typed shape)."""
 
-    __slots__ = ("_id", "_model", "_outputs", "future")
+
+class PendingInference:
+    """A request admitted to its model's queue; ``result`` waits for the response body,
+    written by the request's own ``encode`` (protocol or typed routes)."""
+
+    __slots__ = ("_encode", "_model", "future")
 
     def __init__(
         self,
         model: ModelVersion,
-        request_id: str | None,
-        outputs: list[str],
         future: asyncio.Future[dict[str, Array]],
+        encode: ResponseEncoder,
     ) -> None:
         self.future = future
         self._model = model
-        self._id = request_id
-        self._outputs = outputs
+        self._encode = encode
 
     def cancel(self) -> None:
         """Withdraw the request (its client went away); it is skipped if still queued."""
@@ -148,16 +151,23 @@ class PendingInference:
 
     async def result(self) -> bytes:
         """The JSON response body once the request's batch has run."""
-        model = self._model
-        results = await outputs_of(model, self.future)
+        return self._encode(self._model, await outputs_of(self._model, self.future))
+
+
+def protocol_response(request_id: str | None, outputs: list[str]) -> ResponseEncoder:
+    """The encoder of an Open Inference Protocol response naming ``outputs``."""
+
+    def encode(model: ModelVersion, results: dict[str, Array]) -> bytes:
         document: dict[str, Any] = {
             "model_name": model.name,
             "model_version": str(model.version),
-            "outputs": [encode_tensor(out, results[out]) for out in self._outputs],
+            "outputs": [encode_tensor(out, results[out]) for out in outputs],
         }
-        if self._id is not None:
-            document["id"] = self._id
+        if request_id is not None:
+            document["id"] = request_id
         return dumps(document)
+
+    return encode
 
 
 async def outputs_of(
@@ -231,7 +241,7 @@ class InferenceService:
             request.parameters, headers.get(TIMEOUT_HEADER), config.batching.default_timeout_ms
         )
         future = batcher.submit(inputs, outputs, timeout)
-        return PendingInference(model, request.id, outputs, future)
+        return PendingInference(model, future, protocol_response(request.id, outputs))
 
     def submit_arrays(
         self,

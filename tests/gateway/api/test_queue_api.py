@@ -30,6 +30,9 @@ def body(tag: float = 1.0, **extra: Any) -> dict[str, Any]:
     }
 
 
+TYPED_BODY = {"inputs": {"x": [[7.0] * 4]}}  # the same echo model, on its typed route
+
+
 def repository(tmp_path: Path, config: str, names: tuple[str, ...] = ("echo",)) -> Path:
     for name in names:
         (tmp_path / name / "1").mkdir(parents=True)
@@ -82,30 +85,17 @@ async def test_expired_before_its_batch_starts_is_504_and_never_run(
     app = make_app(tmp_path, fakes, "{}", clock=lambda: float(next(ticks)))
     async with started(app) as (client, _):
         url = "/v2/models/echo/infer"
+        timeout_header = {"X-Request-Timeout-Ms": "0.5"}
         by_param = await client.post(url, json=body(parameters={"timeout": 1}))
-        by_header = await client.post(url, json=body(), headers={"X-Request-Timeout-Ms": "0.5"})
-        for response in (by_param, by_header):
+        by_header = await client.post(url, json=body(), headers=timeout_header)
+        # The typed route has no parameters: the header is its way to set a deadline.
+        typed = await client.post("/models/echo/predict", json=TYPED_BODY, headers=timeout_header)
+        for response in (by_param, by_header, typed):
             assert response.status_code == 504
             assert "deadline passed" in response.json()["error"]
         assert fakes.backends["echo"].batches == []
         metrics = (await client.get("/metrics")).text
-        assert 'tensorgate_expired_total{model="echo",version="1"} 2.0' in metrics
-
-
-async def test_typed_routes_take_the_timeout_header_and_expire_with_504(
-    tmp_path: Path, fakes: Fakes
-) -> None:
-    ticks = itertools.count()  # every clock reading is one second after the previous one
-    app = make_app(tmp_path, fakes, "{}", clock=lambda: float(next(ticks)))
-    async with started(app) as (client, _):
-        url = "/models/echo/predict"
-        expired = await client.post(url, json=TYPED_BODY, headers={"X-Request-Timeout-Ms": "5"})
-        assert expired.status_code == 504
-        assert "deadline passed" in expired.json()["error"]
-        bad = await client.post(url, json=TYPED_BODY, headers={"X-Request-Timeout-Ms": "soon"})
-        assert bad.status_code == 400
-        assert "X-Request-Timeout-Ms" in bad.json()["error"]
-        assert fakes.backends["echo"].batches == []
+        assert 'tensorgate_expired_total{model="echo",version="1"} 3.0' in metrics
 
 
 async def test_bad_timeouts_are_400(tmp_path: Path, fakes: Fakes) -> None:
@@ -115,9 +105,12 @@ async def test_bad_timeouts_are_400(tmp_path: Path, fakes: Fakes) -> None:
         response = await client.post(url, json=body(parameters={"timeout": -3}))
         assert response.status_code == 400
         assert "microseconds" in response.json()["error"]
-        response = await client.post(url, json=body(), headers={"X-Request-Timeout-Ms": "soon"})
-        assert response.status_code == 400
-        assert "X-Request-Timeout-Ms" in response.json()["error"]
+        soon = {"X-Request-Timeout-Ms": "soon"}
+        for path, document in ((url, body()), ("/models/echo/predict", TYPED_BODY)):
+            response = await client.post(path, json=document, headers=soon)
+            assert response.status_code == 400
+            assert "X-Request-Timeout-Ms" in response.json()["error"]
+        assert fakes.backends["echo"].batches == []
 
 
 async def test_full_queue_is_503_with_retry_after_and_others_still_served(
@@ -173,9 +166,6 @@ async def test_rows_beyond_max_batch_size_are_split(tmp_path: Path, fakes: Fakes
         assert outputs["y"]["shape"] == [5, 4]
         assert outputs["y"]["data"] == data
         assert fakes.backends["echo"].batch_sizes == [2, 2, 1]
-
-
-TYPED_BODY = {"inputs": {"x": [[7.0] * 4]}}
 
 
 @pytest.mark.parametrize(
