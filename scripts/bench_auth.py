@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt
 
-from gateway.auth import Authenticator
+from gateway.auth.authenticator import Authenticator
 from gateway.errors import Unauthorized
-from gateway.keyring import KeyRing
-from gateway.keys import pem_keys, secret_keys
+from gateway.auth.keyring import KeyRing
+from gateway.auth.keys import pem_keys, secret_keys
 
 SECRET = "s" * 64
 

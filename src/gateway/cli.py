@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,13 +12,13 @@ from typing import Any
 import orjson
 from pydantic import SecretStr, ValidationError
 
-from gateway.dev_secret import load_or_create_dev_secret
-from gateway.keyring import static_keys
-from gateway.keys import KeyConfigError
-from gateway.model_config import config_json_schema
-from gateway.scopes import ADMIN, MODELS_INFER, MODELS_READ
+from gateway.auth.dev_secret import load_or_create_dev_secret
+from gateway.auth.keyring import static_keys
+from gateway.auth.keys import KeyConfigError
+from gateway.auth.minting import mint_token, parse_duration, signing_key
+from gateway.auth.principal import ADMIN, MODELS_INFER, MODELS_READ
+from gateway.repository.config import config_json_schema
 from gateway.settings import Settings
-from gateway.tokens import mint_token, parse_duration, signing_key
 
 logger = logging.getLogger("gateway")
 
@@ -38,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--workers", type=int, help="worker processes (default: 1)")
+    serve.add_argument(
+        "--http",
+        dest="http_protocol",
+        choices=["coalescing", "httptools", "h11"],
+        help="HTTP implementation (default: coalescing, docs/configuration.md)",
+    )
     serve.add_argument(
         "--no-auth",
         action="store_true",
@@ -77,7 +81,7 @@ def _duration(text: str) -> int:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         key: value
-        for key in ("model_repository", "host", "port", "log_level", "workers")
+        for key in ("model_repository", "host", "port", "log_level", "workers", "http_protocol")
         if (value := getattr(args, key, None)) is not None
     }
     settings = Settings(**overrides)
@@ -107,9 +111,7 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
-
-    from gateway.api.app import create_app
+    from gateway.serving.run import run_server
 
     if not settings.model_repository.is_dir():
         logger.error("model repository %s does not exist", settings.model_repository)
@@ -134,46 +136,7 @@ def _serve(settings: Settings) -> int:
                 settings.host,
             )
         _print_dev_banner(settings, base)
-    if settings.workers > 1:
-        return _serve_workers(settings)
-    uvicorn.run(create_app(settings, serving_process=True), **_uvicorn_options(settings))
-    return 0
-
-
-def _uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """What both serving modes hand uvicorn."""
-    from gateway.api.http_protocol import CoalescingHttpToolsProtocol
-
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "lifespan": "on",
-        "http": CoalescingHttpToolsProtocol,
-        # uvicorn formats an access-log line's fields (client, quoted path) for every
-        # response before its logger drops them; below info nobody would see them.
-        "access_log": settings.log_level in ("info", "debug"),
-    }
-
-
-def _serve_workers(settings: Settings) -> int:
-    """Several processes: settings (the dev secret included) travel as environment
-    variables, metrics through a shared directory removed on exit."""
-    import uvicorn
-
-    from gateway.api.worker import ENV_PREFIX, settings_environment
-    from gateway.metrics import MULTIPROC_ENV
-
-    with tempfile.TemporaryDirectory(prefix="tensorgate-metrics-") as metrics_dir:
-        os.environ.update(settings_environment(settings))
-        os.environ[MULTIPROC_ENV] = metrics_dir
-        logger.info("starting %d worker processes (%s*)", settings.workers, ENV_PREFIX)
-        uvicorn.run(
-            "gateway.api.worker:create_worker_app",
-            factory=True,
-            workers=settings.workers,
-            **_uvicorn_options(settings),
-        )
+    run_server(settings)
     return 0
 
 

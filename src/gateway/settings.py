@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
 
+HttpProtocol = Literal["coalescing", "httptools", "h11"]
+DisconnectWatchKind = Literal["stepped", "task"]
 HmacAlgorithm = Literal["HS256", "HS384", "HS512"]
 PublicKeyAlgorithm = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 
@@ -114,6 +116,13 @@ class Settings(BaseSettings):
     """Log level of the gateway and of uvicorn."""
     max_request_body_bytes: Annotated[int, Field(ge=1024)] = 16 * MIB
     """Largest request body accepted; larger ones get 413 before (or while) being read."""
+    http_protocol: HttpProtocol = "coalescing"
+    """HTTP implementation of ``tensorgate serve``: ``coalescing`` (uvicorn's httptools
+    protocol, each response sent in one socket write: the fastest, docs/configuration.md
+    has the figures), or uvicorn's stock ``httptools`` or ``h11``."""
+    disconnect_watch: DisconnectWatchKind = "stepped"
+    """How an inference request hears its client leave: ``stepped`` (steps uvicorn's
+    ``receive()`` by hand, the fastest) or ``task`` (a plain asyncio Task per request)."""
     readiness_requires_all_models: bool = True
     """Server readiness needs every model in the repository ready; false: any one ready."""
     auth: AuthSettings = Field(default_factory=AuthSettings)

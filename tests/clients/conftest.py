@@ -11,7 +11,7 @@ from pydantic import SecretStr
 import demo_models
 from clients.live_gateway import ROOT, Digits, LiveServer
 from gateway.settings import AuthSettings
-from gateway.tokens import mint_token, signing_key
+from gateway.auth.minting import mint_token, signing_key
 from server_process import ServerProcess
 
 

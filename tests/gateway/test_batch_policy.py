@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fake_backend import FakeBackend, echo_signature
-from gateway.batching import BatchPolicy
-from gateway.model_config import ConfigError, parse_model_config
+from gateway.batching.batcher import BatchPolicy
+from gateway.repository.config import ConfigError, parse_model_config
 
 
 def test_defaults() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.batch_tensors import (
+from gateway.batching.tensors import (
     batch_rows,
     concatenate,
     cut_to_preferred,

@@ -16,7 +16,7 @@ from backends.base import Array
 from backends.errors import InferenceError
 from backends.worker_pool import SettledFuture, WorkerPool
 from fake_backend import FakeBackend
-from gateway.batching import Batcher, BatchPolicy
+from gateway.batching.batcher import Batcher, BatchPolicy
 from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
 
 GUARD_S = 10  # hang guard only; nothing here waits on time

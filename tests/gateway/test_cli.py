@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.api.http_protocol import CoalescingHttpToolsProtocol
+from gateway.serving.coalescing import CoalescingHttpToolsProtocol
 from gateway.cli import _uvicorn_options, main
 from gateway.settings import Settings
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.codec import decode_inputs, decode_tensor, dumps, encode_tensor, parse_json
-from gateway.datatypes import DATATYPES, from_numpy, to_numpy
+from gateway.protocol.json_codec import decode_inputs, decode_tensor, dumps, encode_tensor, parse_json
+from gateway.protocol.datatypes import DATATYPES, from_numpy, to_numpy
 from gateway.errors import InvalidInput
-from gateway.protocol import RequestInput
+from gateway.protocol.wire import RequestInput
 
 FP32_SPEC = TensorSpec("x", np.dtype(np.float32), (None, 3), ("batch", None))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.model_config import (
+from gateway.repository.config import (
     ConfigError,
     ModelConfig,
     config_json_schema,

@@ -9,8 +9,8 @@ import pytest
 
 from backends.onnxruntime import OnnxRuntimeBackend
 from gateway.errors import ModelNotFound, ModelNotReady
-from gateway.model_config import ModelConfig
-from gateway.registry import ModelRegistry, VersionState
+from gateway.repository.config import ModelConfig
+from gateway.repository.registry import ModelRegistry, VersionState
 
 DEMO = Path(__file__).resolve().parents[2] / "models"
 

@@ -10,8 +10,8 @@ import pytest
 
 from backends.base import Array, Backend, ModelSignature, RuntimeOptions, TensorSpec
 from backends.errors import ModelLoadError
-from gateway.model_config import ModelConfig
-from gateway.registry import ModelRegistry, ModelVersion, VersionState
+from gateway.repository.config import ModelConfig
+from gateway.repository.registry import ModelRegistry, ModelVersion, VersionState
 
 SPEC = TensorSpec("x", np.dtype(np.float32), (None, 2))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.repository import is_valid_model_name, scan_repository
+from gateway.repository.scanning import is_valid_model_name, scan_repository
 
 
 def make_version(root: Path, name: str, version: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import InvalidInput
-from gateway.inference import request_timeout_s
+from gateway.dataplane.inference import request_timeout_s
 
 
 def test_parameter_in_microseconds_wins() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.onnxruntime import OnnxRuntimeBackend
-from gateway.model_config import parse_model_config
+from gateway.repository.config import parse_model_config
 
 DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits" / "1" / "model.onnx"
 

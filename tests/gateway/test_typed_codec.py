@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.codec import decode_inputs
+from gateway.protocol.json_codec import decode_inputs
 from gateway.errors import InvalidInput
-from gateway.protocol import RequestInput
-from gateway.typed_codec import decode_typed_request, encode_typed_response
+from gateway.protocol.wire import RequestInput
+from gateway.typed.codec import decode_typed_request, encode_typed_response
 
 SIGNATURE = ModelSignature(
     inputs=(
@@ -98,7 +98,7 @@ def test_non_finite_numbers_follow_the_model_config() -> None:
 
 
 def test_errors_match_the_protocol_codec_word_for_word() -> None:
-    """Both routes share gateway.codec, so one mistake reads the same on both."""
+    """Both routes share gateway.protocol.json_codec, so one mistake reads the same on both."""
     bad = [[1.0, 2.0, 3.0, "x"]]
     with pytest.raises(InvalidInput) as typed:
         _decode({"inputs": {"pixels": bad, "mask": [True]}})

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.datatypes import DATATYPES, to_numpy
-from gateway.typed_codec import decode_typed_request
-from gateway.typed_schemas import (
+from gateway.protocol.datatypes import DATATYPES, to_numpy
+from gateway.typed.codec import decode_typed_request
+from gateway.typed.schemas import (
     MAX_EXAMPLE_ELEMENTS,
     build_typed_schema,
     class_prefix,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.api.worker import create_worker_app, settings_environment
+from gateway.serving.workers import create_worker_app, settings_environment
 from gateway.settings import Settings
 
 

@@ -4,63 +4,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
-from starlette.types import Receive, Scope, Send
 
 from backends.base import Backend
 from backends.onnxruntime import OnnxRuntimeBackend
-from gateway.api.body_limit import BodyLimitMiddleware
 from gateway.api.dependencies import DOCS_ACCESS
 from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
-from gateway.api.infer_endpoint import InferenceEndpoint, infer_target
+from gateway.api.gateway import Gateway
 from gateway.api.openapi import build_openapi
-from gateway.api.routes import health, inference, metrics, models
+from gateway.api.routes import health, metrics, models
 from gateway.api.routes.typed import TypedRoutes
 from gateway.api.state import AppState
-from gateway.auth import Authenticator
-from gateway.batching import Batcher, BatchPolicy, Clock
-from gateway.heap import settle_heap
-from gateway.inference import InferenceService
-from gateway.keyring import KeyRing, build_key_ring
+from gateway.auth.authenticator import Authenticator
+from gateway.auth.keyring import KeyRing, build_key_ring
+from gateway.batching.batcher import Batcher, Clock
+from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
-from gateway.registry import BackendLoader, ModelRegistry, ModelVersion
+from gateway.repository.registry import BackendLoader, ModelRegistry, ModelVersion, batch_policy
 from gateway.settings import AuthSettings, Settings
 
 logger = logging.getLogger(__name__)
-
-
-class Gateway(FastAPI):
-    """FastAPI behind the body limit, and the inference hot path beside it.
-
-    Profiling put FastAPI's own per-request work (telemetry hooks, middleware layers) at
-    about a quarter of the CPU of one inference request, so ``POST .../infer`` is answered
-    by ``InferenceEndpoint`` without entering FastAPI or any middleware (docs/batching.md);
-    every other request goes through them.
-    """
-
-    def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._inference = InferenceEndpoint(max_body_bytes)
-        self._rest = BodyLimitMiddleware(self._fastapi, max_bytes=max_body_bytes)
-
-    async def _fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Inference requests to the endpoint, the rest through the body limit to FastAPI."""
-        target = infer_target(scope)
-        if target is None:
-            await self._rest(scope, receive, send)
-        else:
-            await self._inference.serve(scope, receive, send, *target)
 
 
 def create_app(
@@ -68,24 +38,24 @@ def create_app(
     loader: BackendLoader = OnnxRuntimeBackend.load,
     *,
     clock: Clock = time.monotonic,
-    serving_process: bool = False,
+    on_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the gateway; models load when the lifespan starts, not here.
 
-    ``clock`` times the queue's deadlines (tests inject one). ``serving_process``: this
-    process exists to serve this app (``tensorgate serve``), so once the models are
-    loaded the garbage collector is tuned for it (``gateway.heap``); never in tests, which
-    build hundreds of apps in one process.
+    ``clock`` times the queue's deadlines (tests inject one). ``on_ready`` runs once the
+    models are loaded, before the first request: ``tensorgate serve`` tunes the garbage
+    collector there (``gateway.serving.heap``), never tests, which build hundreds of apps
+    in one process.
     """
     collectors = GatewayMetrics()
 
     def make_batcher(version: ModelVersion, backend: Backend) -> Batcher:
-        policy = BatchPolicy.for_model(version.config, backend)
+        policy = batch_policy(version, backend)
         observer = collectors.observer(version.name, version.version)
         return Batcher(version.label, backend.infer, policy, observer, clock)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         async with AsyncExitStack() as stack:
             registry = ModelRegistry(loader, make_batcher)
             # Registered before close, so closing still removes the typed routes.
@@ -103,9 +73,9 @@ def create_app(
                 metrics=collectors,
                 authenticator=await _authenticator(settings.auth, stack),
             )
-            if serving_process:
-                settle_heap()
-            yield state
+            if on_ready is not None:
+                on_ready()
+            yield state.as_lifespan_state()
 
     app = Gateway(
         max_body_bytes=settings.max_request_body_bytes,
@@ -118,12 +88,11 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(models.router)
-    app.include_router(inference.router)
     app.include_router(metrics.router)
     typed_routes = TypedRoutes(app)
     install_docs(app, dependencies=[DOCS_ACCESS])
     install_exception_handlers(app)
-    # Inference requests bypass this middleware; InferenceEndpoint records their own series.
+    # Inference requests bypass this middleware; the pipeline records their own series.
     Instrumentator(registry=collectors.registry, excluded_handlers=["/metrics"]).instrument(app)
     app.openapi = partial(build_openapi, app, typed_routes)  # type: ignore[method-assign]
     return app

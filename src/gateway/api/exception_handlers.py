@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.auth import bearer_challenge
+from gateway.auth.authenticator import bearer_challenge
 from gateway.errors import (
     BackendError,
     DeadlineExceeded,
@@ -24,6 +24,7 @@ from gateway.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from gateway.validation import describe_errors
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     Overloaded: 503,
     DeadlineExceeded: 504,
 }
+
+
+_HTTP_MESSAGES = {404: "no such route", 405: "method not allowed on this route"}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -69,6 +73,11 @@ def gateway_error_response(exc: GatewayError) -> Response:
     return error_response(status_for(exc), exc.message, headers or None)
 
 
+def method_not_allowed(allowed: str) -> Response:
+    """The 405 answer, naming the allowed method."""
+    return error_response(405, _HTTP_MESSAGES[405], {"Allow": allowed})
+
+
 async def _gateway_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     return gateway_error_response(exc)
@@ -76,19 +85,13 @@ async def _gateway_error(_: Request, exc: Exception) -> Response:
 
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    message = {404: "no such route", 405: "method not allowed on this route"}.get(
-        exc.status_code, str(exc.detail)
-    )
+    message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
     return error_response(exc.status_code, message, dict(exc.headers or {}) or None)
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    parts = []
-    for item in exc.errors()[:5]:
-        where = ".".join(str(p) for p in item.get("loc", ()))
-        parts.append(f"{where}: {item.get('msg', 'invalid')}")
-    return error_response(400, "invalid request: " + "; ".join(parts))
+    return error_response(400, f"invalid request: {describe_errors(exc.errors())}")
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,5 @@
-"""Builds the OpenAPI document, adding the schemas of bodies that routes parse themselves."""
+"""Builds the OpenAPI document: FastAPI's routes, the declared inference operations, and
+the schemas of bodies the pipeline parses itself."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gateway.api.routes.inference import protocol_inference_routes
 from gateway.api.routes.typed import TypedRoutes
-from gateway.protocol import InferenceRequest
+from gateway.protocol.wire import InferenceRequest
 
 DESCRIPTION = """\
 An async inference gateway for ONNX models speaking the Open Inference Protocol
@@ -39,7 +41,7 @@ def build_openapi(app: FastAPI, typed: TypedRoutes) -> dict[str, Any]:
         version=app.version,
         openapi_version=app.openapi_version,
         description=DESCRIPTION,
-        routes=app.routes,
+        routes=[*app.routes, *protocol_inference_routes(), *typed.declarations()],
         tags=[*_TAGS, *(tag for tag in typed.tags() if tag["name"] not in _TAG_NAMES)],
     )
     body_models: list[type[BaseModel]] = [*_RAW_BODY_MODELS, *typed.body_models()]

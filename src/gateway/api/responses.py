@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.protocol import ErrorResponse
+from gateway.protocol.wire import ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 

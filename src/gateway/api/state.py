@@ -1,21 +1,36 @@
-"""The long-lived objects the lifespan creates and hands to every request."""
+"""The long-lived objects the lifespan creates, and the one accessor every request uses."""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from gateway.auth import Authenticator
-from gateway.inference import InferenceService
+from gateway.auth.authenticator import Authenticator
+from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
-from gateway.registry import ModelRegistry
+from gateway.repository.registry import ModelRegistry
 from gateway.settings import Settings
 
+_KEY = "tensorgate"
 
-class AppState(TypedDict):
-    """Lifespan state; Starlette copies it into each ``request.state``."""
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """What the lifespan made; Starlette copies the lifespan state into every request."""
 
     settings: Settings
     registry: ModelRegistry
     inference: InferenceService
     metrics: GatewayMetrics
     authenticator: Authenticator
+
+    def as_lifespan_state(self) -> dict[str, AppState]:
+        """The mapping the lifespan yields."""
+        return {_KEY: self}
+
+
+def app_state(scope: Mapping[str, Any]) -> AppState:
+    """The lifespan's state from an ASGI scope (``request.scope`` in FastAPI routes)."""
+    state: AppState = scope["state"][_KEY]
+    return state

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.api.disconnect import DisconnectWatch
+from gateway.api.pipeline.disconnect import DisconnectWatch
 
 GUARD_S = 5  # hang guard only
 
@@ -102,7 +102,7 @@ async def test_a_failing_receive_is_logged_and_never_reported_as_a_disconnect(
         raise AssertionError("unreachable")
 
     gone = asyncio.Event()
-    with caplog.at_level(logging.ERROR, logger="gateway.api.disconnect"):
+    with caplog.at_level(logging.ERROR, logger="gateway.api.pipeline.disconnect"):
         watch = DisconnectWatch(receive, gone.set)
         broken.set_exception(OSError("connection reset"))
         await asyncio.sleep(0)
@@ -118,7 +118,7 @@ async def test_a_cancelled_receive_stops_the_watch_quietly(
     peer = Peer()
     watch, gone = await watching(peer)
     waiter = next(iter(peer.event._waiters))  # type: ignore[attr-defined]
-    with caplog.at_level(logging.DEBUG, logger="gateway.api.disconnect"):
+    with caplog.at_level(logging.DEBUG, logger="gateway.api.pipeline.disconnect"):
         waiter.cancel()  # as when the server cancels everything at shutdown
         await asyncio.sleep(0)
         await asyncio.sleep(0)

@@ -1,4 +1,4 @@
-"""The garbage-collector settings of a serving process (gateway.heap)."""
+"""The garbage-collector settings of a serving process (gateway.serving.heap)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from asgi_lifespan import LifespanManager
 
 from conftest import make_settings
 from gateway.api import app as app_module
-from gateway.heap import YOUNG_GENERATION_THRESHOLD, settle_heap
+from gateway.serving.heap import YOUNG_GENERATION_THRESHOLD, settle_heap
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 import socket
 from typing import Any
 
-from gateway.api.http_protocol import CoalescingTransport
+from gateway.serving.coalescing import CoalescingTransport
 
 
 class RecordingTransport(asyncio.Transport):

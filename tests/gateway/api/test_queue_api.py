@@ -18,7 +18,7 @@ from backends.base import Backend, RuntimeOptions
 from conftest import bearer, make_settings
 from fake_backend import FakeBackend
 from gateway.api.app import create_app
-from gateway.scopes import MODELS_INFER
+from gateway.auth.principal import MODELS_INFER
 
 GUARD_S = 10  # hang guard only
 

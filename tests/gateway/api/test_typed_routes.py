@@ -16,9 +16,9 @@ from starlette.types import Receive, Scope, Send
 import demo_models
 from gateway.api.app import create_app
 from gateway.api.state import AppState
-from gateway.model_config import ModelConfig
+from gateway.repository.config import ModelConfig
 from gateway.settings import AuthSettings, Settings
-from gateway.tokens import mint_token, signing_key
+from gateway.auth.minting import mint_token, signing_key
 from onnx_models import identity_model, write_model
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -246,7 +246,7 @@ async def test_clashing_names_and_changed_signatures_get_distinct_schemas(
 async def test_typed_routes_need_the_infer_scope_for_their_model(
     gateway: Gateway, scopes: tuple[str, ...], status: int
 ) -> None:
-    headers = {"Authorization": f"Bearer {_token(gateway.auth, *scopes)}"}
+    headers = {"Authorization": f"Bearer {_token(gateway.auth.authenticator, *scopes)}"}
     for path in ("/models/digits/predict", "/models/digits/versions/1/predict"):
         response = await gateway.http.post(
             path, json={"inputs": {"pixels": [SEVEN]}}, headers=headers

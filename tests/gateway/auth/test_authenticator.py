@@ -13,10 +13,10 @@ from authkit import b64, claims, forge, sign
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.auth import Authenticator, bearer_challenge
+from gateway.auth.authenticator import Authenticator, bearer_challenge
 from gateway.errors import Forbidden, Unauthorized
-from gateway.keyring import KeyRing
-from gateway.keys import secret_keys
+from gateway.auth.keyring import KeyRing
+from gateway.auth.keys import secret_keys
 
 SECRET = "s" * 64
 NOW = 1_800_000_000.0

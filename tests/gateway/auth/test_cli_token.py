@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from gateway.api.app import create_app
 from gateway.cli import main
-from gateway.dev_secret import load_or_create_dev_secret
+from gateway.auth.dev_secret import load_or_create_dev_secret
 from gateway.settings import AuthSettings, Settings
 
 MODELS = Path(__file__).resolve().parents[3] / "models"

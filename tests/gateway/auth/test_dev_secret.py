@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.dev_secret import SECRET_FILE, load_or_create_dev_secret
-from gateway.keys import KeyConfigError
+from gateway.auth.dev_secret import SECRET_FILE, load_or_create_dev_secret
+from gateway.auth.keys import KeyConfigError
 
 
 def test_created_once_then_reused(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from asgi_lifespan import LifespanManager
 from authkit import KeyPair, claims, ec_pair, rsa_pair, sign
 
 from gateway.api.app import create_app
-from gateway.auth import Authenticator
+from gateway.auth.authenticator import Authenticator
 from gateway.errors import Unauthorized
-from gateway.jwks import RemoteJwks
-from gateway.keyring import KeyRing
+from gateway.auth.jwks import RemoteJwks
+from gateway.auth.keyring import KeyRing
 from gateway.settings import AuthSettings, Settings
 
 INTERVAL_S = 60.0

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk
 from pydantic import SecretStr
 
-from gateway.keyring import build_key_ring, static_keys
-from gateway.keys import (
+from gateway.auth.keyring import build_key_ring, static_keys
+from gateway.auth.keys import (
     KeyConfigError,
     jwks_keys,
     pem_keys,
@@ -147,7 +147,7 @@ def test_ecdsa_and_rsa_fallbacks_are_never_imported() -> None:
     code = (
         "import sys\n"
         "from authkit import ec_pair, claims, sign\n"
-        "from gateway.keys import pem_keys\n"
+        "from gateway.auth.keys import pem_keys\n"
         "pair = ec_pair()\n"
         "(key,) = pem_keys(pair.public_pem, ['ES256'])\n"
         "key.verify(sign(pair.private_pem.decode(), 'ES256', claims()))\n"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.errors import Forbidden
-from gateway.scopes import Principal, infer_scope, parse_scopes
+from gateway.auth.principal import Principal, infer_scope, parse_scopes
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=20)
 

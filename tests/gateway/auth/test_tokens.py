@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from gateway.auth import Authenticator
-from gateway.keyring import build_key_ring
+from gateway.auth.authenticator import Authenticator
+from gateway.auth.keyring import build_key_ring
 from gateway.settings import AuthSettings
-from gateway.tokens import NoSigningKey, mint_token, parse_duration, signing_key
+from gateway.auth.minting import NoSigningKey, mint_token, parse_duration, signing_key
 
 
 @given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["", "s", "m", "h", "d"]))

@@ -8,8 +8,8 @@ from fastapi import APIRouter
 
 from gateway.api.dependencies import RegistryDep, SettingsDep
 from gateway.api.responses import NOT_READY
-from gateway.errors import ModelNotReady
-from gateway.protocol import LiveResponse, ReadyResponse, ServerMetadataResponse
+from gateway.dataplane.metadata import check_server_ready
+from gateway.protocol.wire import LiveResponse, ReadyResponse, ServerMetadataResponse
 
 router = APIRouter(tags=["health"])
 
@@ -36,10 +36,5 @@ async def server_live() -> LiveResponse:
 @router.get("/v2/health/ready", operation_id="server_ready", responses=NOT_READY)
 async def server_ready(registry: RegistryDep, settings: SettingsDep) -> ReadyResponse:
     """200 when the models the repository asks for are ready, 503 otherwise."""
-    require_all = settings.readiness_requires_all_models
-    if registry.is_ready(require_all=require_all):
-        return ReadyResponse(ready=True)
-    waiting = [f"{v.name}/{v.version} {v.state.value}" for v in registry.versions() if not v.ready]
-    problems = [name for name in registry.names() if registry.entry(name).problem]
-    detail = ", ".join(waiting + [f"{name} (no servable version)" for name in problems])
-    raise ModelNotReady(f"server is not ready: {detail or 'no models in the repository'}")
+    check_server_ready(registry, require_all=settings.readiness_requires_all_models)
+    return ReadyResponse(ready=True)

@@ -1,63 +1,52 @@
-"""Open Inference Protocol inference routes, as the OpenAPI document describes them.
+"""The Open Inference Protocol inference operations, as the OpenAPI document declares them.
 
-The running app answers these paths one layer earlier, in ``gateway.api.infer_endpoint``
-(the hot path, with the same auth rule and error answers); these handlers give FastAPI the
-operations, schemas and security requirements, and serve the same requests if the app is
-mounted without that layer. They read the raw body: Triton's client sends no Content-Type.
+``api.pipeline`` answers these paths; the body is read raw (Triton's client sends no
+Content-Type), so its schema is declared by reference.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 
-from gateway.api.dependencies import INFER_SECURITY, REQUIRE_INFER, InferenceDep
+from gateway.api.dependencies import infer_security
 from gateway.api.responses import INFER_ROUTE
-from gateway.protocol import InferenceResponse
+from gateway.api.routes.declared import declare_inference
+from gateway.protocol.wire import InferenceResponse
 
-router = APIRouter(tags=["inference"], dependencies=[REQUIRE_INFER])
-
-INFER_OPENAPI: dict[str, Any] = {
+_OPENAPI_EXTRA: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}
         },
     },
-    **INFER_SECURITY,
+    **infer_security("{model_name}"),
 }
 
 
-async def _infer(
-    service: InferenceDep, request: Request, name: str, version: str | None
-) -> Response:
-    body = await request.body()
-    payload = await service.infer_json(name, version, body, request.headers)
-    return Response(payload, media_type="application/json")
-
-
-@router.post(
-    "/v2/models/{model_name}/infer",
-    operation_id="model_infer",
-    response_model=InferenceResponse,
-    responses=INFER_ROUTE,
-    openapi_extra=INFER_OPENAPI,
-)
-async def model_infer(model_name: str, request: Request, service: InferenceDep) -> Response:
-    """Run inference on the highest ready version of a model."""
-    return await _infer(service, request, model_name, None)
-
-
-@router.post(
-    "/v2/models/{model_name}/versions/{model_version}/infer",
-    operation_id="model_version_infer",
-    response_model=InferenceResponse,
-    responses=INFER_ROUTE,
-    openapi_extra=INFER_OPENAPI,
-)
-async def model_version_infer(
-    model_name: str, model_version: str, request: Request, service: InferenceDep
-) -> Response:
-    """Run inference on one version of a model."""
-    return await _infer(service, request, model_name, model_version)
+def protocol_inference_routes() -> list[APIRoute]:
+    """``model_infer`` and ``model_version_infer``."""
+    common: dict[str, Any] = {
+        "tags": ["inference"],
+        "response_model": InferenceResponse,
+        "responses": INFER_ROUTE,
+        "openapi_extra": _OPENAPI_EXTRA,
+    }
+    return [
+        declare_inference(
+            "/v2/models/{model_name}/infer",
+            name="model_infer",
+            operation_id="model_infer",
+            description="Run inference on the highest ready version of a model.",
+            **common,
+        ),
+        declare_inference(
+            "/v2/models/{model_name}/versions/{model_version}/infer",
+            name="model_version_infer",
+            operation_id="model_version_infer",
+            description="Run inference on one version of a model.",
+            **common,
+        ),
+    ]

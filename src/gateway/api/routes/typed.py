@@ -1,38 +1,30 @@
-"""Typed per-model routes: one literal path per loaded model and version, kept in sync.
+"""Typed per-model operations in the OpenAPI document, kept in sync with the registry.
 
 A path parameter (``/models/{name}/predict``) cannot carry per-model schemas, so every
 ready model gets ``POST /models/<name>/predict`` (highest ready version) and
-``POST /models/<name>/versions/<n>/predict``, added and removed as the registry changes.
+``POST /models/<name>/versions/<n>/predict`` declared, added and removed as the registry
+changes. ``api.pipeline`` answers those paths with the typed codec.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.routing import BaseRoute
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.api.dependencies import (
-    InferenceDep,
-    RegistryDep,
-    infer_security,
-    require_infer_on,
-)
-from gateway.api.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
+from gateway.api.dependencies import infer_security
 from gateway.api.responses import INFER_ROUTE
-from gateway.codec import format_shape
-from gateway.datatypes import from_numpy
-from gateway.inference import TIMEOUT_HEADER
-from gateway.registry import ModelRegistry
-from gateway.typed_inference import submit_prediction
-from gateway.typed_schemas import TypedSchema, build_typed_schema, class_prefix
-
-Endpoint = Callable[..., Awaitable[Response]]
+from gateway.api.routes.declared import declare_inference
+from gateway.protocol.datatypes import from_numpy
+from gateway.protocol.json_codec import format_shape
+from gateway.repository.registry import ModelRegistry
+from gateway.typed.schemas import TypedSchema, build_typed_schema, class_prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,27 +66,12 @@ def _description(name: str, which: str, signature: ModelSignature) -> str:
     )
 
 
-def _endpoint(name: str, version: str | None) -> Endpoint:
-    async def predict_endpoint(
-        request: Request, registry: RegistryDep, service: InferenceDep
-    ) -> Response:
-        model = registry.resolve(name, version)
-        timeout = request.headers.get(TIMEOUT_HEADER)
-        pending = submit_prediction(service, model, await request.body(), timeout)
-        payload = await answer_unless_gone(pending, request.receive)
-        if payload is None:  # the client left: nobody reads this
-            return Response(status_code=CLIENT_CLOSED_REQUEST)
-        return Response(payload, media_type="application/json")
-
-    return predict_endpoint
-
-
 class TypedRoutes:
-    """Adds and removes the typed routes of an app as its registry loads and unloads models."""
+    """Declares the typed operations of an app's ready models as its registry changes."""
 
     def __init__(self, app: FastAPI) -> None:
         self._app = app
-        self._routes: list[BaseRoute] = []
+        self._routes: list[APIRoute] = []
         self._schemas: dict[tuple[str, str, ModelSignature], TypedSchema] = {}
         self._models: list[str] = []
 
@@ -115,17 +92,15 @@ class TypedRoutes:
             for name in self._models
         ]
 
+    def declarations(self) -> list[APIRoute]:
+        """The typed operations of the models ready now, for the OpenAPI document."""
+        return list(self._routes)
+
     def sync(self, registry: ModelRegistry) -> None:
-        """Replace the typed routes with those of the registry's ready versions."""
+        """Declare the typed operations of the registry's ready versions, and drop the
+        cached OpenAPI document."""
         plans = self._plan(registry)
-        routes = self._app.router.routes
-        stale = {id(route) for route in self._routes}
-        # Synchronous from here on: no request can see a half-updated route table.
-        routes[:] = [route for route in routes if id(route) not in stale]
-        first = len(routes)
-        for plan in plans:
-            self._add(plan)
-        self._routes = routes[first:]
+        self._routes = [_declare(plan) for plan in plans]
         self._models = sorted({plan.model for plan in plans})
         self._app.openapi_schema = None
 
@@ -182,30 +157,29 @@ class TypedRoutes:
         self._schemas = schemas
         return plans
 
-    def _add(self, plan: _Plan) -> None:
-        extra: dict[str, Any] = {
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{plan.schema.request.__name__}"}
-                    }
-                },
+
+def _declare(plan: _Plan) -> APIRoute:
+    extra: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{plan.schema.request.__name__}"}
+                }
             },
-            **infer_security(plan.model),
-        }
-        which = "its highest ready version" if plan.version is None else f"version {plan.version}"
-        self._app.router.add_api_route(
-            plan.path,
-            _endpoint(plan.model, plan.version),
-            methods=["POST"],
-            operation_id=plan.operation_id,
-            tags=[plan.model],
-            summary=f"Predict with {plan.model} ({which})",
-            description=plan.description,
-            response_model=plan.schema.response,
-            response_description="Output tensors by name",
-            responses=INFER_ROUTE,
-            openapi_extra=extra,
-            dependencies=[require_infer_on(plan.model)],
-        )
+        },
+        **infer_security(plan.model),
+    }
+    which = "its highest ready version" if plan.version is None else f"version {plan.version}"
+    return declare_inference(
+        plan.path,
+        name=plan.operation_id,
+        operation_id=plan.operation_id,
+        tags=[plan.model],
+        summary=f"Predict with {plan.model} ({which})",
+        description=plan.description,
+        response_model=plan.schema.response,
+        response_description="Output tensors by name",
+        responses=INFER_ROUTE,
+        openapi_extra=extra,
+    )

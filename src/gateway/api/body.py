@@ -1,0 +1,87 @@
+"""The request body cap: 413 from Content-Length, or while reading; for FastAPI and the pipeline."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.exception_handlers import gateway_error_response
+from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` without buffering them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length first, then count the bytes actually received."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            check_declared_length(scope, self.max_bytes)
+        except GatewayError as exc:
+            await gateway_error_response(exc)(scope, receive, send)
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise body_too_large(received, self.max_bytes)
+            return message
+
+        return limited_receive
+
+
+def check_declared_length(scope: Scope, max_bytes: int) -> None:
+    """Raise ``PayloadTooLarge`` (413) for a ``Content-Length`` over ``max_bytes``, or
+    ``InvalidInput`` (400) for a malformed one."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            declared = value.decode("latin-1")
+            if not declared.isdigit():
+                raise InvalidInput("Content-Length header is not a non-negative integer")
+            if int(declared) > max_bytes:
+                raise PayloadTooLarge(_too_large(f"Content-Length {int(declared)}", max_bytes))
+            return
+
+
+def body_too_large(received: int, max_bytes: int) -> PayloadTooLarge:
+    """The error for a body found over the cap while reading it."""
+    return PayloadTooLarge(_too_large(f"at least {received}", max_bytes))
+
+
+def _too_large(what: str, max_bytes: int) -> str:
+    return f"request body too large: {what} bytes exceeds the limit of {max_bytes} bytes"
+
+
+async def read_body(receive: Receive, max_bytes: int) -> bytes:
+    """The whole request body; raises ``PayloadTooLarge`` once more than ``max_bytes``
+    have arrived (a chunked body is not read further)."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if len(body) > max_bytes:
+        raise body_too_large(len(body), max_bytes)
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    received = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInput("the client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise body_too_large(received, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,106 @@
+"""The one inference pipeline, a bare ASGI handler in front of FastAPI (the hot path).
+
+Profiling showed FastAPI's routing and dependency machinery costing more CPU per request
+than the model itself (docs/benchmarks.md), so both inference route families are answered
+here, in one sequence: method, declared length, authentication and scope (once),
+admission (a full queue is refused before the body is read), the body (capped), the
+route's codec, the queue, the disconnect watch, the answer, the request metrics. Only the
+codec differs between ``POST /v2/models/.../infer`` and ``POST /models/.../predict``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import Receive, Scope, Send
+
+from gateway.api.access_log import authenticate
+from gateway.api.body import check_declared_length, read_body
+from gateway.api.exception_handlers import gateway_error_response, method_not_allowed
+from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
+from gateway.api.pipeline.targets import InferenceTarget
+from gateway.api.state import AppState, app_state
+from gateway.errors import GatewayError
+
+logger = logging.getLogger(__name__)
+
+# Headers the pipeline reads; others are not decoded at all.
+_WANTED_HEADERS = frozenset(
+    {b"authorization", b"x-request-timeout-ms", b"inference-header-content-length"}
+)
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_UNKNOWN_MODEL = "(unknown)"
+
+
+class InferenceEndpoint:
+    """Answers the inference routes (``inference_target``) as a bare ASGI handler."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
+
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, target: InferenceTarget
+    ) -> None:
+        """Answer one inference request and record it in the request metrics."""
+        started = time.perf_counter()
+        state = app_state(scope)
+        status = 200
+        try:
+            if scope["method"] != "POST":
+                status = 405
+                await method_not_allowed("POST")(scope, receive, send)
+                return
+            payload = await self._answer(state, scope, receive, target)
+        except GatewayError as exc:
+            response = gateway_error_response(exc)
+            status = response.status_code
+            await response(scope, receive, send)
+        except Exception:
+            status = 500
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await send_json(send, status, b'{"error":"internal server error"}')
+        else:
+            if payload is None:
+                status = CLIENT_CLOSED_REQUEST  # nothing was sent: nobody is listening
+            else:
+                await send_json(send, status, payload)
+        finally:
+            self._record(state, target, status, started)
+
+    @staticmethod
+    def _record(state: AppState, target: InferenceTarget, status: int, started: float) -> None:
+        # Names clients make up would grow the label set without bound; they share one.
+        model = target.model if state.registry.knows(target.model) else _UNKNOWN_MODEL
+        state.metrics.record_request(model, status, time.perf_counter() - started)
+
+    async def _answer(
+        self, state: AppState, scope: Scope, receive: Receive, target: InferenceTarget
+    ) -> bytes | None:
+        check_declared_length(scope, self.max_body_bytes)
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope["headers"]
+            if key in _WANTED_HEADERS
+        }
+        principal = await authenticate(
+            state.authenticator, "POST", scope["path"], headers.get("authorization")
+        )
+        principal.require_infer(target.model)
+        service = state.inference
+        service.check_admission(target.model, target.version)  # before reading the body
+        body = await read_body(receive, self.max_body_bytes)
+        pending = service.submit(target.codec, target.model, target.version, body, headers)
+        return await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
+
+
+async def send_json(send: Send, status: int, payload: bytes) -> None:
+    """Send a complete JSON response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

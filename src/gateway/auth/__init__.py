@@ -1,0 +1,1 @@
+"""JWT bearer auth: keys, key ring, JWKS, the authenticator, principals, scopes, minting."""

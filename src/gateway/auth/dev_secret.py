@@ -1,0 +1,53 @@
+"""The development secret: made once in the local state directory, reused afterwards."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from gateway.auth.keys import KeyConfigError
+
+logger = logging.getLogger(__name__)
+
+SECRET_FILE = "dev-secret"
+# 64 random bytes, base64url text: long enough for HS512, pasteable into an env var.
+_SECRET_BYTES = 64
+
+
+def load_or_create_dev_secret(state_dir: Path) -> str:
+    """The secret in ``state_dir/dev-secret``, created (mode 0600) if it does not exist yet."""
+    path = state_dir / SECRET_FILE
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create(path)
+        secret = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyConfigError(f"cannot use the dev secret file {path}: {exc}") from None
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        raise KeyConfigError(f"{path} is readable by other users; run: chmod 600 {path}")
+    if len(secret) < 43:
+        raise KeyConfigError(f"{path} holds no usable secret; delete it to make a new one")
+    return secret
+
+
+def _create(path: Path) -> None:
+    if path.exists():
+        return
+    secret = secrets.token_urlsafe(_SECRET_BYTES)
+    # O_EXCL: of several workers starting at once, exactly one creates the file. Writing
+    # to a temporary name first and linking it into place means nobody reads it half done.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secret + "\n")
+        try:
+            os.link(temporary, path)  # fails with FileExistsError when another one won
+        except FileExistsError:
+            return
+        logger.info("created a development secret in %s", path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,318 @@
+"""The micro-batcher: one queue and one consumer task per model version.
+
+Callers ``submit`` a request's arrays and get a future. The consumer task cuts batches
+from the queue (same non-batch shapes, at most ``max_batch_size`` rows), drops requests
+that were cancelled or whose deadline passed, runs up to ``instances`` batches at once and
+resolves every caller's future with its own rows. An idle batcher dispatches at once; it
+waits up to ``max_queue_delay_s`` for company only while another batch is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from backends.base import Array
+from backends.worker_pool import SettledFuture
+from gateway.batching.drain import DrainRate
+from gateway.batching.joining import join_futures
+from gateway.batching.observer import BatchObserver, NullObserver
+from gateway.batching.policy import BatchPolicy
+from gateway.batching.tensors import (
+    ShapeKey,
+    batch_rows,
+    concatenate,
+    cut_to_preferred,
+    shape_key,
+    split,
+    split_rows,
+)
+from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
+
+logger = logging.getLogger(__name__)
+
+InferFn = Callable[[Mapping[str, Array], Sequence[str]], Awaitable[dict[str, Array]]]
+"""Runs one batch: the backend's ``infer`` (inputs, output names) -> outputs."""
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    inputs: Mapping[str, Array]
+    outputs: Sequence[str]
+    rows: int
+    key: ShapeKey
+    deadline: float
+    enqueued: float
+    future: asyncio.Future[dict[str, Array]]
+
+
+class Batcher:
+    """Merges concurrent requests for one model version into batched backend calls."""
+
+    def __init__(
+        self,
+        name: str,
+        infer: InferFn,
+        policy: BatchPolicy,
+        observer: BatchObserver | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._name = name
+        self._infer = infer
+        self._policy = policy
+        self._observer = observer or NullObserver()
+        self._clock = clock
+        self._queue: deque[_Pending] = deque()
+        self._rows_queued = 0  # kept with the queue: read on every arrival
+        self._wakeup = asyncio.Event()
+        self._free = policy.instances  # instances not running a batch
+        self._running: set[asyncio.Future[dict[str, Array]]] = set()
+        self._in_flight = 0
+        self._drain = DrainRate()
+        self._consumer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def policy(self) -> BatchPolicy:
+        """How this batcher forms batches."""
+        return self._policy
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting in the queue (cancelled ones until they are skipped)."""
+        return len(self._queue)
+
+    def start(self) -> None:
+        """Start the consumer task; call once, from the event loop that will serve."""
+        if self._consumer is None:
+            self._consumer = asyncio.get_running_loop().create_task(
+                self._consume(), name=f"batcher {self._name}"
+            )
+
+    def submit(
+        self,
+        inputs: Mapping[str, Array],
+        outputs: Sequence[str],
+        timeout_s: float | None = None,
+    ) -> asyncio.Future[dict[str, Array]]:
+        """Queue one request; its future resolves to that request's outputs.
+
+        A request with more rows than ``max_batch_size`` is split into parts of at most
+        that many rows, queued one after another, and joined back in order. Raises at
+        once, before any work: ``Overloaded`` when the queue cannot hold the request,
+        ``ModelNotReady`` once the batcher is closing. Cancel the future to withdraw.
+        """
+        self.check_admission()
+        rows = batch_rows(inputs)
+        limit = self._policy.max_batch_size
+        parts = 1 if not self._policy.batching or rows <= limit else -(-rows // limit)
+        if parts > 1:
+            self.check_admission(parts)
+        now = self._clock()
+        deadline = math.inf if timeout_s is None else now + timeout_s
+        if parts > 1:
+            futures = [
+                self._enqueue(piece, outputs, deadline, now) for piece in split_rows(inputs, limit)
+            ]
+            return join_futures(futures)
+        return self._enqueue(inputs, outputs, deadline, now)
+
+    def _enqueue(
+        self, inputs: Mapping[str, Array], outputs: Sequence[str], deadline: float, now: float
+    ) -> asyncio.Future[dict[str, Array]]:
+        future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
+        key = shape_key(inputs) if self._policy.batching else None
+        rows = batch_rows(inputs)
+        self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future))
+        self._rows_queued += rows
+        company_useful = self._policy.batching and self._in_flight > 0
+        if self._free > 0 and len(self._queue) == 1 and not company_useful:
+            # Nothing to wait for: run it now rather than wake the consumer (a loop turn
+            # less latency, and under a flood of arrivals loop turns are what is scarce).
+            self._launch(self._take_batch())
+            return future
+        self._observer.queue_depth(len(self._queue))
+        # Wake the consumer only when it has something new to decide: work after an empty
+        # queue, or a full batch. Waking it on every arrival cost a timer and a task each.
+        if len(self._queue) == 1 or self._rows_queued >= self._policy.max_batch_size:
+            self._wakeup.set()
+        return future
+
+    def check_admission(self, entries: int = 1) -> None:
+        """Raise what ``submit`` would for a full queue or a closing batcher; costs nothing.
+
+        Callers check before reading and decoding a body, so that refusing is cheap.
+        """
+        if self._closing or self._consumer is None:
+            raise ModelNotReady(f"{self._name} is not accepting requests")
+        if len(self._queue) + entries > self._policy.max_queue_size:
+            self._observer.rejected()
+            retry = self.retry_after_s()
+            raise Overloaded(
+                f"{self._name} is overloaded: its queue holds "
+                f"{self._policy.max_queue_size} requests; retry in about {retry:.3f} s",
+                retry_after_s=retry,
+            )
+
+    def retry_after_s(self) -> float:
+        """Estimated seconds until the queue has drained, from the measured rate."""
+        return self._drain.seconds_to_drain(len(self._queue))
+
+    async def close(self) -> None:
+        """Stop accepting, finish the queued and running batches, then stop the task."""
+        self._closing = True
+        self._wakeup.set()
+        if self._consumer is not None:
+            await self._consumer
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _consume(self) -> None:
+        while True:
+            while not self._queue or not self._free:
+                if self._closing and not self._queue:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await self._gather_company()
+            self._launch(self._take_batch())
+
+    def _launch(self, batch: list[_Pending]) -> None:
+        """Start running ``batch`` on a free instance, now: the backend call is made in
+        this loop turn, and ``_finish`` runs from its completion (no Task in between,
+        each of which cost a loop turn per batch under load); for the worker pool's
+        ``SettledFuture``, in the very turn the outcome arrives."""
+        if not batch:
+            return
+        self._free -= 1
+        self._in_flight += 1
+        started = self._clock()
+        self._observer.batch_started(
+            sum(item.rows for item in batch), [started - item.enqueued for item in batch]
+        )
+        try:
+            outputs = sorted({name for item in batch for name in item.outputs})
+            merged = concatenate([item.inputs for item in batch])
+            running = asyncio.ensure_future(self._infer(merged, outputs))
+        except Exception as exc:
+            # Finished from the next loop turn: _finish may launch again, and a run of
+            # batches failing at once must not recurse through the whole queue.
+            asyncio.get_running_loop().call_soon(self._finish, batch, started, exc)
+            return
+        self._running.add(running)
+        if isinstance(running, SettledFuture):  # finish in the turn the outcome arrives
+            running.on_settled(partial(self._finished, batch, started))
+        else:
+            running.add_done_callback(partial(self._finished, batch, started))
+
+    def _finished(
+        self, batch: list[_Pending], started: float, running: asyncio.Future[dict[str, Array]]
+    ) -> None:
+        self._running.discard(running)
+        if running.cancelled():
+            self._finish(batch, started, asyncio.CancelledError())
+            return
+        error = running.exception()
+        self._finish(batch, started, running.result() if error is None else error)
+
+    async def _gather_company(self) -> None:
+        """While another batch runs, wait up to the delay for the queue to fill."""
+        policy = self._policy
+        if not policy.batching or policy.max_queue_delay_s <= 0:
+            return
+        start = self._queue[0].enqueued if self._queue else self._clock()
+        while self._in_flight and not self._closing and self._rows_queued < policy.max_batch_size:
+            remaining = start + policy.max_queue_delay_s - self._clock()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+
+    def _take_batch(self) -> list[_Pending]:
+        """Pop the next batch: the oldest live request and those that fit with it."""
+        policy, now = self._policy, self._clock()
+        batch: list[_Pending] = []
+        skipped: list[_Pending] = []
+        rows = 0
+        while self._queue:
+            item = self._queue.popleft()
+            if item.future.done():  # cancelled by its caller: nothing to compute
+                continue
+            if item.deadline <= now:
+                self._expire(item)
+                continue
+            if batch and (not policy.batching or item.key != batch[0].key):
+                skipped.append(item)
+                continue
+            if rows + item.rows > policy.max_batch_size and batch:
+                skipped.append(item)
+                break
+            batch.append(item)
+            rows += item.rows
+            if not policy.batching or rows >= policy.max_batch_size:
+                break
+        keep = cut_to_preferred(
+            [i.rows for i in batch], policy.preferred_batch_sizes, policy.max_batch_size
+        )
+        skipped[:0] = batch[keep:]
+        self._queue.extendleft(reversed(skipped))
+        self._rows_queued = sum(item.rows for item in self._queue)
+        self._observer.queue_depth(len(self._queue))
+        return batch[:keep]
+
+    def _expire(self, item: _Pending) -> None:
+        self._observer.expired()
+        item.future.set_exception(
+            DeadlineExceeded(f"the request's deadline passed while it waited for {self._name}")
+        )
+
+    def _finish(
+        self, batch: list[_Pending], started: float, outcome: dict[str, Array] | BaseException
+    ) -> None:
+        """Hand every caller its rows (or the batch's error), then start the next batch."""
+        try:
+            elapsed = self._clock() - started
+            pieces = None
+            if not isinstance(outcome, BaseException):
+                try:
+                    pieces = split(outcome, [item.rows for item in batch])
+                except Exception as exc:  # outputs that do not match the batch
+                    outcome = exc
+            self._observer.batch_finished(elapsed, failed=pieces is None)
+            if pieces is None:
+                assert isinstance(outcome, BaseException)
+                for item in batch:
+                    _fail(item.future, outcome)
+            else:
+                self._drain.record(len(batch), elapsed, self._policy.instances)
+                for item, piece in zip(batch, pieces, strict=True):
+                    if not item.future.done():
+                        item.future.set_result({name: piece[name] for name in item.outputs})
+        finally:
+            self._in_flight -= 1
+            self._free += 1
+            if self._in_flight == 0 and self._queue and not self._closing:
+                # The next batch filled while this one ran: start it in this loop turn
+                # instead of waking the consumer to do it in a later one.
+                self._launch(self._take_batch())
+            self._wakeup.set()
+
+
+def _fail(future: asyncio.Future[dict[str, Array]], error: BaseException) -> None:
+    """Fail one caller's future with a batch's error; a cancelled batch cancels it."""
+    if future.done():
+        return
+    if isinstance(error, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(error)

@@ -1,0 +1,1 @@
+"""The data plane every transport calls: inference, metadata, readiness, repository index."""

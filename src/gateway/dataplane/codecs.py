@@ -1,0 +1,102 @@
+"""The request codecs of the inference routes: all that differs between them.
+
+A codec turns a request body into checked arrays and names the outputs to compute; the
+response encoder it returns writes the body of the answer. Everything else (admission,
+auth, deadlines, batching, disconnects, metrics, errors) is one pipeline for all codecs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from backends.base import Array, ModelSignature
+from gateway.protocol.request_codec import decode_protocol_request, encode_protocol_response
+from gateway.typed.codec import decode_typed_request, encode_typed_response
+
+ResponseEncoder = Callable[[str, int, Mapping[str, Array]], bytes]
+"""Writes a response body from (model name, version, outputs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRequest:
+    """What a codec read from one request."""
+
+    inputs: dict[str, Array]
+    outputs: list[str]
+    parameters: Mapping[str, Any] | None
+    """Protocol parameters (``timeout`` sets the deadline); None on typed routes."""
+    encode: ResponseEncoder
+
+
+class RequestCodec(Protocol):
+    """Decodes one route family's request bodies."""
+
+    @property
+    def route(self) -> str:
+        """The route family, as metrics and logs name it."""
+        ...
+
+    def decode(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        signature: ModelSignature,
+        *,
+        allow_non_finite: bool,
+    ) -> DecodedRequest:
+        """The request's arrays and outputs; ``InvalidInput`` when it does not fit."""
+        ...
+
+
+class ProtocolJsonCodec:
+    """Open Inference Protocol JSON (``POST /v2/models/.../infer``)."""
+
+    route = "infer"
+
+    def decode(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        signature: ModelSignature,
+        *,
+        allow_non_finite: bool,
+    ) -> DecodedRequest:
+        """Decode the envelope and tensors; the response echoes the request id."""
+        request = decode_protocol_request(
+            body, headers, signature, allow_non_finite=allow_non_finite
+        )
+        request_id, outputs = request.id, request.outputs
+
+        def encode(model: str, version: int, results: Mapping[str, Array]) -> bytes:
+            return encode_protocol_response(model, version, request_id, outputs, results)
+
+        return DecodedRequest(request.inputs, outputs, request.parameters, encode)
+
+
+class TypedJsonCodec:
+    """Typed per-model bodies (``POST /models/<name>/predict``)."""
+
+    route = "predict"
+
+    def decode(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        signature: ModelSignature,
+        *,
+        allow_non_finite: bool,
+    ) -> DecodedRequest:
+        """Decode ``{"inputs": {name: nested lists}}``; no header changes how."""
+        del headers
+        inputs, outputs = decode_typed_request(body, signature, allow_non_finite=allow_non_finite)
+
+        def encode(model: str, version: int, results: Mapping[str, Array]) -> bytes:
+            return encode_typed_response(model, version, results, outputs)
+
+        return DecodedRequest(inputs, outputs, None, encode)
+
+
+PROTOCOL_JSON = ProtocolJsonCodec()
+TYPED_JSON = TypedJsonCodec()

@@ -1,0 +1,120 @@
+"""Inference for every transport: admit, decode with the route's codec, queue, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from backends.base import Array
+from backends.errors import InferenceError
+from gateway.dataplane.codecs import RequestCodec, ResponseEncoder
+from gateway.dataplane.deadlines import TIMEOUT_HEADER, request_timeout_s
+from gateway.errors import BackendError, GatewayError, InvalidInput
+from gateway.repository.registry import ModelRegistry, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+class PendingInference:
+    """A request admitted to its model's queue; ``result`` waits for the response body,
+    written by the request's codec."""
+
+    __slots__ = ("_encode", "_model", "future")
+
+    def __init__(
+        self,
+        model: ModelVersion,
+        future: asyncio.Future[dict[str, Array]],
+        encode: ResponseEncoder,
+    ) -> None:
+        self.future = future
+        self._model = model
+        self._encode = encode
+
+    @property
+    def model(self) -> ModelVersion:
+        """The version the request runs on."""
+        return self._model
+
+    def cancel(self) -> None:
+        """Withdraw the request (its client went away); it is skipped if still queued."""
+        self.future.cancel()
+
+    async def result(self) -> bytes:
+        """The response body once the request's batch has run."""
+        model = self._model
+        return self._encode(model.name, model.version, await outputs_of(model, self.future))
+
+
+async def outputs_of(
+    model: ModelVersion, future: asyncio.Future[dict[str, Array]]
+) -> dict[str, Array]:
+    """Wait for a queued request's outputs; backend failures become safe domain errors."""
+    try:
+        return await future
+    except GatewayError:
+        raise  # the queue's own answers: 504, 503
+    except InferenceError as exc:
+        raise _inference_failure(model, exc) from None
+    except Exception:
+        # A backend broke its contract; never let its internals reach the client.
+        logger.exception("backend of %s crashed", model.label)
+        raise BackendError(
+            f"inference failed in model '{model.name}' version {model.version} (internal error)"
+        ) from None
+
+
+def _inference_failure(model: ModelVersion, exc: InferenceError) -> Exception:
+    logger.error("inference failed in %s (%s): %s", model.label, exc.kind, exc)
+    if exc.kind == "InvalidArgument":
+        return InvalidInput(
+            f"model '{model.name}' rejected the inputs (InvalidArgument); compare "
+            f"them with GET /v2/models/{model.name}"
+        )
+    return BackendError(
+        f"inference failed in model '{model.name}' version {model.version} ({exc.kind})"
+    )
+
+
+class InferenceService:
+    """Runs inference requests, whatever their codec, against the registry's models."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """Where requests are resolved to a model version."""
+        return self._registry
+
+    def check_admission(self, name: str, version: str | None) -> None:
+        """Refuse at once (404, 503) what could not be queued, before the body is read."""
+        batcher = self._registry.resolve(name, version).batcher
+        assert batcher is not None  # resolve() returns ready versions only
+        batcher.check_admission()
+
+    def submit(
+        self,
+        codec: RequestCodec,
+        name: str,
+        version: str | None,
+        body: bytes,
+        headers: Mapping[str, str],
+    ) -> PendingInference:
+        """Decode one request with ``codec`` and queue it; raises at once when it cannot
+        be admitted. ``headers`` maps lower-case names to values (the codec's, and
+        ``X-Request-Timeout-Ms``, else the model's default deadline applies)."""
+        model = self._registry.resolve(name, version)
+        backend, batcher = model.backend, model.batcher
+        assert backend is not None  # resolve() returns ready versions only
+        assert batcher is not None
+        config = model.config
+        request = codec.decode(
+            body, headers, backend.signature, allow_non_finite=config.allow_non_finite
+        )
+        timeout = request_timeout_s(
+            request.parameters, headers.get(TIMEOUT_HEADER), config.batching.default_timeout_ms
+        )
+        future = batcher.submit(request.inputs, request.outputs, timeout)
+        return PendingInference(model, future, request.encode)

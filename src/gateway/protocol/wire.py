@@ -1,0 +1,208 @@
+"""Wire models of the Open Inference Protocol (KServe v2) REST API.
+
+Pydantic owns the envelope and the OpenAPI schema. Tensor ``data`` is deliberately not
+validated element by element here (``SkipValidation``): ``gateway.protocol.json_codec``
+turns it into one numpy array checked against the model's signature, ~50x cheaper.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictInt, WithJsonSchema
+
+from gateway.protocol.datatypes import DATATYPES
+
+_TENSOR_DATA_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "description": "Tensor elements in row-major order, flat or nested to the tensor's shape. "
+    "Numbers for numeric datatypes, true/false for BOOL, strings for BYTES.",
+    "items": {
+        "anyOf": [
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "string"},
+            {"type": "array", "items": {}},
+        ]
+    },
+}
+
+TensorData = Annotated[SkipValidation[list[Any]], WithJsonSchema(_TENSOR_DATA_SCHEMA)]
+Datatype = Annotated[str, Field(json_schema_extra={"enum": list(DATATYPES)})]
+Parameters = dict[str, Any]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class RequestInput(_Wire):
+    """One input tensor of an inference request."""
+
+    name: str
+    """Name of the model input."""
+    shape: list[StrictInt]
+    """Shape of the tensor, e.g. [1, 64]."""
+    datatype: Datatype
+    """Element type of the tensor."""
+    parameters: Parameters | None = None
+    """Optional per-input parameters."""
+    data: TensorData
+    """Tensor contents."""
+
+
+class RequestOutput(_Wire):
+    """An output the client asks for; without any, all outputs are returned."""
+
+    name: str
+    """Name of the model output."""
+    parameters: Parameters | None = None
+    """Optional per-output parameters."""
+
+
+class InferenceRequest(_Wire):
+    """Body of ``POST /v2/models/{name}[/versions/{version}]/infer``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "req-1",
+                    "inputs": [
+                        {
+                            "name": "pixels",
+                            "shape": [1, 64],
+                            "datatype": "FP32",
+                            "data": [0.0] * 64,
+                        }
+                    ],
+                    "outputs": [{"name": "label"}],
+                }
+            ]
+        }
+    )
+
+    id: str | None = None
+    """Request id, echoed in the response."""
+    parameters: Parameters | None = None
+    """Request parameters; ``timeout`` (microseconds) is honoured where supported."""
+    inputs: Annotated[list[RequestInput], Field(min_length=1)]
+    """Input tensors, one per model input."""
+    outputs: list[RequestOutput] | None = None
+    """Outputs to return; all of them when absent."""
+
+
+class ResponseOutput(BaseModel):
+    """One output tensor of an inference response."""
+
+    name: str
+    shape: list[int]
+    datatype: Datatype
+    parameters: Parameters | None = None
+    data: TensorData
+
+
+class InferenceResponse(BaseModel):
+    """Body of a successful inference."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_name": "digits",
+                    "model_version": "1",
+                    "id": "req-1",
+                    "outputs": [{"name": "label", "shape": [1], "datatype": "INT64", "data": [0]}],
+                }
+            ]
+        }
+    )
+
+    model_name: str
+    model_version: str
+    id: str | None = None
+    parameters: Parameters | None = None
+    outputs: list[ResponseOutput]
+
+
+class TensorMetadata(BaseModel):
+    """Name, datatype and shape of a model input or output; -1 marks a dynamic dimension."""
+
+    name: str
+    datatype: Datatype
+    shape: list[int]
+
+
+class ModelMetadataResponse(BaseModel):
+    """Body of ``GET /v2/models/{name}[/versions/{version}]``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "digits",
+                    "versions": ["1"],
+                    "platform": "onnxruntime_onnx",
+                    "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}],
+                    "outputs": [
+                        {"name": "label", "datatype": "INT64", "shape": [-1]},
+                        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+                    ],
+                    "parameters": {"execution_provider": "CPUExecutionProvider"},
+                }
+            ]
+        }
+    )
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    parameters: dict[str, str] = Field(default_factory=dict)
+    """tensorgate extension: facts such as the execution provider in use."""
+
+
+class ServerMetadataResponse(BaseModel):
+    """Body of ``GET /v2``."""
+
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class LiveResponse(BaseModel):
+    """Body of ``GET /v2/health/live``."""
+
+    live: bool
+
+
+class ReadyResponse(BaseModel):
+    """Body of ``GET /v2/health/ready``."""
+
+    ready: bool
+
+
+class ModelReadyResponse(BaseModel):
+    """Body of ``GET /v2/models/{name}[/versions/{version}]/ready``."""
+
+    name: str
+    version: str | None = None
+    ready: bool
+
+
+class RepositoryIndexEntry(BaseModel):
+    """One model version in the repository index, with its state and why."""
+
+    name: str
+    version: str
+    state: str
+    reason: str = ""
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: a message naming what was wrong and what was expected."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"error": "unknown model 'foo'"}]})
+
+    error: str

@@ -1,0 +1,180 @@
+"""A model's ``config.yaml``: runtime options, version policy and validation switches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from backends.base import RuntimeOptions
+from gateway.batching.policy import (
+    DEFAULT_INSTANCES,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_DELAY_MS,
+    DEFAULT_MAX_QUEUE_SIZE,
+    BatchPolicy,
+)
+from gateway.validation import describe_errors
+
+CONFIG_FILE = "config.yaml"
+
+# Short names users may write in a config; anything else must be a full provider name.
+_PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+class ConfigError(Exception):
+    """A model's config file is unreadable or invalid; the message says where and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class LatestVersions(_Section):
+    """Serve the ``latest`` highest-numbered versions."""
+
+    latest: Annotated[int, Field(ge=1)]
+    """How many of the highest versions to serve."""
+
+
+class SpecificVersions(_Section):
+    """Serve exactly the listed versions."""
+
+    specific: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    """Version numbers to serve."""
+
+
+VersionPolicy = Literal["all"] | LatestVersions | SpecificVersions
+
+
+class BatchingConfig(_Section):
+    """How requests for one model version are queued and merged (docs/batching.md)."""
+
+    enabled: bool = True
+    """Merge concurrent requests into one backend call; false runs one request per call."""
+    max_batch_size: Annotated[int, Field(ge=1, le=65536)] = DEFAULT_MAX_BATCH_SIZE
+    """Most rows in one backend call; a request with more rows is split into parts."""
+    max_queue_delay_ms: Annotated[float, Field(ge=0, le=10_000)] = DEFAULT_MAX_QUEUE_DELAY_MS
+    """Longest a request waits for company while another batch is running. An idle model
+    never waits: the first request is dispatched at once."""
+    max_queue_size: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_MAX_QUEUE_SIZE
+    """Requests that may wait per version; beyond it the answer is 503 with Retry-After."""
+    preferred_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    """Batch sizes the model runs fastest at; a batch is cut to the largest one reachable
+    with whole requests (unless it is full)."""
+    default_timeout_ms: Annotated[float, Field(gt=0)] | None = 30_000.0
+    """Deadline of a request that names none (``parameters.timeout`` or the
+    ``X-Request-Timeout-Ms`` header); null: no deadline."""
+
+    @field_validator("preferred_batch_sizes")
+    @classmethod
+    def _sorted_unique(cls, sizes: list[int]) -> list[int]:
+        return sorted(set(sizes))
+
+
+class ModelConfig(_Section):
+    """Everything ``models/<name>/config.yaml`` may set; every field has a default."""
+
+    execution_providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+    """Execution providers in order of preference (``cuda``, ``cpu`` or full ONNX Runtime
+    names). Unavailable ones are skipped with a warning; CPU is always the last resort."""
+    intra_op_threads: Annotated[int, Field(ge=0)] = 0
+    """Threads ONNX Runtime uses inside one operator; 0 lets it choose (one per core)."""
+    inter_op_threads: Annotated[int, Field(ge=0)] = 0
+    """Threads ONNX Runtime uses across operators; 0 lets it choose."""
+    graph_optimization_level: Literal["disabled", "basic", "extended", "all"] = "all"
+    """ONNX Runtime graph optimisations applied when the model loads."""
+    allow_spinning: bool = False
+    """Let ONNX Runtime's worker threads spin-wait for work between operators. Off by
+    default: spinning threads take the cores the gateway's event loop needs (measured:
+    +25% req/s for ``mlp`` with one worker, nearly 2x with two, docs/benchmarks.md)."""
+    instances: Annotated[int, Field(ge=1, le=64)] = DEFAULT_INSTANCES
+    """How many batches of this model may run at the same time (one ONNX Runtime call
+    each). 1 measured fastest on 2 cores: the next batch fills while one runs."""
+    allow_non_finite: bool = False
+    """Accept NaN and Infinity in input tensors (rejected with a 400 otherwise)."""
+    version_policy: VersionPolicy = "all"
+    """Which version directories to serve: ``all``, ``{latest: N}`` or ``{specific: [..]}``."""
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    """Dynamic batching, queue bound and default deadline of each version."""
+
+    @field_validator("execution_providers")
+    @classmethod
+    def _expand_aliases(cls, providers: list[str]) -> list[str]:
+        return [_PROVIDER_ALIASES.get(p.lower(), p) for p in providers]
+
+    def runtime_options(self) -> RuntimeOptions:
+        """The subset of the config a backend needs."""
+        return RuntimeOptions(
+            execution_providers=tuple(self.execution_providers),
+            intra_op_threads=self.intra_op_threads,
+            inter_op_threads=self.inter_op_threads,
+            graph_optimization_level=self.graph_optimization_level,
+            instances=self.instances,
+            extra={"session.intra_op.allow_spinning": "1" if self.allow_spinning else "0"},
+        )
+
+    def batch_policy(self, *, stackable: bool) -> BatchPolicy:
+        """The batcher policy this config asks for; ``stackable``: every input of the model
+        has a dynamic batch axis, so requests can be concatenated."""
+        section = self.batching
+        return BatchPolicy(
+            max_batch_size=section.max_batch_size,
+            max_queue_delay_s=section.max_queue_delay_ms / 1000,
+            max_queue_size=section.max_queue_size,
+            preferred_batch_sizes=tuple(section.preferred_batch_sizes),
+            instances=self.instances,
+            batching=section.enabled and stackable,
+        )
+
+    def select_versions(self, available: list[int]) -> list[int]:
+        """The versions this policy serves out of ``available``, ascending."""
+        ordered = sorted(available)
+        policy = self.version_policy
+        if isinstance(policy, LatestVersions):
+            return ordered[-policy.latest :]
+        if isinstance(policy, SpecificVersions):
+            return [v for v in ordered if v in set(policy.specific)]
+        return ordered
+
+
+def parse_model_config(raw: Any, source: str) -> ModelConfig:
+    """Validate an already-parsed YAML document; ``source`` names it in errors."""
+    if raw is None:
+        return ModelConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+        )
+    try:
+        return ModelConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"{source}: {describe_errors(exc.errors(), empty='(top level)')}"
+        ) from exc
+
+
+def load_model_config(model_dir: Path) -> ModelConfig:
+    """Read ``<model_dir>/config.yaml``; defaults when the file does not exist."""
+    path = model_dir / CONFIG_FILE
+    if not path.exists():
+        return ModelConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
+    return parse_model_config(raw, str(path))
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``config.yaml``, as checked in under ``schemas/``."""
+    schema = ModelConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tensorgate model config (models/<name>/config.yaml)"
+    return schema

@@ -1,0 +1,255 @@
+"""The model registry: which model versions exist, their state, and their backends.
+
+Loading and closing a version are first-class operations so that versions can be added
+and removed while the server runs. Lookups are synchronous and cheap (the hot path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backends.base import Backend, RuntimeOptions
+from backends.errors import ModelLoadError
+from gateway.batching.batcher import Batcher
+from gateway.batching.policy import BatchPolicy
+from gateway.errors import ModelNotFound, ModelNotReady
+from gateway.repository.config import ModelConfig
+from gateway.repository.scanning import ModelSource, scan_repository
+
+logger = logging.getLogger(__name__)
+
+BackendLoader = Callable[[Path, RuntimeOptions, str], Backend]
+"""Creates a backend from a model file; blocking, so the registry calls it in a thread."""
+
+RegistryListener = Callable[["ModelVersion"], None]
+"""Told about a version whose state changed (loaded, failed or unloaded); quick, no I/O."""
+
+
+def batch_policy(version: ModelVersion, backend: Backend) -> BatchPolicy:
+    """The policy of ``version``'s batcher: its config, and whether its inputs stack."""
+    stackable = all(spec.has_dynamic_batch for spec in backend.signature.inputs)
+    return version.config.batch_policy(stackable=stackable)
+
+
+def plain_batcher(version: ModelVersion, backend: Backend) -> Batcher:
+    """A batcher for ``version`` with its configured policy and no metrics."""
+    return Batcher(version.label, backend.infer, batch_policy(version, backend))
+
+
+BatcherFactory = Callable[["ModelVersion", Backend], Batcher]
+"""Makes the batcher of a freshly loaded version (the app adds metrics this way)."""
+
+
+class VersionState(enum.StrEnum):
+    """Lifecycle of one model version."""
+
+    LOADING = "LOADING"
+    READY = "READY"
+    FAILED = "UNAVAILABLE"
+    UNLOADING = "UNLOADING"
+
+
+@dataclass(slots=True)
+class ModelVersion:
+    """One version of a model; ``backend`` and ``batcher`` are set only while READY."""
+
+    name: str
+    version: int
+    config: ModelConfig
+    state: VersionState = VersionState.LOADING
+    reason: str = ""
+    backend: Backend | None = None
+    batcher: Batcher | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True when the version can serve inference."""
+        return self.state is VersionState.READY and self.batcher is not None
+
+    @property
+    def label(self) -> str:
+        """How messages name this version: ``model 'mlp' version 1``."""
+        return f"model '{self.name}' version {self.version}"
+
+    async def release(self) -> None:
+        """Drain and stop the batcher, then close the backend."""
+        batcher, self.batcher = self.batcher, None
+        backend, self.backend = self.backend, None
+        if batcher is not None:
+            await batcher.close()
+        if backend is not None:
+            await backend.close()
+
+
+@dataclass(slots=True)
+class ModelEntry:
+    """A model and its versions; ``problem`` says why a model has none to serve."""
+
+    name: str
+    versions: dict[int, ModelVersion] = field(default_factory=dict)
+    problem: str | None = None
+
+    def ready_versions(self) -> list[ModelVersion]:
+        """Ready versions, highest first."""
+        ready = [v for v in self.versions.values() if v.ready]
+        if len(ready) > 1:  # the hot path usually has one version: skip the sort
+            ready.sort(key=lambda v: -v.version)
+        return ready
+
+
+class ModelRegistry:
+    """Holds every model version the server knows and resolves requests to one."""
+
+    def __init__(self, loader: BackendLoader, batchers: BatcherFactory = plain_batcher) -> None:
+        self._loader = loader
+        self._batchers = batchers
+        self._models: dict[str, ModelEntry] = {}
+        self._listeners: list[RegistryListener] = []
+
+    def add_listener(self, listener: RegistryListener) -> Callable[[], None]:
+        """Call ``listener`` after every load or unload; returns a function removing it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify(self, model_version: ModelVersion) -> None:
+        # A failing listener (say, the OpenAPI layer) must not break loading or unloading.
+        for listener in list(self._listeners):
+            try:
+                listener(model_version)
+            except Exception:
+                logger.exception("registry listener %r failed", listener)
+
+    async def load_repository(self, root: Path) -> None:
+        """Load every model version the repository at ``root`` asks for."""
+        for source in scan_repository(root):
+            await self.add_model(source)
+
+    async def add_model(self, source: ModelSource) -> ModelEntry:
+        """Register a model directory and load the versions its policy selects."""
+        entry = self._models.setdefault(source.name, ModelEntry(source.name))
+        entry.problem = source.problem
+        if source.problem:
+            logger.error("model %s cannot be served: %s", source.name, source.problem)
+        for version in source.versions:
+            await self.load_version(source.name, version, source.model_path(version), source.config)
+        return entry
+
+    async def load_version(
+        self, name: str, version: int, path: Path, config: ModelConfig
+    ) -> ModelVersion:
+        """Load one version; a failure is recorded in its state, never raised."""
+        entry = self._models.setdefault(name, ModelEntry(name))
+        previous = entry.versions.get(version)
+        model_version = ModelVersion(name, version, config)
+        entry.versions[version] = model_version
+        try:
+            backend = await asyncio.to_thread(
+                self._loader, path, config.runtime_options(), f"{name} version {version}"
+            )
+        except ModelLoadError as exc:
+            model_version.state, model_version.reason = VersionState.FAILED, str(exc)
+            logger.error("model %s version %d failed to load: %s", name, version, exc)
+        except Exception as exc:
+            model_version.state = VersionState.FAILED
+            model_version.reason = f"unexpected {type(exc).__name__} while loading"
+            logger.exception("model %s version %d failed to load", name, version)
+        else:
+            batcher = self._batchers(model_version, backend)
+            batcher.start()
+            model_version.backend, model_version.batcher = backend, batcher
+            model_version.state = VersionState.READY
+            logger.info("model %s version %d is ready (%s)", name, version, dict(backend.metadata))
+        self._notify(model_version)
+        if previous is not None:
+            await previous.release()
+        return model_version
+
+    async def unload_version(self, name: str, version: int) -> None:
+        """Stop serving a version and release its backend."""
+        entry = self._models.get(name)
+        model_version = entry.versions.pop(version, None) if entry else None
+        if model_version is None:
+            raise ModelNotFound(f"unknown version {version} of model '{name}'")
+        model_version.state = VersionState.UNLOADING
+        if entry is not None and not entry.versions and entry.problem is None:
+            del self._models[name]
+        self._notify(model_version)
+        # Drains the queue (queued requests still get answers), then closes the backend.
+        await model_version.release()
+
+    async def close(self) -> None:
+        """Close every backend, newest models last loaded first."""
+        for entry in reversed(list(self._models.values())):
+            for version in sorted(entry.versions, reverse=True):
+                await self.unload_version(entry.name, version)
+        self._models.clear()
+
+    def knows(self, name: str) -> bool:
+        """True when a model of that name is in the registry (ready or not)."""
+        return name in self._models
+
+    def names(self) -> list[str]:
+        """Names of every known model, sorted."""
+        return sorted(self._models)
+
+    def entry(self, name: str) -> ModelEntry:
+        """The model called ``name``; ModelNotFound otherwise."""
+        entry = self._models.get(name)
+        if entry is None:
+            raise ModelNotFound(f"unknown model '{name}'")
+        return entry
+
+    def versions(self) -> Iterator[ModelVersion]:
+        """Every model version, by model name then version."""
+        for name in self.names():
+            entry = self._models[name]
+            for version in sorted(entry.versions):
+                yield entry.versions[version]
+
+    def find(self, name: str, version: str | None) -> ModelVersion:
+        """The version a request names (or the highest ready one), ready or not."""
+        entry = self.entry(name)
+        if version is None:
+            ready = entry.ready_versions()
+            if ready:
+                return ready[0]
+            why = entry.problem or "; ".join(
+                f"version {v.version} is {v.state.value}" for v in entry.versions.values()
+            )
+            raise ModelNotReady(f"model '{name}' has no ready version ({why})")
+        number = int(version) if version.isdigit() else None
+        found = entry.versions.get(number) if number is not None else None
+        if found is None:
+            known = ", ".join(str(v) for v in sorted(entry.versions)) or "none"
+            raise ModelNotFound(
+                f"unknown version '{version}' of model '{name}'; known versions: {known}"
+            )
+        return found
+
+    def resolve(self, name: str, version: str | None) -> ModelVersion:
+        """The ready version a request should run on; 404 or 503 errors otherwise."""
+        found = self.find(name, version)
+        if not found.ready:
+            raise ModelNotReady(
+                f"model '{name}' version {found.version} is not ready ({found.state.value})"
+            )
+        return found
+
+    def is_ready(self, *, require_all: bool) -> bool:
+        """Server readiness: every model ready (or any, when relaxed); never with no models."""
+        if not self._models:
+            return False
+        ready = [
+            entry.problem is None
+            and bool(entry.versions)
+            and all(v.ready for v in entry.versions.values())
+            for entry in self._models.values()
+        ]
+        if require_all:
+            return all(ready)
+        return any(entry.ready_versions() for entry in self._models.values())

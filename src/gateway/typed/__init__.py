@@ -1,0 +1,1 @@
+"""Typed per-model bodies without HTTP: schemas generated from a signature, and their codec."""

@@ -1,0 +1,44 @@
+"""Pydantic validation errors as one line a client can act on, the same everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+Location = tuple[int | str, ...]
+NameAt = Callable[[Location], str | None]
+"""Names the item at a location ending in a list index (an input's name), or None."""
+
+MAX_REPORTED = 5
+
+
+def describe_location(loc: Iterable[int | str], name_at: NameAt | None = None) -> str:
+    """``inputs[0] (pixels).shape[1]``: indexes in brackets, fields joined by dots."""
+    where = ""
+    seen: list[int | str] = []
+    for part in loc:
+        seen.append(part)
+        if isinstance(part, int):
+            where += f"[{part}]"
+            name = name_at(tuple(seen)) if name_at is not None else None
+            where += f" ({name})" if name else ""
+        else:
+            where += f".{part}" if where else str(part)
+    return where
+
+
+def describe_errors(
+    errors: Iterable[Mapping[str, Any]],
+    *,
+    empty: str = "request",
+    name_at: NameAt | None = None,
+) -> str:
+    """``where: message; ...`` for the first ``MAX_REPORTED`` errors; ``empty`` names an
+    error without a location."""
+    parts: list[str] = []
+    for item in errors:
+        if len(parts) == MAX_REPORTED:
+            break
+        where = describe_location(item.get("loc", ()), name_at) or empty
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
