@@ -15,10 +15,10 @@ from pydantic import SecretStr
 
 from backends.onnxruntime import OnnxRuntimeBackend
 from gateway.api.app import create_app
-from gateway.repository.registry import BackendLoader
-from gateway.auth.principal import ADMIN, METRICS_READ, MODELS_INFER, MODELS_READ
-from gateway.settings import AuthSettings, Settings
 from gateway.auth.minting import mint_token, signing_key
+from gateway.auth.principal import ADMIN, METRICS_READ, MODELS_INFER, MODELS_READ
+from gateway.repository.registry import BackendLoader
+from gateway.settings import AuthSettings, Settings
 from onnx_models import adder_model, fixed_shape_model, identity_model, write_model
 
 ROOT = Path(__file__).resolve().parent.parent

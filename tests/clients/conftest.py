@@ -10,8 +10,8 @@ from pydantic import SecretStr
 
 import demo_models
 from clients.live_gateway import ROOT, Digits, LiveServer
-from gateway.settings import AuthSettings
 from gateway.auth.minting import mint_token, signing_key
+from gateway.settings import AuthSettings
 from server_process import ServerProcess
 
 

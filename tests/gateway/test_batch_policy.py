@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from backends.base import Backend
 from fake_backend import FakeBackend, echo_signature
-from gateway.batching.batcher import BatchPolicy
-from gateway.repository.config import ConfigError, parse_model_config
+from gateway.batching.policy import BatchPolicy
+from gateway.repository.config import ConfigError, ModelConfig, parse_model_config
+from gateway.repository.registry import ModelVersion, batch_policy
+
+
+def policy_for(config: ModelConfig, backend: Backend) -> BatchPolicy:
+    return batch_policy(ModelVersion("m", 1, config), backend)
 
 
 def test_defaults() -> None:
-    policy = BatchPolicy.for_model(parse_model_config(None, "test"), FakeBackend())
+    policy = policy_for(parse_model_config(None, "test"), FakeBackend())
     assert policy == BatchPolicy(
         max_batch_size=64, max_queue_delay_s=0.002, max_queue_size=128, instances=1
     )
@@ -26,7 +32,7 @@ def test_config_section_is_applied() -> None:
             "preferred_batch_sizes": [8, 4, 4],
         },
     }
-    policy = BatchPolicy.for_model(parse_model_config(raw, "test"), FakeBackend())
+    policy = policy_for(parse_model_config(raw, "test"), FakeBackend())
     assert policy.max_batch_size == 8
     assert policy.max_queue_delay_s == pytest.approx(0.005)
     assert policy.max_queue_size == 3
@@ -37,9 +43,9 @@ def test_config_section_is_applied() -> None:
 
 def test_models_without_a_dynamic_batch_axis_or_with_batching_off_run_one_by_one() -> None:
     fixed = FakeBackend(echo_signature(batch=False))
-    assert not BatchPolicy.for_model(parse_model_config({}, "test"), fixed).batching
+    assert not policy_for(parse_model_config({}, "test"), fixed).batching
     off = parse_model_config({"batching": {"enabled": False}}, "test")
-    assert not BatchPolicy.for_model(off, FakeBackend()).batching
+    assert not policy_for(off, FakeBackend()).batching
 
 
 def test_bad_batching_config_names_the_key() -> None:

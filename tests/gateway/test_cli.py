@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import main
 from gateway.serving.coalescing import CoalescingHttpToolsProtocol
-from gateway.cli import _uvicorn_options, main
+from gateway.serving.options import uvicorn_options
 from gateway.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[2] / "models"
@@ -52,6 +53,6 @@ def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture
 def test_uvicorn_keeps_its_access_log_only_where_the_level_shows_it(
     level: str, access_log: bool
 ) -> None:
-    options = _uvicorn_options(Settings(model_repository=DEMO, log_level=level))  # type: ignore[arg-type]
+    options = uvicorn_options(Settings(model_repository=DEMO, log_level=level))  # type: ignore[arg-type]
     assert options["access_log"] is access_log
     assert options["http"] is CoalescingHttpToolsProtocol

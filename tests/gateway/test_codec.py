@@ -11,9 +11,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.protocol.json_codec import decode_inputs, decode_tensor, dumps, encode_tensor, parse_json
-from gateway.protocol.datatypes import DATATYPES, from_numpy, to_numpy
 from gateway.errors import InvalidInput
+from gateway.protocol.datatypes import DATATYPES, from_numpy, to_numpy
+from gateway.protocol.json_codec import (
+    decode_inputs,
+    decode_tensor,
+    dumps,
+    encode_tensor,
+    parse_json,
+)
 from gateway.protocol.wire import RequestInput
 
 FP32_SPEC = TensorSpec("x", np.dtype(np.float32), (None, 3), ("batch", None))

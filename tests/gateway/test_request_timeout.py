@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.dataplane.deadlines import request_timeout_s
 from gateway.errors import InvalidInput
-from gateway.dataplane.inference import request_timeout_s
 
 
 def test_parameter_in_microseconds_wins() -> None:

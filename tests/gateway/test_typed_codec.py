@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.protocol.json_codec import decode_inputs
 from gateway.errors import InvalidInput
+from gateway.protocol.json_codec import decode_inputs
 from gateway.protocol.wire import RequestInput
 from gateway.typed.codec import decode_typed_request, encode_typed_response
 

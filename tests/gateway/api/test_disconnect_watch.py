@@ -1,4 +1,4 @@
-"""DisconnectWatch: listens for http.disconnect by stepping receive() without a Task."""
+"""SteppedWatch: listens for http.disconnect by stepping receive() without a Task."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.api.pipeline.disconnect import DisconnectWatch
+from gateway.api.pipeline.disconnect import SteppedWatch
 
 GUARD_S = 5  # hang guard only
 
@@ -37,9 +37,9 @@ class Peer:
         self.event.set()
 
 
-async def watching(peer: Peer) -> tuple[DisconnectWatch, asyncio.Event]:
+async def watching(peer: Peer) -> tuple[SteppedWatch, asyncio.Event]:
     gone = asyncio.Event()
-    return DisconnectWatch(peer.receive, gone.set), gone
+    return SteppedWatch(peer.receive, gone.set), gone
 
 
 async def test_a_disconnect_calls_back_once() -> None:
@@ -86,7 +86,7 @@ async def test_a_receive_that_yields_bare_is_resumed_on_the_next_turn() -> None:
         return {"type": "http.disconnect"}
 
     gone = asyncio.Event()
-    watch = DisconnectWatch(receive, gone.set)
+    watch = SteppedWatch(receive, gone.set)
     await asyncio.wait_for(gone.wait(), GUARD_S)
     assert turns == 3
     assert watch.disconnected
@@ -103,7 +103,7 @@ async def test_a_failing_receive_is_logged_and_never_reported_as_a_disconnect(
 
     gone = asyncio.Event()
     with caplog.at_level(logging.ERROR, logger="gateway.api.pipeline.disconnect"):
-        watch = DisconnectWatch(receive, gone.set)
+        watch = SteppedWatch(receive, gone.set)
         broken.set_exception(OSError("connection reset"))
         await asyncio.sleep(0)
         await asyncio.sleep(0)

@@ -10,7 +10,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from conftest import make_settings
-from gateway.api import app as app_module
+from gateway.api.app import create_app
+from gateway.serving import workers
 from gateway.serving.heap import YOUNG_GENERATION_THRESHOLD, settle_heap
 
 
@@ -34,12 +35,18 @@ def test_settle_heap_freezes_what_survives_and_collects_the_young_less_often() -
     assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
 
 
-@pytest.mark.parametrize("serving_process", [True, False])
-async def test_only_a_serving_process_tunes_the_collector(
-    repository: Path, monkeypatch: pytest.MonkeyPatch, serving_process: bool
-) -> None:
+async def test_on_ready_runs_once_when_the_lifespan_starts(repository: Path) -> None:
     calls: list[None] = []
-    monkeypatch.setattr(app_module, "settle_heap", lambda: calls.append(None))
-    app = app_module.create_app(make_settings(repository), serving_process=serving_process)
+    app = create_app(make_settings(repository), on_ready=lambda: calls.append(None))
+    assert calls == []
     async with LifespanManager(app):
-        assert len(calls) == (1 if serving_process else 0)
+        assert calls == [None]
+
+
+def test_serving_processes_tune_the_collector_and_tests_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[dict[str, object]] = []
+    monkeypatch.setattr(workers, "create_app", lambda settings, **kwargs: made.append(kwargs))
+    workers.create_worker_app()
+    assert made == [{"on_ready": settle_heap}]

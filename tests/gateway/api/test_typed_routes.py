@@ -15,10 +15,10 @@ from starlette.types import Receive, Scope, Send
 
 import demo_models
 from gateway.api.app import create_app
-from gateway.api.state import AppState
+from gateway.api.state import AppState, app_state
+from gateway.auth.minting import mint_token, signing_key
 from gateway.repository.config import ModelConfig
 from gateway.settings import AuthSettings, Settings
-from gateway.auth.minting import mint_token, signing_key
 from onnx_models import identity_model, write_model
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,7 +40,7 @@ class Gateway:
     """A running app: an HTTP client and the lifespan state (its registry)."""
 
     http: httpx.AsyncClient
-    state: AppState
+    state: dict[str, AppState]
     auth: AuthSettings
 
 
@@ -178,7 +178,7 @@ async def test_each_model_gets_readable_operation_ids_and_a_tag(gateway: Gateway
 async def test_the_document_follows_models_loaded_and_unloaded_at_run_time(
     gateway: Gateway,
 ) -> None:
-    registry = gateway.state["registry"]
+    registry = app_state({"state": gateway.state}).registry
     before = (await gateway.http.get("/openapi.json")).json()
     assert "/models/extra/predict" not in before["paths"]
 
@@ -209,7 +209,7 @@ async def test_clashing_names_and_changed_signatures_get_distinct_schemas(
 ) -> None:
     """``my-model`` and ``my_model`` both read MyModel; versions with the same signature
     share models, named after the highest of them; the highest ready version's are plain."""
-    registry = gateway.state["registry"]
+    registry = app_state({"state": gateway.state}).registry
     mlp, digits = MODELS / "mlp" / "1" / "model.onnx", MODELS / "digits" / "1" / "model.onnx"
     await registry.load_version("my-model", 1, mlp, ModelConfig())
     await registry.load_version("my_model", 1, mlp, ModelConfig())
@@ -246,7 +246,7 @@ async def test_clashing_names_and_changed_signatures_get_distinct_schemas(
 async def test_typed_routes_need_the_infer_scope_for_their_model(
     gateway: Gateway, scopes: tuple[str, ...], status: int
 ) -> None:
-    headers = {"Authorization": f"Bearer {_token(gateway.auth.authenticator, *scopes)}"}
+    headers = {"Authorization": f"Bearer {_token(gateway.auth, *scopes)}"}
     for path in ("/models/digits/predict", "/models/digits/versions/1/predict"):
         response = await gateway.http.post(
             path, json={"inputs": {"pixels": [SEVEN]}}, headers=headers
@@ -277,7 +277,7 @@ async def test_the_document_declares_the_per_model_scope(gateway: Gateway) -> No
 async def test_a_model_named_like_a_builtin_tag_keeps_the_document_valid(
     gateway: Gateway,
 ) -> None:
-    registry = gateway.state["registry"]
+    registry = app_state({"state": gateway.state}).registry
     await registry.load_version("models", 1, MODELS / "mlp" / "1" / "model.onnx", ModelConfig())
     document = (await gateway.http.get("/openapi.json")).json()
     names = [tag["name"] for tag in document["tags"]]
@@ -292,7 +292,9 @@ async def test_every_datatype_round_trips_from_the_documented_example(
     """The identity model echoes one input per datatype: the example in the document is
     accepted, and every output comes back as it went in."""
     path = write_model(tmp_path, "identity", identity_model())
-    await gateway.state["registry"].load_version("identity", 1, path, ModelConfig())
+    await app_state({"state": gateway.state}).registry.load_version(
+        "identity", 1, path, ModelConfig()
+    )
     document = (await gateway.http.get("/openapi.json")).json()
     example = document["components"]["schemas"]["IdentityPredictRequest"]["examples"][0]
     inputs = dict(example["inputs"])

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.auth.authenticator import Authenticator, bearer_challenge
-from gateway.errors import Forbidden, Unauthorized
 from gateway.auth.keyring import KeyRing
 from gateway.auth.keys import secret_keys
+from gateway.errors import Forbidden, Unauthorized
 
 SECRET = "s" * 64
 NOW = 1_800_000_000.0

@@ -16,8 +16,8 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from gateway.api.app import create_app
-from gateway.cli import main
 from gateway.auth.dev_secret import load_or_create_dev_secret
+from gateway.cli import main
 from gateway.settings import AuthSettings, Settings
 
 MODELS = Path(__file__).resolve().parents[3] / "models"

@@ -16,9 +16,9 @@ from authkit import KeyPair, claims, ec_pair, rsa_pair, sign
 
 from gateway.api.app import create_app
 from gateway.auth.authenticator import Authenticator
-from gateway.errors import Unauthorized
 from gateway.auth.jwks import RemoteJwks
 from gateway.auth.keyring import KeyRing
+from gateway.errors import Unauthorized
 from gateway.settings import AuthSettings, Settings
 
 INTERVAL_S = 60.0

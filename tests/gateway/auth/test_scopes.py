@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import Forbidden
 from gateway.auth.principal import Principal, infer_scope, parse_scopes
+from gateway.errors import Forbidden
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=20)
 

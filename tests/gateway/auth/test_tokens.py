@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.keyring import build_key_ring
-from gateway.settings import AuthSettings
 from gateway.auth.minting import NoSigningKey, mint_token, parse_duration, signing_key
+from gateway.settings import AuthSettings
 
 
 @given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["", "s", "m", "h", "d"]))
