@@ -1,1 +1,0 @@
-"""Tests through real clients: a generated SDK and Swagger UI in a browser."""

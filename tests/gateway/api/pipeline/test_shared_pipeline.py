@@ -1,0 +1,176 @@
+"""The protocol and typed inference routes are one pipeline: only the codec differs.
+
+Admission before the body, request metrics, the answer to other methods, and the
+inference operations declared for OpenAPI but never routed through FastAPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message
+
+from backends.base import Backend, RuntimeOptions
+from gateway.api.app import create_app
+from gateway.settings import Settings
+from support.app import bearer, make_settings
+from support.fake_backend import FakeBackend
+
+GUARD_S = 10  # hang guard only
+
+PROTOCOL = ("/v2/models/echo/infer", b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32",'
+            b'"data":[1,2,3,4]}]}')  # fmt: skip
+TYPED = ("/models/echo/predict", b'{"inputs":{"x":[[1,2,3,4]]}}')
+ROUTES = pytest.mark.parametrize(("path", "payload"), [PROTOCOL, TYPED], ids=["protocol", "typed"])
+
+
+class Echo:
+    """Loads one FakeBackend for the ``echo`` model and keeps it at hand."""
+
+    def __init__(self) -> None:
+        self.backend = FakeBackend()
+
+    def load(self, _path: Path, _options: RuntimeOptions, _name: str) -> Backend:
+        return self.backend
+
+
+def echo_settings(tmp_path: Path, config: str) -> Settings:
+    (tmp_path / "echo" / "1").mkdir(parents=True)
+    (tmp_path / "echo" / "1" / "model.onnx").write_bytes(b"fake")
+    (tmp_path / "echo" / "config.yaml").write_text(config)
+    return make_settings(tmp_path)
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, echo: Echo
+) -> AsyncIterator[tuple[httpx.AsyncClient, ASGIApp, list[BaseRoute]]]:
+    app = create_app(settings, echo.load)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        headers = {"Authorization": bearer(settings)}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers=headers
+        ) as client:
+            yield client, manager.app, app.router.routes
+
+
+def post_scope(path: str, settings: Settings) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", bearer(settings).encode())],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+    }
+
+
+@ROUTES
+async def test_a_full_queue_is_refused_before_the_body_is_read(
+    tmp_path: Path, path: str, payload: bytes
+) -> None:
+    settings = echo_settings(tmp_path, "batching: {max_queue_size: 1, max_batch_size: 1}\n")
+    echo = Echo()
+    echo.backend.hold = True
+    async with serving(settings, echo) as (client, asgi, _):
+        running = asyncio.ensure_future(client.post(path, content=payload))
+        await asyncio.wait_for(echo.backend.started.wait(), GUARD_S)
+
+        # The queue's one place: a request whose body was read and that now waits.
+        queued = asyncio.Event()
+        first_reads: list[None] = []
+
+        async def queued_receive() -> Message:
+            first_reads.append(None)
+            if len(first_reads) == 1:
+                return {"type": "http.request", "body": payload, "more_body": False}
+            queued.set()  # asked again: queued, its disconnect watch is listening
+            await asyncio.Event().wait()  # never disconnects
+            raise AssertionError("unreachable")
+
+        waiting_sent: list[Mapping[str, Any]] = []
+        waiting = asyncio.ensure_future(
+            asgi(post_scope(path, settings), queued_receive, _into(waiting_sent))
+        )
+        await asyncio.wait_for(queued.wait(), GUARD_S)
+
+        # The refused one: its body must never be asked for.
+        reads: list[None] = []
+
+        async def refused_receive() -> Message:
+            reads.append(None)
+            return {"type": "http.request", "body": payload, "more_body": False}
+
+        sent: list[Mapping[str, Any]] = []
+        await asyncio.wait_for(
+            asgi(post_scope(path, settings), refused_receive, _into(sent)), GUARD_S
+        )
+        start = sent[0]
+        assert start["status"] == 503
+        assert (b"retry-after", b"1") in start["headers"]
+        assert b"overloaded" in sent[1]["body"]
+        assert reads == []
+
+        echo.backend.release.set()
+        assert (await running).status_code == 200
+        await asyncio.wait_for(waiting, GUARD_S)
+        assert waiting_sent[0]["status"] == 200
+        assert echo.backend.batch_sizes == [1, 1]
+
+
+def _into(sent: list[Mapping[str, Any]]) -> Any:
+    async def send(message: Mapping[str, Any]) -> None:
+        sent.append(message)
+
+    return send
+
+
+async def test_typed_requests_are_counted_in_the_request_metrics(tmp_path: Path) -> None:
+    settings = echo_settings(tmp_path, "{}")
+    async with serving(settings, Echo()) as (client, _, _routes):
+        assert (await client.post(TYPED[0], content=TYPED[1])).status_code == 200
+        assert (await client.post(TYPED[0], content=b'{"inputs": {}}')).status_code == 400
+        assert (await client.post(PROTOCOL[0], content=PROTOCOL[1])).status_code == 200
+        metrics = (await client.get("/metrics")).text
+    assert 'tensorgate_inference_requests_total{model="echo",status="200"} 2.0' in metrics
+    assert 'tensorgate_inference_requests_total{model="echo",status="400"} 1.0' in metrics
+    assert 'tensorgate_inference_request_seconds_count{model="echo"} 3.0' in metrics
+
+
+@ROUTES
+async def test_other_methods_are_405_naming_post(tmp_path: Path, path: str, payload: bytes) -> None:
+    settings = echo_settings(tmp_path, "{}")
+    async with serving(settings, Echo()) as (client, _, _routes):
+        for method in ("GET", "PUT", "DELETE"):
+            response = await client.request(method, path)
+            assert response.status_code == 405
+            assert response.headers["Allow"] == "POST"
+            assert response.json() == {"error": "method not allowed on this route"}
+        assert (await client.post(path, content=payload)).status_code == 200
+
+
+async def test_inference_operations_are_declared_for_openapi_but_never_routed_by_fastapi(
+    tmp_path: Path,
+) -> None:
+    settings = echo_settings(tmp_path, "{}")
+    async with serving(settings, Echo()) as (client, _, routes):
+        document = (await client.get("/openapi.json")).json()
+    declared = {"/v2/models/{model_name}/infer", "/models/echo/predict"}
+    assert declared <= set(document["paths"])
+    routed = {getattr(route, "path", "") for route in routes}
+    assert not {path for path in routed if path.endswith(("/infer", "/predict"))}
