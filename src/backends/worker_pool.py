@@ -86,10 +86,6 @@ class WorkerPool:
         self._jobs.put((future.get_loop(), future, call))
         return future
 
-    async def run(self, call: Callable[[], T]) -> T:
-        """Run ``call`` on a pool thread and return its result (or raise its exception)."""
-        return await self.submit(call)
-
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             loop, future, call = job

@@ -13,9 +13,9 @@ from backends.worker_pool import WorkerPool
 async def test_calls_run_on_pool_threads_and_return_their_results() -> None:
     pool = WorkerPool(2, name="test")
     loop_thread = threading.get_ident()
-    idents = await asyncio.gather(*(pool.run(threading.get_ident) for _ in range(8)))
+    idents = await asyncio.gather(*(pool.submit(threading.get_ident) for _ in range(8)))
     assert loop_thread not in idents
-    assert await pool.run(lambda: 6 * 7) == 42
+    assert await pool.submit(lambda: 6 * 7) == 42
     await pool.close()
 
 
@@ -26,8 +26,8 @@ async def test_exceptions_reach_the_caller_and_the_pool_keeps_working() -> None:
         raise ValueError("bad batch")
 
     with pytest.raises(ValueError, match="bad batch"):
-        await pool.run(boom)
-    assert await pool.run(lambda: "still alive") == "still alive"
+        await pool.submit(boom)
+    assert await pool.submit(lambda: "still alive") == "still alive"
     await pool.close()
 
 
@@ -51,7 +51,7 @@ async def test_instances_bound_the_calls_running_at_once() -> None:
         with changed:
             return changed.wait_for(lambda: running == 2, timeout=10)
 
-    calls = [asyncio.ensure_future(pool.run(work)) for _ in range(4)]
+    calls = [asyncio.ensure_future(pool.submit(work)) for _ in range(4)]
     await asyncio.sleep(0)
     assert await asyncio.to_thread(two_running)
     release.set()
@@ -63,25 +63,25 @@ async def test_instances_bound_the_calls_running_at_once() -> None:
 async def test_a_cancelled_caller_does_not_break_the_pool() -> None:
     pool = WorkerPool(1, name="test")
     gate = threading.Event()
-    waiting = asyncio.ensure_future(pool.run(lambda: gate.wait(10)))
+    waiting = asyncio.ensure_future(pool.submit(lambda: gate.wait(10)))
     await asyncio.sleep(0)
     waiting.cancel()
     gate.set()
-    assert await pool.run(lambda: "next") == "next"
+    assert await pool.submit(lambda: "next") == "next"
     await pool.close()
 
 
 async def test_close_finishes_queued_work_then_refuses_more() -> None:
     pool = WorkerPool(1, name="test")
     done: list[int] = []
-    queued = [asyncio.ensure_future(pool.run(lambda n=n: done.append(n))) for n in range(3)]
+    queued = [asyncio.ensure_future(pool.submit(lambda n=n: done.append(n))) for n in range(3)]
     await asyncio.sleep(0)
     await pool.close()
     await asyncio.gather(*queued)
     assert done == [0, 1, 2]
     await pool.close()
     with pytest.raises(RuntimeError, match="closed"):
-        await pool.run(lambda: None)
+        await pool.submit(lambda: None)
 
 
 async def test_settled_callbacks_run_in_the_turn_the_outcome_arrives() -> None:
