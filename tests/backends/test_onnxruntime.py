@@ -12,9 +12,8 @@ import pytest
 from backends.base import Backend, RuntimeOptions
 from backends.errors import InferenceError, ModelLoadError
 from backends.onnxruntime import CPU_PROVIDER, OnnxRuntimeBackend, choose_providers
-from onnx_models import adder_model, identity_model, write_model
-
-DEMO = Path(__file__).resolve().parents[2] / "models"
+from support.onnx_models import adder_model, identity_model, write_model
+from support.paths import DEMO_MODELS
 
 
 def load(path: Path, **options: object) -> OnnxRuntimeBackend:
@@ -22,7 +21,7 @@ def load(path: Path, **options: object) -> OnnxRuntimeBackend:
 
 
 def test_signature_reports_names_dtypes_and_dynamic_dims() -> None:
-    backend = load(DEMO / "digits" / "1" / "model.onnx")
+    backend = load(DEMO_MODELS / "digits" / "1" / "model.onnx")
     assert isinstance(backend, Backend)
     (pixels,) = backend.signature.inputs
     assert (pixels.name, pixels.dtype, pixels.shape) == ("pixels", np.dtype(np.float32), (None, 64))
@@ -39,13 +38,13 @@ def test_symbolic_dimension_names_are_kept(tmp_path: Path) -> None:
 
 
 async def test_infer_matches_a_direct_session_and_selects_outputs() -> None:
-    path = DEMO / "mlp" / "1" / "model.onnx"
+    path = DEMO_MODELS / "mlp" / "1" / "model.onnx"
     backend = load(path)
     x = np.random.default_rng(1).standard_normal((5, 256)).astype(np.float32)
     (expected,) = ort.InferenceSession(str(path)).run(None, {"input": x})
     result = await backend.infer({"input": x})
     np.testing.assert_allclose(result["logits"], expected, rtol=1e-5)
-    digits = load(DEMO / "digits" / "1" / "model.onnx")
+    digits = load(DEMO_MODELS / "digits" / "1" / "model.onnx")
     only = await digits.infer({"pixels": np.zeros((2, 64), np.float32)}, ["probabilities"])
     assert list(only) == ["probabilities"]
     await backend.close()
@@ -76,7 +75,7 @@ def test_corrupt_file_is_a_load_error(tmp_path: Path) -> None:
 
 def test_bad_optimization_level_is_a_load_error() -> None:
     with pytest.raises(ModelLoadError, match="graph_optimization_level"):
-        load(DEMO / "digits" / "1" / "model.onnx", graph_optimization_level="max")
+        load(DEMO_MODELS / "digits" / "1" / "model.onnx", graph_optimization_level="max")
 
 
 async def test_runtime_failure_is_an_inference_error_and_the_backend_keeps_working(
@@ -91,7 +90,7 @@ async def test_runtime_failure_is_an_inference_error_and_the_backend_keeps_worki
 
 
 async def test_closed_backend_refuses_work_and_close_is_idempotent() -> None:
-    backend = load(DEMO / "digits" / "1" / "model.onnx")
+    backend = load(DEMO_MODELS / "digits" / "1" / "model.onnx")
     await backend.close()
     await backend.close()
     with pytest.raises(InferenceError, match="closed"):
@@ -115,7 +114,7 @@ def test_cuda_request_without_a_gpu_falls_back_to_cpu_with_one_warning(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="backends.onnxruntime"):
         backend = load(
-            DEMO / "mlp" / "1" / "model.onnx",
+            DEMO_MODELS / "mlp" / "1" / "model.onnx",
             execution_providers=("CUDAExecutionProvider", CPU_PROVIDER),
         )
     assert backend.metadata["execution_provider"] == CPU_PROVIDER

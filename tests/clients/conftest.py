@@ -9,10 +9,11 @@ import pytest
 from pydantic import SecretStr
 
 import demo_models
-from clients.live_gateway import ROOT, Digits, LiveServer
 from gateway.auth.minting import mint_token, signing_key
 from gateway.settings import AuthSettings
-from server_process import ServerProcess
+from support.live_gateway import Digits, LiveServer
+from support.paths import DEMO_MODELS
+from support.server_process import ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +28,7 @@ def live_server() -> Iterator[LiveServer]:
         scopes=["models:infer:digits"],
         ttl_s=3600,
     )
-    args = ["--models", str(ROOT / "models")]
+    args = ["--models", str(DEMO_MODELS)]
     with ServerProcess(args, env={"TENSORGATE_AUTH__SECRET": secret}) as server:
         yield LiveServer(base_url=server.base_url, token=token)
 

@@ -11,7 +11,8 @@ from types import ModuleType
 
 import pytest
 
-from clients.live_gateway import ROOT, Digits, LiveServer
+from support.live_gateway import Digits, LiveServer
+from support.paths import SCHEMAS
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 PACKAGE = "tensorgate_client"
@@ -30,7 +31,7 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
             str(GENERATOR),
             "generate",
             "--path",
-            str(ROOT / "schemas" / "openapi.json"),
+            str(SCHEMAS / "openapi.json"),
             "--meta",
             "setup",
             "--config",

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, Route, sync_playwright
 
-from clients.live_gateway import Digits, LiveServer
+from support.live_gateway import Digits, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; `make test` installs it
 CHROMIUM_ARGS = [

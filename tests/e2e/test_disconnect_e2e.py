@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TEST_SECRET, bearer, make_settings
-from onnx_models import slow_model, write_model
-from server_process import ServerProcess
+from support.app import TEST_SECRET, bearer, make_settings
+from support.onnx_models import slow_model, write_model
+from support.server_process import ServerProcess
 
 ITERATIONS = 400_000  # about a second per call on a 2-core CI machine
 GUARD_S = 60  # hang guard only

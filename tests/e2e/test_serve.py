@@ -6,7 +6,6 @@ import json
 import re
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -14,13 +13,13 @@ import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
 
-from conftest import TEST_SECRET, bearer, make_settings
 from demo_models import digits_split
-from server_process import ServerProcess
+from support.app import TEST_SECRET, bearer, make_settings
+from support.paths import DEMO_MODELS
+from support.server_process import ServerProcess
 
-DEMO = Path(__file__).resolve().parents[2] / "models"
 SERVER_ENV = {"TENSORGATE_AUTH__SECRET": TEST_SECRET}
-TOKEN = bearer(make_settings(DEMO))
+TOKEN = bearer(make_settings(DEMO_MODELS))
 
 
 def auth() -> dict[str, str]:
@@ -33,7 +32,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    with ServerProcess(["--models", str(DEMO), "--log-level", "info"], SERVER_ENV) as process:
+    with ServerProcess(
+        ["--models", str(DEMO_MODELS), "--log-level", "info"], SERVER_ENV
+    ) as process:
         yield process
 
 
@@ -73,7 +74,7 @@ def test_tritonclient_json_mode_works_unchanged(server: ServerProcess) -> None:
     )
     labels = result.as_numpy("label")
     assert labels is not None
-    expected_labels, _ = ort.InferenceSession(str(DEMO / "digits" / "1" / "model.onnx")).run(
+    expected_labels, _ = ort.InferenceSession(str(DEMO_MODELS / "digits" / "1" / "model.onnx")).run(
         None, {"pixels": batch}
     )
     assert labels.tolist() == expected_labels.tolist()
@@ -94,7 +95,7 @@ def test_tritonclient_binary_request_gets_a_clear_400(server: ServerProcess) -> 
 
 
 def test_sigterm_shuts_down_gracefully() -> None:
-    with ServerProcess(["--models", str(DEMO)], SERVER_ENV) as process:
+    with ServerProcess(["--models", str(DEMO_MODELS)], SERVER_ENV) as process:
         code = process.stop()
     # uvicorn re-raises the signal after a clean shutdown, so -SIGTERM is a clean exit.
     assert code in (0, -15)
@@ -104,7 +105,7 @@ def test_sigterm_shuts_down_gracefully() -> None:
 
 
 def test_the_readme_curl_example_predicts_a_three(server: ServerProcess) -> None:
-    readme = (DEMO.parent / "README.md").read_text()
+    readme = (DEMO_MODELS.parent / "README.md").read_text()
     body = readme.split("/v2/models/digits/infer -d '", 1)[1].split("'", 1)[0]
     with httpx.Client(base_url=server.base_url, headers=auth()) as http:
         response = http.post("/v2/models/digits/infer", content=body)

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from support.paths import DEMO_MODELS
+
 STARTUP_GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2-core box
 
 
@@ -39,7 +40,7 @@ async def test_two_workers_share_the_dev_secret_and_merge_metrics(tmp_path: Path
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENSORGATE_")}
     env["TENSORGATE_AUTH__STATE_DIR"] = str(tmp_path / "state")  # dev mode: a fresh secret
     process = await asyncio.create_subprocess_exec(
-        str(exe), "serve", "--models", str(ROOT / "models"), "--port", str(port),
+        str(exe), "serve", "--models", str(DEMO_MODELS), "--port", str(port),
         "--workers", "2", "--log-level", "info",
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env,
     )  # fmt: skip

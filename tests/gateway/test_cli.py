@@ -11,12 +11,11 @@ from gateway.cli import main
 from gateway.serving.coalescing import CoalescingHttpToolsProtocol
 from gateway.serving.options import uvicorn_options
 from gateway.settings import Settings
-
-DEMO = Path(__file__).resolve().parents[2] / "models"
+from support.paths import DEMO_MODELS
 
 
 def test_openapi_prints_the_document(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["openapi", "--models", str(DEMO)]) == 0
+    assert main(["openapi", "--models", str(DEMO_MODELS)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["openapi"].startswith("3.1")
     assert "/v2/models/{model_name}/infer" in document["paths"]
@@ -24,7 +23,7 @@ def test_openapi_prints_the_document(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_openapi_writes_a_file(tmp_path: Path) -> None:
     target = tmp_path / "openapi.json"
-    assert main(["openapi", "--models", str(DEMO), "--output", str(target)]) == 0
+    assert main(["openapi", "--models", str(DEMO_MODELS), "--output", str(target)]) == 0
     assert json.loads(target.read_text())["info"]["title"] == "tensorgate"
 
 
@@ -36,13 +35,13 @@ def test_bad_setting_from_the_environment_is_reported(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("TENSORGATE_PORT", "eighty")
-    assert main(["openapi", "--models", str(DEMO)]) == 2
+    assert main(["openapi", "--models", str(DEMO_MODELS)]) == 2
     assert "invalid settings" in capsys.readouterr().err
 
 
 def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config-schema"]) == 0
-    checked_in = DEMO.parent / "schemas" / "model-config.schema.json"
+    checked_in = DEMO_MODELS.parent / "schemas" / "model-config.schema.json"
     assert json.loads(capsys.readouterr().out) == json.loads(checked_in.read_text())
 
 
@@ -53,6 +52,6 @@ def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture
 def test_uvicorn_keeps_its_access_log_only_where_the_level_shows_it(
     level: str, access_log: bool
 ) -> None:
-    options = uvicorn_options(Settings(model_repository=DEMO, log_level=level))  # type: ignore[arg-type]
+    options = uvicorn_options(Settings(model_repository=DEMO_MODELS, log_level=level))  # type: ignore[arg-type]
     assert options["access_log"] is access_log
     assert options["http"] is CoalescingHttpToolsProtocol

@@ -12,10 +12,10 @@ from numpy.typing import NDArray
 from onnx import TensorProto, numpy_helper
 
 import demo_models
+from support.paths import DEMO_MODELS
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
-DIGITS_PATH = MODELS / "digits" / "1" / "model.onnx"
-MLP_PATH = MODELS / "mlp" / "1" / "model.onnx"
+DIGITS_PATH = DEMO_MODELS / "digits" / "1" / "model.onnx"
+MLP_PATH = DEMO_MODELS / "mlp" / "1" / "model.onnx"
 
 # (name, elem_type, shape); None marks a dynamic dimension, a str its symbolic name.
 Signature = list[tuple[str, int, list[int | str | None]]]

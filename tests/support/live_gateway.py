@@ -1,11 +1,8 @@
-"""What the client tests share: the repository root, the live server, held-out digits."""
+"""What the client tests share: the live server they talk to, and held-out digits."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

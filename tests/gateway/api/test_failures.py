@@ -11,7 +11,7 @@ import pytest
 
 from backends.base import Array, Backend, ModelSignature, RuntimeOptions, TensorSpec
 from backends.errors import InferenceError
-from conftest import make_settings, open_client
+from support.app import make_settings, open_client
 
 SECRET_DETAIL = "/opt/internal/path/to/kernel.cc:42 CUDA out of memory"
 

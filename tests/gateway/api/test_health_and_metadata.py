@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import make_settings, open_client
+from support.app import make_settings, open_client
 
 
 async def test_server_metadata_and_health(client: httpx.AsyncClient) -> None:

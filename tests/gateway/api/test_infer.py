@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,8 +11,7 @@ import orjson
 import pytest
 
 from demo_models import digits_split
-
-DEMO = Path(__file__).resolve().parents[3] / "models"
+from support.paths import DEMO_MODELS
 
 
 def fp32_input(name: str, array: np.ndarray) -> dict[str, Any]:
@@ -42,7 +40,7 @@ async def test_digits_predictions_equal_onnxruntime_and_are_accurate(
     body = response.json()
     assert (body["model_name"], body["model_version"], body["id"]) == ("digits", "1", "batch-1")
     outputs = {out["name"]: out for out in body["outputs"]}
-    session = ort.InferenceSession(str(DEMO / "digits" / "1" / "model.onnx"))
+    session = ort.InferenceSession(str(DEMO_MODELS / "digits" / "1" / "model.onnx"))
     labels, probabilities = session.run(None, {"pixels": x_test})
     assert outputs["label"]["shape"] == [len(x_test)]
     assert outputs["label"]["datatype"] == "INT64"
@@ -65,7 +63,7 @@ async def test_mlp_nested_data_and_output_subset(client: httpx.AsyncClient) -> N
     response = await infer(client, "mlp", body)
     assert response.status_code == 200
     (logits,) = response.json()["outputs"]
-    (expected,) = ort.InferenceSession(str(DEMO / "mlp" / "1" / "model.onnx")).run(
+    (expected,) = ort.InferenceSession(str(DEMO_MODELS / "mlp" / "1" / "model.onnx")).run(
         None, {"input": x}
     )
     np.testing.assert_allclose(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -10,16 +9,16 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from gateway.cli import main
+from support.paths import DEMO_MODELS, SCHEMAS
 
-ROOT = Path(__file__).resolve().parents[3]
-CHECKED_IN = ROOT / "schemas" / "openapi.json"
+CHECKED_IN = SCHEMAS / "openapi.json"
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """What ``tensorgate openapi`` prints for the demo repository."""
     output = tmp_path_factory.mktemp("openapi") / "openapi.json"
-    assert main(["openapi", "--models", str(ROOT / "models"), "--output", str(output)]) == 0
+    assert main(["openapi", "--models", str(DEMO_MODELS), "--output", str(output)]) == 0
     return output.read_bytes()
 
 

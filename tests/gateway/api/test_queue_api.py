@@ -15,10 +15,10 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from backends.base import Backend, RuntimeOptions
-from conftest import bearer, make_settings
-from fake_backend import FakeBackend
 from gateway.api.app import create_app
 from gateway.auth.principal import MODELS_INFER
+from support.app import bearer, make_settings
+from support.fake_backend import FakeBackend
 
 GUARD_S = 10  # hang guard only
 

@@ -19,10 +19,11 @@ from gateway.api.state import AppState, app_state
 from gateway.auth.minting import mint_token, signing_key
 from gateway.repository.config import ModelConfig
 from gateway.settings import AuthSettings, Settings
-from onnx_models import identity_model, write_model
+from support.onnx_models import identity_model, write_model
+from support.paths import DEMO_MODELS
 
-ROOT = Path(__file__).resolve().parents[3]
-MODELS = ROOT / "models"
+MLP_ONNX = DEMO_MODELS / "mlp" / "1" / "model.onnx"
+DIGITS_ONNX = DEMO_MODELS / "digits" / "1" / "model.onnx"
 
 
 def _held_out_digits(count: int) -> tuple[list[list[float]], list[int]]:
@@ -53,7 +54,7 @@ async def gateway() -> AsyncIterator[Gateway]:
     """The demo repository served in-process, lifespan running; requests carry a token
     with ``models:infer``."""
     auth = AuthSettings(secret=secrets.token_urlsafe(48))
-    app = create_app(Settings(model_repository=MODELS, auth=auth))
+    app = create_app(Settings(model_repository=DEMO_MODELS, auth=auth))
 
     async with app.router.lifespan_context(app) as state:
         assert state is not None
@@ -182,7 +183,7 @@ async def test_the_document_follows_models_loaded_and_unloaded_at_run_time(
     before = (await gateway.http.get("/openapi.json")).json()
     assert "/models/extra/predict" not in before["paths"]
 
-    await registry.load_version("extra", 3, MODELS / "mlp" / "1" / "model.onnx", ModelConfig())
+    await registry.load_version("extra", 3, MLP_ONNX, ModelConfig())
     loaded = (await gateway.http.get("/openapi.json")).json()
     assert loaded["paths"]["/models/extra/predict"]["post"]["operationId"] == "predict_extra"
     assert "/models/extra/versions/3/predict" in loaded["paths"]
@@ -210,7 +211,7 @@ async def test_clashing_names_and_changed_signatures_get_distinct_schemas(
     """``my-model`` and ``my_model`` both read MyModel; versions with the same signature
     share models, named after the highest of them; the highest ready version's are plain."""
     registry = app_state({"state": gateway.state}).registry
-    mlp, digits = MODELS / "mlp" / "1" / "model.onnx", MODELS / "digits" / "1" / "model.onnx"
+    mlp, digits = MLP_ONNX, DIGITS_ONNX
     await registry.load_version("my-model", 1, mlp, ModelConfig())
     await registry.load_version("my_model", 1, mlp, ModelConfig())
     await registry.load_version("my_model", 2, mlp, ModelConfig())
@@ -278,7 +279,7 @@ async def test_a_model_named_like_a_builtin_tag_keeps_the_document_valid(
     gateway: Gateway,
 ) -> None:
     registry = app_state({"state": gateway.state}).registry
-    await registry.load_version("models", 1, MODELS / "mlp" / "1" / "model.onnx", ModelConfig())
+    await registry.load_version("models", 1, MLP_ONNX, ModelConfig())
     document = (await gateway.http.get("/openapi.json")).json()
     names = [tag["name"] for tag in document["tags"]]
     assert len(names) == len(set(names))

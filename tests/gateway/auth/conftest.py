@@ -7,7 +7,8 @@ import secrets
 from pathlib import Path
 
 import pytest
-from authkit import KeyPair, ec_pair, rsa_pair
+
+from support.authkit import KeyPair, ec_pair, rsa_pair
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from authkit import AUDIENCE, ISSUER, KeyPair, b64, claims, ec_pair, forge, rsa_pair, sign
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -22,6 +21,7 @@ from pydantic import SecretStr
 from gateway.api.app import create_app
 from gateway.api.dependencies import METRICS_ACCESS
 from gateway.settings import AuthSettings, Settings
+from support.authkit import AUDIENCE, ISSUER, KeyPair, b64, claims, ec_pair, forge, rsa_pair, sign
 
 MAX_TOKEN_BYTES = 4096
 METADATA = "/v2/models/digits"

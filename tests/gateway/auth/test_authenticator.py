@@ -9,7 +9,6 @@ import json
 import string
 
 import pytest
-from authkit import b64, claims, forge, sign
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +16,7 @@ from gateway.auth.authenticator import Authenticator, bearer_challenge
 from gateway.auth.keyring import KeyRing
 from gateway.auth.keys import secret_keys
 from gateway.errors import Forbidden, Unauthorized
+from support.authkit import b64, claims, forge, sign
 
 SECRET = "s" * 64
 NOW = 1_800_000_000.0

@@ -19,8 +19,7 @@ from gateway.api.app import create_app
 from gateway.auth.dev_secret import load_or_create_dev_secret
 from gateway.cli import main
 from gateway.settings import AuthSettings, Settings
-
-MODELS = Path(__file__).resolve().parents[3] / "models"
+from support.paths import DEMO_MODELS
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ async def test_mint_then_call(state_dir: Path, capsys: pytest.CaptureFixture[str
     assert (state_dir / "dev-secret").exists()
     # The server started afterwards (same state directory) reuses the same dev secret.
     secret = SecretStr(load_or_create_dev_secret(state_dir))
-    settings = Settings(model_repository=MODELS, auth=AuthSettings(secret=secret))
+    settings = Settings(model_repository=DEMO_MODELS, auth=AuthSettings(secret=secret))
     body = {
         "inputs": [
             {
@@ -103,7 +102,7 @@ def _captured_serve(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, l
     # Only the network server is replaced: the app handed to it is the real one.
     apps: list[Any] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **_: apps.append(app))
-    return main(["serve", "--models", str(MODELS), *args]), apps
+    return main(["serve", "--models", str(DEMO_MODELS), *args]), apps
 
 
 async def test_serve_no_auth_flag_opens_routes_and_warns(
@@ -139,7 +138,7 @@ def test_openapi_export_needs_no_usable_key(
 ) -> None:
     monkeypatch.setenv("TENSORGATE_AUTH__PUBLIC_KEY_FILE", str(tmp_path / "absent.pem"))
     output = tmp_path / "openapi.json"
-    assert main(["openapi", "--models", str(MODELS), "--output", str(output)]) == 0
+    assert main(["openapi", "--models", str(DEMO_MODELS), "--output", str(output)]) == 0
     document = json.loads(output.read_text())
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert not state_dir.exists()

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from authkit import KeyPair, claims, ec_pair, rsa_pair, sign
 
 from gateway.api.app import create_app
 from gateway.auth.authenticator import Authenticator
@@ -20,6 +19,7 @@ from gateway.auth.jwks import RemoteJwks
 from gateway.auth.keyring import KeyRing
 from gateway.errors import Unauthorized
 from gateway.settings import AuthSettings, Settings
+from support.authkit import KeyPair, claims, ec_pair, rsa_pair, sign
 
 INTERVAL_S = 60.0
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from authkit import KeyPair, b64, claims, ec_pair, sign
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk
@@ -25,6 +24,8 @@ from gateway.auth.keys import (
     select,
 )
 from gateway.settings import AuthSettings
+from support.authkit import KeyPair, b64, claims, ec_pair, sign
+from support.paths import TESTS
 
 
 def test_python_jose_uses_the_cryptography_backend() -> None:
@@ -146,7 +147,7 @@ def test_ecdsa_and_rsa_fallbacks_are_never_imported() -> None:
     # docs/authentication.md: the ecdsa advisory does not apply because this never happens.
     code = (
         "import sys\n"
-        "from authkit import ec_pair, claims, sign\n"
+        "from support.authkit import ec_pair, claims, sign\n"
         "from gateway.auth.keys import pem_keys\n"
         "pair = ec_pair()\n"
         "(key,) = pem_keys(pair.public_pem, ['ES256'])\n"
@@ -155,7 +156,7 @@ def test_ecdsa_and_rsa_fallbacks_are_never_imported() -> None:
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=Path(__file__).parent,
+        cwd=TESTS,
         capture_output=True,
         text=True,
         check=True,

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from support.paths import DEMO_MODELS
+
 TENSORGATE = Path(sys.executable).with_name("tensorgate")
 STARTUP_TIMEOUT_S = 60
 TOKEN_LINE = re.compile(r"^(eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$")
@@ -37,7 +38,7 @@ class Server:
         self.base = f"http://127.0.0.1:{port}"
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.process = subprocess.Popen(
-            [str(TENSORGATE), "serve", "--port", str(port), "--models", str(ROOT / "models")],
+            [str(TENSORGATE), "serve", "--port", str(port), "--models", str(DEMO_MODELS)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

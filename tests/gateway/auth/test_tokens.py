@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from authkit import KeyPair
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -15,6 +14,7 @@ from gateway.auth.authenticator import Authenticator
 from gateway.auth.keyring import build_key_ring
 from gateway.auth.minting import NoSigningKey, mint_token, parse_duration, signing_key
 from gateway.settings import AuthSettings
+from support.authkit import KeyPair
 
 
 @given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["", "s", "m", "h", "d"]))

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from backends.base import Array
 from backends.errors import InferenceError
 from backends.worker_pool import SettledFuture, WorkerPool
-from fake_backend import FakeBackend
 from gateway.batching.batcher import Batcher, BatchPolicy
 from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
+from support.fake_backend import FakeBackend
 
 GUARD_S = 10  # hang guard only; nothing here waits on time
 

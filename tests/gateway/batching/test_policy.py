@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from backends.base import Backend
-from fake_backend import FakeBackend, echo_signature
 from gateway.batching.policy import BatchPolicy
 from gateway.repository.config import ConfigError, ModelConfig, parse_model_config
 from gateway.repository.registry import ModelVersion, batch_policy
+from support.fake_backend import FakeBackend, echo_signature
 
 
 def policy_for(config: ModelConfig, backend: Backend) -> BatchPolicy:

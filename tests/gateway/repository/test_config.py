@@ -14,8 +14,9 @@ from gateway.repository.config import (
     load_model_config,
     parse_model_config,
 )
+from support.paths import SCHEMAS
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "model-config.schema.json"
+SCHEMA_FILE = SCHEMAS / "model-config.schema.json"
 
 
 def test_missing_or_empty_config_means_defaults(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ from backends.onnxruntime import OnnxRuntimeBackend
 from gateway.errors import ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
 from gateway.repository.registry import ModelRegistry, VersionState
-
-DEMO = Path(__file__).resolve().parents[2] / "models"
+from support.paths import DEMO_MODELS
 
 
 @pytest.fixture
@@ -20,7 +19,7 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "models"
     for version in ("1", "2"):
         (root / "digits" / version).mkdir(parents=True)
-        shutil.copy(DEMO / "digits" / "1" / "model.onnx", root / "digits" / version)
+        shutil.copy(DEMO_MODELS / "digits" / "1" / "model.onnx", root / "digits" / version)
     (root / "broken" / "1").mkdir(parents=True)
     (root / "broken" / "1" / "model.onnx").write_bytes(b"corrupt")
     return root

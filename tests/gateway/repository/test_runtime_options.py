@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import numpy as np
 
 from backends.onnxruntime import OnnxRuntimeBackend
 from gateway.repository.config import parse_model_config
+from support.paths import DEMO_MODELS
 
-DIGITS = Path(__file__).resolve().parents[2] / "models" / "digits" / "1" / "model.onnx"
+DIGITS = DEMO_MODELS / "digits" / "1" / "model.onnx"
 
 
 def test_spinning_is_off_unless_asked_for() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from asgi_lifespan import LifespanManager
 
-from conftest import make_settings
 from gateway.api.app import create_app
 from gateway.serving import workers
 from gateway.serving.heap import YOUNG_GENERATION_THRESHOLD, settle_heap
+from support.app import make_settings
 
 
 @pytest.fixture

@@ -1,0 +1,49 @@
+"""In-process gateways: settings signed with the tests' secret, tokens for them, ASGI clients."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+
+from backends.onnxruntime import OnnxRuntimeBackend
+from gateway.api.app import create_app
+from gateway.auth.minting import mint_token, signing_key
+from gateway.auth.principal import ADMIN, METRICS_READ, MODELS_INFER, MODELS_READ
+from gateway.repository.registry import BackendLoader
+from gateway.settings import AuthSettings, Settings
+
+TEST_SECRET = secrets.token_urlsafe(48)
+ALL_SCOPES = (MODELS_READ, MODELS_INFER, METRICS_READ, ADMIN)
+
+
+def make_settings(repository: Path, **overrides: object) -> Settings:
+    """Settings for ``repository`` with auth on, signed by the tests' own secret."""
+    auth = AuthSettings(secret=SecretStr(TEST_SECRET))
+    return Settings(model_repository=repository, auth=auth, **overrides)  # type: ignore[arg-type]
+
+
+def bearer(settings: Settings, scopes: tuple[str, ...] = ALL_SCOPES, subject: str = "tests") -> str:
+    """An ``Authorization`` header value with a fresh token for ``settings``' key."""
+    token = mint_token(signing_key(settings.auth), subject=subject, scopes=scopes, ttl_s=600)
+    return f"Bearer {token}"
+
+
+@asynccontextmanager
+async def open_client(
+    settings: Settings, loader: BackendLoader = OnnxRuntimeBackend.load
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client talking to a fresh app through ASGI with its lifespan running and a token."""
+    app = create_app(settings, loader=loader)
+    headers = {"Authorization": bearer(settings)} if settings.auth.enabled else {}
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers=headers
+        ) as http:
+            yield http
