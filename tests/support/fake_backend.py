@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from backends.base import Array, ModelSignature, TensorSpec
+from backends.base import Array, ModelSignature, RuntimeOptions, TensorSpec
 from backends.errors import InferenceError
 
 FP32 = np.dtype(np.float32)
@@ -29,7 +30,8 @@ class FakeBackend:
     """Implements ``backends.base.Backend`` in memory.
 
     ``batches`` records the inputs of every call; ``hold`` (when set) makes each call wait
-    for ``release``; ``fail_when`` decides from a batch whether the call raises.
+    for ``release``; ``fail_when`` decides from a batch whether the call raises, and
+    ``fail_next`` queues exceptions for the next calls to raise, one per call, whatever the inputs.
     """
 
     def __init__(self, signature: ModelSignature | None = None) -> None:
@@ -39,6 +41,7 @@ class FakeBackend:
         self.started = asyncio.Event()
         self.release = asyncio.Event()
         self.fail_when: list[float] = []
+        self.fail_next: list[Exception] = []
         self.closed = False
 
     @property
@@ -65,6 +68,8 @@ class FakeBackend:
         self.started.set()
         if self.hold:
             await self.release.wait()
+        if self.fail_next:
+            raise self.fail_next.pop(0)
         if any(np.isin(self.fail_when, x).tolist()):
             raise InferenceError("the fake runtime failed on purpose", kind="Fail")
         outputs = {"y": x.copy(), "total": x.sum(axis=tuple(range(1, x.ndim)))}
@@ -74,3 +79,17 @@ class FakeBackend:
     async def close(self) -> None:
         """Mark closed."""
         self.closed = True
+
+
+class FakeLoader:
+    """A ``BackendLoader`` that makes a FakeBackend for every model and keeps it by name."""
+
+    def __init__(self, signature: ModelSignature | None = None) -> None:
+        self.signature = signature
+        self.backends: dict[str, FakeBackend] = {}
+
+    def __call__(self, path: Path, options: RuntimeOptions, label: str) -> FakeBackend:
+        """Load the model file at ``<repository>/<name>/<version>/model.onnx`` (never read)."""
+        backend = FakeBackend(self.signature)
+        self.backends[path.parent.parent.name] = backend
+        return backend

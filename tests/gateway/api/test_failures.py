@@ -2,58 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
-from backends.base import Array, Backend, ModelSignature, RuntimeOptions, TensorSpec
 from backends.errors import InferenceError
 from support.app import make_settings, open_client
+from support.fake_backend import FakeLoader, echo_signature
 
 SECRET_DETAIL = "/opt/internal/path/to/kernel.cc:42 CUDA out of memory"
 
 
-class ExplodingBackend:
-    """A Backend whose inference fails with a runtime error carrying internal details."""
-
-    signature = ModelSignature(
-        inputs=(TensorSpec("x", np.dtype(np.float32), (None, 2)),),
-        outputs=(TensorSpec("y", np.dtype(np.float32), (None, 2)),),
-    )
-    metadata: Mapping[str, str] = {"platform": "fake", "execution_provider": "none"}
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.calls = 0
-
-    async def infer(
-        self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
-    ) -> dict[str, Array]:
-        self.calls += 1
-        if self.calls == 1 and self.kind == "crash":
-            raise ZeroDivisionError(SECRET_DETAIL)
-        if self.calls == 1:
-            raise InferenceError(SECRET_DETAIL, kind=self.kind)
-        return {"y": np.asarray(inputs["x"])}
-
-    async def close(self) -> None:
-        return None
-
-
 @pytest.fixture
 async def exploding(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    (tmp_path / "boom" / "1").mkdir(parents=True)
-    (tmp_path / "picky" / "1").mkdir(parents=True)
-    (tmp_path / "crashy" / "1").mkdir(parents=True)
-    kinds = {"boom": "Fail", "picky": "InvalidArgument", "crashy": "crash"}
-
-    def loader(path: Path, options: RuntimeOptions, name: str) -> Backend:
-        return ExplodingBackend(kinds[path.parent.parent.name])
-
+    """Three fake models whose first inference fails with internal details; later ones work."""
+    for name in ("boom", "picky", "crashy"):
+        (tmp_path / name / "1").mkdir(parents=True)
+    loader = FakeLoader(echo_signature(width=2))
     async with open_client(make_settings(tmp_path), loader=loader) as http:
+        backends = loader.backends
+        backends["boom"].fail_next.append(InferenceError(SECRET_DETAIL, kind="Fail"))
+        backends["picky"].fail_next.append(InferenceError(SECRET_DETAIL, kind="InvalidArgument"))
+        # Not an InferenceError: a backend breaking its contract.
+        backends["crashy"].fail_next.append(ZeroDivisionError(SECRET_DETAIL))
         yield http
 
 

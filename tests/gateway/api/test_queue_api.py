@@ -14,11 +14,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from backends.base import Backend, RuntimeOptions
 from gateway.api.app import create_app
 from gateway.auth.principal import MODELS_INFER
 from support.app import bearer, make_settings
-from support.fake_backend import FakeBackend
+from support.fake_backend import FakeLoader
 
 GUARD_S = 10  # hang guard only
 
@@ -41,21 +40,10 @@ def repository(tmp_path: Path, config: str, names: tuple[str, ...] = ("echo",)) 
     return tmp_path
 
 
-class Fakes:
-    """One FakeBackend per model name, made by the loader."""
-
-    def __init__(self) -> None:
-        self.backends: dict[str, FakeBackend] = {}
-
-    def load(self, path: Path, _options: RuntimeOptions, _name: str) -> Backend:
-        backend = FakeBackend()
-        self.backends[path.parent.parent.name] = backend
-        return backend
-
-
 @pytest.fixture
-def fakes() -> Fakes:
-    return Fakes()
+def fakes() -> FakeLoader:
+    """The loader of every test's app: one FakeBackend per model, kept by name."""
+    return FakeLoader()
 
 
 @asynccontextmanager
@@ -71,15 +59,15 @@ async def started(
             yield client, manager.app
 
 
-def make_app(tmp_path: Path, fakes: Fakes, config: str, **kwargs: Any) -> FastAPI:
+def make_app(tmp_path: Path, fakes: FakeLoader, config: str, **kwargs: Any) -> FastAPI:
     settings = make_settings(repository(tmp_path, config, ("echo", "other")))
-    app = create_app(settings, fakes.load, **kwargs)
+    app = create_app(settings, fakes, **kwargs)
     app.state.settings = settings  # for minting the tests' tokens
     return app
 
 
 async def test_expired_before_its_batch_starts_is_504_and_never_run(
-    tmp_path: Path, fakes: Fakes
+    tmp_path: Path, fakes: FakeLoader
 ) -> None:
     ticks = itertools.count()  # every clock reading is one second after the previous one
     app = make_app(tmp_path, fakes, "{}", clock=lambda: float(next(ticks)))
@@ -98,7 +86,7 @@ async def test_expired_before_its_batch_starts_is_504_and_never_run(
         assert 'tensorgate_expired_total{model="echo",version="1"} 3.0' in metrics
 
 
-async def test_bad_timeouts_are_400(tmp_path: Path, fakes: Fakes) -> None:
+async def test_bad_timeouts_are_400(tmp_path: Path, fakes: FakeLoader) -> None:
     app = make_app(tmp_path, fakes, "{}")
     async with started(app) as (client, _):
         url = "/v2/models/echo/infer"
@@ -114,7 +102,7 @@ async def test_bad_timeouts_are_400(tmp_path: Path, fakes: Fakes) -> None:
 
 
 async def test_full_queue_is_503_with_retry_after_and_others_still_served(
-    tmp_path: Path, fakes: Fakes
+    tmp_path: Path, fakes: FakeLoader
 ) -> None:
     config = "batching: {max_queue_size: 1, max_batch_size: 1}\n"
     app = make_app(tmp_path, fakes, config)
@@ -142,7 +130,7 @@ async def test_full_queue_is_503_with_retry_after_and_others_still_served(
 
 
 async def test_failed_batch_is_500_naming_the_model_and_the_batcher_keeps_serving(
-    tmp_path: Path, fakes: Fakes
+    tmp_path: Path, fakes: FakeLoader
 ) -> None:
     app = make_app(tmp_path, fakes, "{}")
     async with started(app) as (client, _):
@@ -155,7 +143,7 @@ async def test_failed_batch_is_500_naming_the_model_and_the_batcher_keeps_servin
         assert ok.json()["outputs"][0]["data"] == [2.0] * 4
 
 
-async def test_rows_beyond_max_batch_size_are_split(tmp_path: Path, fakes: Fakes) -> None:
+async def test_rows_beyond_max_batch_size_are_split(tmp_path: Path, fakes: FakeLoader) -> None:
     app = make_app(tmp_path, fakes, "batching: {max_batch_size: 2}\n")
     async with started(app) as (client, _):
         data = [float(i) for i in range(20)]
@@ -174,7 +162,7 @@ async def test_rows_beyond_max_batch_size_are_split(tmp_path: Path, fakes: Fakes
     ids=["protocol", "typed"],
 )
 async def test_a_client_that_disconnects_is_removed_from_the_queue(
-    tmp_path: Path, fakes: Fakes, path: str, document: dict[str, Any]
+    tmp_path: Path, fakes: FakeLoader, path: str, document: dict[str, Any]
 ) -> None:
     app = make_app(tmp_path, fakes, "{}")
     async with started(app) as (client, asgi):
@@ -230,7 +218,7 @@ async def test_a_client_that_disconnects_is_removed_from_the_queue(
 
 
 async def test_credentials_are_checked_before_the_body_is_read(
-    tmp_path: Path, fakes: Fakes
+    tmp_path: Path, fakes: FakeLoader
 ) -> None:
     app = make_app(tmp_path, fakes, "{}")
     settings = app.state.settings
@@ -260,7 +248,9 @@ async def test_credentials_are_checked_before_the_body_is_read(
         assert 'tensorgate_inference_requests_total{model="echo",status="403"} 1.0' in metrics
 
 
-async def test_other_methods_and_paths_still_reach_fastapi(tmp_path: Path, fakes: Fakes) -> None:
+async def test_other_methods_and_paths_still_reach_fastapi(
+    tmp_path: Path, fakes: FakeLoader
+) -> None:
     app = make_app(tmp_path, fakes, "{}")
     async with started(app) as (client, _):
         assert (await client.get("/v2/models/echo/infer")).status_code == 405
@@ -275,9 +265,11 @@ async def test_other_methods_and_paths_still_reach_fastapi(tmp_path: Path, fakes
         assert "http_requests_total" in metrics.text
 
 
-async def test_body_limit_applies_to_the_inference_endpoint(tmp_path: Path, fakes: Fakes) -> None:
+async def test_body_limit_applies_to_the_inference_endpoint(
+    tmp_path: Path, fakes: FakeLoader
+) -> None:
     settings = make_settings(repository(tmp_path, "{}"), max_request_body_bytes=1024)
-    app = create_app(settings, fakes.load)
+    app = create_app(settings, fakes)
     async with started(app, bearer(settings)) as (client, _):
         big = body(parameters={"padding": "x" * 2000})
         response = await client.post("/v2/models/echo/infer", json=big)

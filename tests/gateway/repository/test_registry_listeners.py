@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from backends.base import Array, Backend, ModelSignature, RuntimeOptions, TensorSpec
+from backends.base import Backend, RuntimeOptions
 from backends.errors import ModelLoadError
 from gateway.repository.config import ModelConfig
 from gateway.repository.registry import ModelRegistry, ModelVersion, VersionState
-
-SPEC = TensorSpec("x", np.dtype(np.float32), (None, 2))
-
-
-class FakeBackend:
-    """A backend that echoes its input; enough for registry bookkeeping."""
-
-    signature = ModelSignature((SPEC,), (SPEC,))
-    metadata: Mapping[str, str] = {}
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    async def infer(
-        self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
-    ) -> dict[str, Array]:
-        assert output_names in (None, ["x"])
-        return {"x": inputs["x"]}
-
-    async def close(self) -> None:
-        self.closed = True
+from support.fake_backend import FakeBackend
 
 
 def _loader(path: Path, options: RuntimeOptions, label: str) -> Backend:
