@@ -43,7 +43,9 @@ async def test_infer_matches_a_direct_session_and_selects_outputs() -> None:
     x = np.random.default_rng(1).standard_normal((5, 256)).astype(np.float32)
     (expected,) = ort.InferenceSession(str(path)).run(None, {"input": x})
     result = await backend.infer({"input": x})
-    np.testing.assert_allclose(result["logits"], expected, rtol=1e-5)
+    logits = result["logits"]
+    assert logits.dtype == np.float32
+    np.testing.assert_allclose(logits.astype(np.float32), expected, rtol=1e-5)
     digits = load(DEMO_MODELS / "digits" / "1" / "model.onnx")
     only = await digits.infer({"pixels": np.zeros((2, 64), np.float32)}, ["probabilities"])
     assert list(only) == ["probabilities"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 
 import pytest
@@ -74,7 +75,9 @@ async def test_a_cancelled_caller_does_not_break_the_pool() -> None:
 async def test_close_finishes_queued_work_then_refuses_more() -> None:
     pool = WorkerPool(1, name="test")
     done: list[int] = []
-    queued = [asyncio.ensure_future(pool.submit(lambda n=n: done.append(n))) for n in range(3)]
+    queued = [
+        asyncio.ensure_future(pool.submit(functools.partial(done.append, n))) for n in range(3)
+    ]
     await asyncio.sleep(0)
     await pool.close()
     await asyncio.gather(*queued)

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import FloatRect, Page, Route, sync_playwright
 
 from support.live_gateway import Digits, LiveServer
 
@@ -102,7 +102,7 @@ def test_try_it_out_on_the_digits_route(
     assert top is not None
     assert bottom is not None
     scrolled = float(page.evaluate("window.scrollY"))  # boxes are relative to the viewport
-    clip = {
+    clip: FloatRect = {
         "x": top["x"],
         "y": top["y"] + scrolled,
         "width": top["width"],

@@ -89,7 +89,7 @@ def test_tritonclient_binary_request_gets_a_clear_400(server: ServerProcess) -> 
     client = triton.InferenceServerClient(url=server.base_url.removeprefix("http://"))
     tensor = triton.InferInput("pixels", [1, 64], "FP32")
     tensor.set_data_from_numpy(np.zeros((1, 64), np.float32), binary_data=True)
-    with pytest.raises(triton.InferenceServerException) as caught:  # type: ignore[attr-defined]
+    with pytest.raises(triton.InferenceServerException) as caught:
         client.infer("digits", [tensor], headers=auth())
     assert "binary tensor data extension" in str(caught.value)
 

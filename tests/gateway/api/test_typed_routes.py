@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
+from pydantic import SecretStr
 from starlette.types import Receive, Scope, Send
 
 import demo_models
 from gateway.api.app import create_app
-from gateway.api.state import AppState, app_state
+from gateway.api.state import app_state
 from gateway.auth.minting import mint_token, signing_key
 from gateway.repository.config import ModelConfig
 from gateway.settings import AuthSettings, Settings
@@ -41,7 +42,7 @@ class Gateway:
     """A running app: an HTTP client and the lifespan state (its registry)."""
 
     http: httpx.AsyncClient
-    state: dict[str, AppState]
+    state: Mapping[str, Any]
     auth: AuthSettings
 
 
@@ -53,7 +54,7 @@ def _token(auth: AuthSettings, *scopes: str) -> str:
 async def gateway() -> AsyncIterator[Gateway]:
     """The demo repository served in-process, lifespan running; requests carry a token
     with ``models:infer``."""
-    auth = AuthSettings(secret=secrets.token_urlsafe(48))
+    auth = AuthSettings(secret=SecretStr(secrets.token_urlsafe(48)))
     app = create_app(Settings(model_repository=DEMO_MODELS, auth=auth))
 
     async with app.router.lifespan_context(app) as state:

@@ -66,5 +66,5 @@ def test_malformed_scope_claims(claims: dict[str, object]) -> None:
 
 
 def test_scp_as_a_string_and_no_scopes() -> None:
-    assert parse_scopes({"scp": "a b"}) == {"a", "b"}
+    assert parse_scopes({"scp": "a b"}) == frozenset({"a", "b"})
     assert parse_scopes({}) == frozenset()

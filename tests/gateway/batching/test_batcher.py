@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from backends.base import Array
 from backends.errors import InferenceError
 from backends.worker_pool import SettledFuture, WorkerPool
-from gateway.batching.batcher import Batcher, BatchPolicy
+from gateway.batching.batcher import Batcher
+from gateway.batching.policy import BatchPolicy
 from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
 from support.fake_backend import FakeBackend
 

@@ -44,7 +44,7 @@ def test_shape_key_separates_non_batch_shapes_and_dtypes() -> None:
 
 def test_batch_rows() -> None:
     assert batch_rows({"x": np.zeros((3, 2))}) == 3
-    assert batch_rows({"x": np.float32(1.0).reshape(())}) == 1
+    assert batch_rows({"x": np.array(1.0, np.float32)}) == 1
     assert batch_rows({}) == 0
 
 

@@ -105,7 +105,7 @@ async def test_the_rest_of_the_transport_api_reaches_a_real_socket_transport() -
     ours, theirs = socket.socketpair()
     with ours, theirs:
         inner, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
-        transport = CoalescingTransport(inner, loop)  # type: ignore[arg-type]
+        transport = CoalescingTransport(inner, loop)
         transport.set_write_buffer_limits(high=4096, low=1024)
         assert transport.get_write_buffer_limits() == inner.get_write_buffer_limits()
         assert transport.is_reading()

@@ -58,7 +58,7 @@ async def test_close_stops_listening_and_unwinds_the_pending_receive() -> None:
     watch, gone = await watching(peer)
     watch.close()
     assert peer.unwound == 1
-    assert not peer.event._waiters  # type: ignore[attr-defined]  # nothing left waiting
+    assert not peer.event._waiters  # nothing left waiting
     peer.deliver("http.disconnect")
     await asyncio.sleep(0)  # a loop turn in which a live watch would have been called
     assert not gone.is_set()
@@ -117,7 +117,7 @@ async def test_a_cancelled_receive_stops_the_watch_quietly(
 ) -> None:
     peer = Peer()
     watch, gone = await watching(peer)
-    waiter = next(iter(peer.event._waiters))  # type: ignore[attr-defined]
+    waiter = next(iter(peer.event._waiters))
     with caplog.at_level(logging.DEBUG, logger="gateway.api.pipeline.disconnect"):
         waiter.cancel()  # as when the server cancels everything at shutdown
         await asyncio.sleep(0)
