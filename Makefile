@@ -1,5 +1,6 @@
 # tensorgate: `make serve` serves models/ on 127.0.0.1:8000; `make test` runs every check.
 # Both create the virtual environment in .venv and install what they need first.
+# While working: `make unit-fast` (no server processes, no browser) and `make e2e` (only those).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit models schemas openapi bench bench-quick wrk clean
+.PHONY: serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,14 +34,25 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy bench/*.py
+	$(BIN)/mypy --config-file tests/mypy.ini
 
 # The Swagger UI browser test drives Debian's chromium (never a downloaded browser build).
 $(CHROMIUM):
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
+# Every test, with branch coverage gated by [tool.coverage.report] fail_under.
 unit: $(DEV_STAMP) $(CHROMIUM)
 	$(BIN)/pytest --cov --cov-report=term
+
+# The in-process tests alone: no server process, no browser; coverage is measured and
+# gated on the full run (`unit`) only.
+unit-fast: $(DEV_STAMP)
+	$(BIN)/pytest -m "not e2e and not browser"
+
+# Only the tests that start real tensorgate processes or drive Swagger UI in Chromium.
+e2e: $(DEV_STAMP) $(CHROMIUM)
+	$(BIN)/pytest -m "e2e or browser"
 
 test: lint typecheck unit
 
