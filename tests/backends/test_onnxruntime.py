@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -16,8 +17,8 @@ from support.onnx_models import adder_model, identity_model, write_model
 from support.paths import DEMO_MODELS
 
 
-def load(path: Path, **options: object) -> OnnxRuntimeBackend:
-    return OnnxRuntimeBackend.load(path, RuntimeOptions(**options), "test")  # type: ignore[arg-type]
+def load(path: Path, **options: Any) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend.load(path, RuntimeOptions(**options), "test")
 
 
 def test_signature_reports_names_dtypes_and_dynamic_dims() -> None:

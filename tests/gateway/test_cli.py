@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -50,8 +51,8 @@ def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture
     [("debug", True), ("info", True), ("warning", False), ("error", False)],
 )
 def test_uvicorn_keeps_its_access_log_only_where_the_level_shows_it(
-    level: str, access_log: bool
+    level: Literal["debug", "info", "warning", "error"], access_log: bool
 ) -> None:
-    options = uvicorn_options(Settings(model_repository=DEMO_MODELS, log_level=level))  # type: ignore[arg-type]
+    options = uvicorn_options(Settings(model_repository=DEMO_MODELS, log_level=level))
     assert options["access_log"] is access_log
     assert options["http"] is CoalescingHttpToolsProtocol

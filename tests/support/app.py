@@ -6,6 +6,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -22,10 +23,10 @@ TEST_SECRET = secrets.token_urlsafe(48)
 ALL_SCOPES = (MODELS_READ, MODELS_INFER, METRICS_READ, ADMIN)
 
 
-def make_settings(repository: Path, **overrides: object) -> Settings:
+def make_settings(repository: Path, **overrides: Any) -> Settings:
     """Settings for ``repository`` with auth on, signed by the tests' own secret."""
     auth = AuthSettings(secret=SecretStr(TEST_SECRET))
-    return Settings(model_repository=repository, auth=auth, **overrides)  # type: ignore[arg-type]
+    return Settings(model_repository=repository, auth=auth, **overrides)
 
 
 def bearer(settings: Settings, scopes: tuple[str, ...] = ALL_SCOPES, subject: str = "tests") -> str:

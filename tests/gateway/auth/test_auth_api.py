@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ class Keys:
 
 
 def _settings(
-    tmp_path: Path, secret: str, public_key_file: Path, jwks_file: Path, **auth: object
+    tmp_path: Path, secret: str, public_key_file: Path, jwks_file: Path, **auth: Any
 ) -> Settings:
     repository = tmp_path / "empty-repository"
     repository.mkdir(exist_ok=True)
@@ -51,7 +52,7 @@ def _settings(
             issuer=ISSUER,
             audience=AUDIENCE,
             max_token_bytes=MAX_TOKEN_BYTES,
-            **auth,  # type: ignore[arg-type]
+            **auth,
         ),
     )
 

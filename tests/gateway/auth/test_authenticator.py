@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import string
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from gateway.auth.authenticator import Authenticator, bearer_challenge
 from gateway.auth.keyring import KeyRing
-from gateway.auth.keys import secret_keys
+from gateway.auth.keys import VerificationKey, secret_keys
 from gateway.errors import Forbidden, Unauthorized
 from support.authkit import b64, claims, forge, sign
 
@@ -22,9 +23,9 @@ SECRET = "s" * 64
 NOW = 1_800_000_000.0
 
 
-def _authenticator(**options: object) -> Authenticator:
+def _authenticator(**options: Any) -> Authenticator:
     keys = KeyRing(secret_keys(SECRET.encode(), ["HS256", "HS512"]))
-    return Authenticator(keys, clock=lambda: NOW, **options)  # type: ignore[arg-type]
+    return Authenticator(keys, clock=lambda: NOW, **options)
 
 
 def _timed(**overrides: object) -> dict[str, object]:
@@ -153,7 +154,7 @@ class _CountingKeyRing(KeyRing):
 
     lookups = 0
 
-    async def keys_for(self, kid: str | None, algorithm: str) -> list:  # type: ignore[type-arg]
+    async def keys_for(self, kid: str | None, algorithm: str) -> list[VerificationKey]:
         self.lookups += 1
         return await super().keys_for(kid, algorithm)
 
