@@ -1,4 +1,4 @@
-"""A Backend that echoes its input, records batch sizes, can hold a batch and can fail."""
+"""A fake Backend (echoes, records batch sizes, holds a batch, fails on demand) and a loader."""
 
 from __future__ import annotations
 
