@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt
 
 from gateway.auth.authenticator import Authenticator
-from gateway.errors import Unauthorized
 from gateway.auth.keyring import KeyRing
 from gateway.auth.keys import pem_keys, secret_keys
+from gateway.errors import Unauthorized
 
 SECRET = "s" * 64
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import pytest
 
 from gateway.cli import main
-from gateway.serving.coalescing import CoalescingHttpToolsProtocol
-from gateway.serving.options import uvicorn_options
-from gateway.settings import Settings
 from support.paths import DEMO_MODELS
 
 
@@ -44,15 +40,3 @@ def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture
     assert main(["config-schema"]) == 0
     checked_in = DEMO_MODELS.parent / "schemas" / "model-config.schema.json"
     assert json.loads(capsys.readouterr().out) == json.loads(checked_in.read_text())
-
-
-@pytest.mark.parametrize(
-    ("level", "access_log"),
-    [("debug", True), ("info", True), ("warning", False), ("error", False)],
-)
-def test_uvicorn_keeps_its_access_log_only_where_the_level_shows_it(
-    level: Literal["debug", "info", "warning", "error"], access_log: bool
-) -> None:
-    options = uvicorn_options(Settings(model_repository=DEMO_MODELS, log_level=level))
-    assert options["access_log"] is access_log
-    assert options["http"] is CoalescingHttpToolsProtocol

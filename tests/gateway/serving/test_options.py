@@ -1,8 +1,9 @@
-"""The http_protocol setting picks uvicorn's HTTP implementation."""
+"""What uvicorn is handed: the HTTP implementation (http_protocol) and the access log."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -37,3 +38,14 @@ def test_an_unknown_implementation_is_refused(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         main(["serve", "--http", "quic"])
     assert "invalid choice: 'quic'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("level", "access_log"),
+    [("debug", True), ("info", True), ("warning", False), ("error", False)],
+)
+def test_uvicorn_keeps_its_access_log_only_where_the_level_shows_it(
+    level: Literal["debug", "info", "warning", "error"], access_log: bool
+) -> None:
+    options = uvicorn_options(Settings(log_level=level))
+    assert options["access_log"] is access_log

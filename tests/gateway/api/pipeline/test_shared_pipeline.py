@@ -18,11 +18,10 @@ from asgi_lifespan import LifespanManager
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message
 
-from backends.base import Backend, RuntimeOptions
 from gateway.api.app import create_app
 from gateway.settings import Settings
 from support.app import bearer, make_settings
-from support.fake_backend import FakeBackend
+from support.fake_backend import FakeLoader
 
 GUARD_S = 10  # hang guard only
 
@@ -30,16 +29,6 @@ PROTOCOL = ("/v2/models/echo/infer", b'{"inputs":[{"name":"x","shape":[1,4],"dat
             b'"data":[1,2,3,4]}]}')  # fmt: skip
 TYPED = ("/models/echo/predict", b'{"inputs":{"x":[[1,2,3,4]]}}')
 ROUTES = pytest.mark.parametrize(("path", "payload"), [PROTOCOL, TYPED], ids=["protocol", "typed"])
-
-
-class Echo:
-    """Loads one FakeBackend for the ``echo`` model and keeps it at hand."""
-
-    def __init__(self) -> None:
-        self.backend = FakeBackend()
-
-    def load(self, _path: Path, _options: RuntimeOptions, _name: str) -> Backend:
-        return self.backend
 
 
 def echo_settings(tmp_path: Path, config: str) -> Settings:
@@ -51,9 +40,9 @@ def echo_settings(tmp_path: Path, config: str) -> Settings:
 
 @asynccontextmanager
 async def serving(
-    settings: Settings, echo: Echo
+    settings: Settings, echo: FakeLoader
 ) -> AsyncIterator[tuple[httpx.AsyncClient, ASGIApp, list[BaseRoute]]]:
-    app = create_app(settings, echo.load)
+    app = create_app(settings, echo)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         headers = {"Authorization": bearer(settings)}
@@ -85,11 +74,12 @@ async def test_a_full_queue_is_refused_before_the_body_is_read(
     tmp_path: Path, path: str, payload: bytes
 ) -> None:
     settings = echo_settings(tmp_path, "batching: {max_queue_size: 1, max_batch_size: 1}\n")
-    echo = Echo()
-    echo.backend.hold = True
+    echo = FakeLoader()
     async with serving(settings, echo) as (client, asgi, _):
+        backend = echo.backends["echo"]
+        backend.hold = True
         running = asyncio.ensure_future(client.post(path, content=payload))
-        await asyncio.wait_for(echo.backend.started.wait(), GUARD_S)
+        await asyncio.wait_for(backend.started.wait(), GUARD_S)
 
         # The queue's one place: a request whose body was read and that now waits.
         queued = asyncio.Event()
@@ -126,11 +116,11 @@ async def test_a_full_queue_is_refused_before_the_body_is_read(
         assert b"overloaded" in sent[1]["body"]
         assert reads == []
 
-        echo.backend.release.set()
+        backend.release.set()
         assert (await running).status_code == 200
         await asyncio.wait_for(waiting, GUARD_S)
         assert waiting_sent[0]["status"] == 200
-        assert echo.backend.batch_sizes == [1, 1]
+        assert backend.batch_sizes == [1, 1]
 
 
 def _into(sent: list[Mapping[str, Any]]) -> Any:
@@ -142,7 +132,7 @@ def _into(sent: list[Mapping[str, Any]]) -> Any:
 
 async def test_typed_requests_are_counted_in_the_request_metrics(tmp_path: Path) -> None:
     settings = echo_settings(tmp_path, "{}")
-    async with serving(settings, Echo()) as (client, _, _routes):
+    async with serving(settings, FakeLoader()) as (client, _, _routes):
         assert (await client.post(TYPED[0], content=TYPED[1])).status_code == 200
         assert (await client.post(TYPED[0], content=b'{"inputs": {}}')).status_code == 400
         assert (await client.post(PROTOCOL[0], content=PROTOCOL[1])).status_code == 200
@@ -155,7 +145,7 @@ async def test_typed_requests_are_counted_in_the_request_metrics(tmp_path: Path)
 @ROUTES
 async def test_other_methods_are_405_naming_post(tmp_path: Path, path: str, payload: bytes) -> None:
     settings = echo_settings(tmp_path, "{}")
-    async with serving(settings, Echo()) as (client, _, _routes):
+    async with serving(settings, FakeLoader()) as (client, _, _routes):
         for method in ("GET", "PUT", "DELETE"):
             response = await client.request(method, path)
             assert response.status_code == 405
@@ -168,7 +158,7 @@ async def test_inference_operations_are_declared_for_openapi_but_never_routed_by
     tmp_path: Path,
 ) -> None:
     settings = echo_settings(tmp_path, "{}")
-    async with serving(settings, Echo()) as (client, _, routes):
+    async with serving(settings, FakeLoader()) as (client, _, routes):
         document = (await client.get("/openapi.json")).json()
     declared = {"/v2/models/{model_name}/infer", "/models/echo/predict"}
     assert declared <= set(document["paths"])
