@@ -9,7 +9,7 @@ RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
+.PHONY: bench-ab serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ wrk:
 
 bench: $(DEV_STAMP) wrk
 	PYTHONPATH=scripts $(BIN)/python bench/run.py
+
+# This tree against BASE (a git revision) and each fenced speed trick turned off, in
+# alternating rounds of one session: writes docs/benchmarks-ab.md.
+bench-ab: $(DEV_STAMP) wrk
+	PYTHONPATH=scripts:bench $(BIN)/python bench/ab.py --base $(or $(BASE),HEAD~1)
 
 bench-quick: $(DEV_STAMP) wrk
 	PYTHONPATH=scripts $(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
