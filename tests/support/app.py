@@ -48,3 +48,25 @@ async def open_client(
             transport=transport, base_url="http://gateway", headers=headers
         ) as http:
             yield http
+
+
+def post_scope(path: str, authorization: str) -> dict[str, Any]:
+    """The ASGI scope of ``POST path`` with a JSON body and this ``Authorization``, for
+    tests that drive the app's ``receive`` and ``send`` themselves."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"authorization", authorization.encode()),
+        ],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+    }

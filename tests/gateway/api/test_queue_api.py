@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from gateway.api.app import create_app
 from gateway.auth.principal import MODELS_INFER
-from support.app import bearer, make_settings
+from support.app import bearer, make_settings, post_scope
 from support.fake_backend import FakeLoader
 
 GUARD_S = 10  # hang guard only
@@ -187,23 +187,7 @@ async def test_a_client_that_disconnects_is_removed_from_the_queue(
         async def send(message: Mapping[str, Any]) -> None:
             sent.append(message)
 
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"authorization", bearer(app.state.settings).encode()),
-            ],
-            "client": ("127.0.0.1", 1234),
-            "server": ("127.0.0.1", 80),
-        }
+        scope = post_scope(path, bearer(app.state.settings))
         abandoned = asyncio.ensure_future(asgi(scope, receive, send))
         await asyncio.wait_for(queued.wait(), GUARD_S)
         gone.set()

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message
 
 from gateway.api.app import create_app
 from gateway.settings import Settings
-from support.app import bearer, make_settings
+from support.app import bearer, make_settings, post_scope
 from support.fake_backend import FakeLoader
 
 GUARD_S = 10  # hang guard only
@@ -52,23 +52,6 @@ async def serving(
             yield client, manager.app, app.router.routes
 
 
-def post_scope(path: str, settings: Settings) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"authorization", bearer(settings).encode())],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 80),
-    }
-
-
 @ROUTES
 async def test_a_full_queue_is_refused_before_the_body_is_read(
     tmp_path: Path, path: str, payload: bytes
@@ -95,7 +78,7 @@ async def test_a_full_queue_is_refused_before_the_body_is_read(
 
         waiting_sent: list[Mapping[str, Any]] = []
         waiting = asyncio.ensure_future(
-            asgi(post_scope(path, settings), queued_receive, _into(waiting_sent))
+            asgi(post_scope(path, bearer(settings)), queued_receive, _into(waiting_sent))
         )
         await asyncio.wait_for(queued.wait(), GUARD_S)
 
@@ -108,7 +91,7 @@ async def test_a_full_queue_is_refused_before_the_body_is_read(
 
         sent: list[Mapping[str, Any]] = []
         await asyncio.wait_for(
-            asgi(post_scope(path, settings), refused_receive, _into(sent)), GUARD_S
+            asgi(post_scope(path, bearer(settings)), refused_receive, _into(sent)), GUARD_S
         )
         start = sent[0]
         assert start["status"] == 503
