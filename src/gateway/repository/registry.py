@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,26 @@ from gateway.repository.config import ModelConfig
 from gateway.repository.scanning import ModelSource, scan_repository
 
 logger = logging.getLogger(__name__)
+
+VERSION_FORMAT = "a positive whole number in ASCII digits without leading zeros, such as 1 or 12"
+# ASCII only: str.isdigit() and int() also take "01", fullwidth and Arabic-Indic digits (and
+# int() raises on superscripts and past 4,300 digits); nine digits keep it inside int32.
+_VERSION = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
+_SHOWN_CHARS = 32
+
+
+def parse_version(text: str) -> int | None:
+    """The version number ``text`` spells in the one accepted form, else None."""
+    return int(text) if _VERSION.fullmatch(text) else None
+
+
+def shown(text: str) -> str:
+    """``text`` as a message may quote it: cut short, non-ASCII and controls escaped."""
+    cut = text[:_SHOWN_CHARS]
+    escaped = cut.encode("ascii", "backslashreplace").decode("ascii")
+    escaped = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in escaped)
+    return escaped + ("..." if len(text) > _SHOWN_CHARS else "")
+
 
 BackendLoader = Callable[[Path, RuntimeOptions, str], Backend]
 """Creates a backend from a model file; blocking, so the registry calls it in a thread."""
@@ -222,10 +243,15 @@ class ModelRegistry:
                 f"version {v.version} is {v.state.value}" for v in entry.versions.values()
             )
             raise ModelNotReady(f"model '{name}' has no ready version ({why})")
-        number = int(version) if version.isdigit() else None
+        number = parse_version(version)
         found = entry.versions.get(number) if number is not None else None
         if found is None:
             known = ", ".join(str(v) for v in sorted(entry.versions)) or "none"
+            if number is None:
+                raise ModelNotFound(
+                    f"'{shown(version)}' is not a version of model '{name}': a version is "
+                    f"{VERSION_FORMAT}; known versions: {known}"
+                )
             raise ModelNotFound(
                 f"unknown version '{version}' of model '{name}'; known versions: {known}"
             )

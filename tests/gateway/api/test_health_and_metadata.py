@@ -43,7 +43,7 @@ async def test_model_metadata_follows_the_protocol(client: httpx.AsyncClient) ->
         ("/v2/models/nope", 404, "unknown model 'nope'"),
         ("/v2/models/digits/versions/9", 404, "unknown version '9' of model 'digits'"),
         ("/v2/models/nope/ready", 404, "unknown model 'nope'"),
-        ("/v2/models/digits/versions/0/ready", 404, "unknown version '0'"),
+        ("/v2/models/digits/versions/0/ready", 404, "'0' is not a version of model 'digits'"),
         ("/v2/nowhere", 404, "no such route"),
     ],
 )
@@ -53,6 +53,29 @@ async def test_unknown_things_are_404_in_the_error_shape(
     response = await client.get(path)
     assert response.status_code == status
     assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize("version", ["%C2%B9", "1" * 5000, "01", "%EF%BC%91", "%D9%A1"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v2/models/mlp/versions/{v}"),
+        ("GET", "/v2/models/mlp/versions/{v}/ready"),
+        ("POST", "/v2/models/mlp/versions/{v}/infer"),
+        ("POST", "/models/mlp/versions/{v}/predict"),
+    ],
+)
+async def test_odd_versions_are_404_naming_the_format(
+    client: httpx.AsyncClient, method: str, path: str, version: str
+) -> None:
+    # Fails before: superscript one and 5,000 digits answered 500; "01", fullwidth and
+    # Arabic-Indic one answered as version 1.
+    response = await client.request(method, path.format(v=version), json={"inputs": {}})
+    assert response.status_code == 404
+    assert (
+        "is not a version of model 'mlp': a version is a positive whole number"
+        in (response.json()["error"])
+    )
 
 
 async def test_model_ready(client: httpx.AsyncClient) -> None:

@@ -47,10 +47,36 @@ async def test_version_resolution(repo: Path) -> None:
         ModelNotFound, match="unknown version '7' of model 'digits'; known versions: 1, 2"
     ):
         registry.resolve("digits", "7")
-    with pytest.raises(ModelNotFound, match="unknown version 'x'"):
+    with pytest.raises(ModelNotFound, match="'x' is not a version of model 'digits'"):
         registry.resolve("digits", "x")
     with pytest.raises(ModelNotFound, match="unknown model 'nope'"):
         registry.resolve("nope", None)
+    await registry.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "shown"),
+    [
+        ("01", "01"),
+        ("\uff11", "\\uff11"),  # fullwidth one
+        ("\u0661", "\\u0661"),  # Arabic-Indic one
+        ("\u00b9", "\\xb9"),  # superscript one: int() raised ValueError (a 500)
+        ("1" * 5000, "1" * 32 + "..."),  # past int()'s 4,300 digits: a 500 too
+        ("0", "0"),
+        ("+1", "+1"),
+        (" 1", " 1"),
+        ("1\n", "1\\x0a"),
+    ],
+)
+async def test_only_plain_ascii_versions_resolve(repo: Path, version: str, shown: str) -> None:
+    # Fails before: "01", fullwidth and Arabic-Indic digits resolved to version 1, and the
+    # superscript and the 5,000 digits raised ValueError.
+    registry = ModelRegistry(OnnxRuntimeBackend.load)
+    await registry.load_repository(repo)
+    with pytest.raises(ModelNotFound) as raised:
+        registry.find("digits", version)
+    assert raised.value.message.startswith(f"'{shown}' is not a version of model 'digits'")
+    assert "a version is a positive whole number in ASCII digits" in raised.value.message
     await registry.close()
 
 
