@@ -10,6 +10,17 @@ NameAt = Callable[[Location], str | None]
 """Names the item at a location ending in a list index (an input's name), or None."""
 
 MAX_REPORTED = 5
+_SHOWN_CHARS = 32
+
+
+def shown(text: str) -> str:
+    """``text`` as a message may quote it: cut short, non-ASCII and controls escaped, so
+    that a client's string (a lone surrogate, a newline) never reaches an encoder or a
+    log line as it came."""
+    cut = text[:_SHOWN_CHARS]
+    escaped = cut.encode("ascii", "backslashreplace").decode("ascii")
+    escaped = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in escaped)
+    return escaped + ("..." if len(text) > _SHOWN_CHARS else "")
 
 
 def describe_location(loc: Iterable[int | str], name_at: NameAt | None = None) -> str:

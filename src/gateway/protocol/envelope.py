@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from backends.base import ModelSignature
+from backends.base import ModelSignature, TensorSpec
 from gateway.errors import InvalidInput
-from gateway.protocol.wire import InferenceRequest, RequestOutput
-from gateway.validation import Location, NameAt, describe_errors
+from gateway.protocol.wire import InferenceRequest, RequestInput, RequestOutput
+from gateway.validation import Location, NameAt, describe_errors, shown
 
 BINARY_HINT = (
     "the binary tensor data extension is not supported yet; send tensors as JSON "
     "(with tritonclient: binary_data=False on inputs and requested outputs)"
 )
+# Pydantic reports this many unknown fields at little cost, along with the missing ones.
+_FEW_FIELDS = 16
 
 
 def _item_name(raw: Mapping[str, Any]) -> NameAt:
@@ -27,16 +30,55 @@ def _item_name(raw: Mapping[str, Any]) -> NameAt:
         if isinstance(items, list) and isinstance(index, int) and index < len(items):
             item = items[index]
             if isinstance(item, dict) and isinstance(item.get("name"), str):
-                return str(item["name"])[:64]
+                return shown(item["name"])
         return None
 
     return name_at
 
 
-def parse_request(raw: Any) -> InferenceRequest:
-    """Validate the envelope of a parsed body."""
+def unknown_fields(item: Mapping[str, Any], model: type[BaseModel], where: str) -> None:
+    """Refuse an object with many fields ``model`` does not have, naming the first few:
+    Pydantic would build one error per unknown key, however many the body holds. A few
+    are left to Pydantic, whose message also names the missing fields."""
+    if len(item) <= _FEW_FIELDS or item.keys() <= model.model_fields.keys():
+        return
+    extra = islice((key for key in item if key not in model.model_fields), 3)
+    names = ", ".join(f"'{shown(key)}'" for key in extra)
+    known = ", ".join(model.model_fields)
+    raise InvalidInput(f"{where}unknown field(s) {names}; the fields are: {known}")
+
+
+def check_count(items: Any, what: str, specs: tuple[TensorSpec, ...]) -> None:
+    """A request never needs more ``what`` (inputs, outputs) than the model has: refuse
+    more before validating any of them."""
+    if isinstance(items, list | dict) and len(items) > len(specs):
+        names = ", ".join(spec.name for spec in specs)
+        raise InvalidInput(
+            f"request has {len(items)} {what}; the model has {len(specs)} ({names}), so a "
+            f"request names at most {len(specs)}"
+        )
+
+
+def _bound(raw: Mapping[str, Any], signature: ModelSignature) -> None:
+    """Bound the work validation can do to the model's size, not the body's."""
+    unknown_fields(raw, InferenceRequest, "invalid inference request: ")
+    inputs, outputs = raw.get("inputs"), raw.get("outputs")
+    check_count(inputs, "inputs", signature.inputs)
+    check_count(outputs, "outputs", signature.outputs)
+    for field, model, items in (
+        ("inputs", RequestInput, inputs),
+        ("outputs", RequestOutput, outputs),
+    ):
+        for index, item in enumerate(items if isinstance(items, list) else ()):
+            if isinstance(item, dict):
+                unknown_fields(item, model, f"invalid inference request: {field}[{index}]: ")
+
+
+def parse_request(raw: Any, signature: ModelSignature) -> InferenceRequest:
+    """Validate the envelope of a parsed body, within bounds set by ``signature``."""
     if not isinstance(raw, dict):
         raise InvalidInput(f"request body must be a JSON object, got {type(raw).__name__}")
+    _bound(raw, signature)
     try:
         return InferenceRequest.model_validate(raw)
     except ValidationError as exc:

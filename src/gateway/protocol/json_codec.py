@@ -17,10 +17,7 @@ import orjson
 from backends.base import Array, ModelSignature, TensorSpec
 from gateway.errors import InvalidInput
 from gateway.protocol.datatypes import DATATYPES, from_numpy, to_numpy
-from gateway.protocol.wire import RequestInput
-
-MAX_RANK = 16
-MAX_DIMENSION = 2**31 - 1
+from gateway.protocol.wire import MAX_DIMENSION, MAX_RANK, RequestInput
 
 _JSON_TYPE_NAMES: dict[type, str] = {
     float: "number",
@@ -69,9 +66,14 @@ def _json_type(value_type: type) -> str:
 
 def _check_shape(inp: RequestInput, spec: TensorSpec) -> tuple[int, ...]:
     shape = inp.shape
+    if len(shape) > MAX_RANK:  # before quoting the shape in any message
+        raise InvalidInput(
+            f"input '{inp.name}': shape of rank {len(shape)} is absurd (rank <= {MAX_RANK} "
+            "expected)"
+        )
     if any(dim < 0 for dim in shape):
         raise InvalidInput(f"input '{inp.name}': shape {shape} has a negative dimension")
-    if len(shape) > MAX_RANK or any(dim > MAX_DIMENSION for dim in shape):
+    if any(dim > MAX_DIMENSION for dim in shape):
         raise InvalidInput(
             f"input '{inp.name}': shape {shape} is absurd (rank <= {MAX_RANK} and "
             f"dimensions <= {MAX_DIMENSION} expected)"

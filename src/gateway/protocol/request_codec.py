@@ -39,7 +39,7 @@ def decode_protocol_request(
     """Parse, validate and decode one JSON inference request (lower-case ``headers``)."""
     if BINARY_HEADER in headers:
         raise InvalidInput(f"header Inference-Header-Content-Length: {BINARY_HINT}")
-    request = parse_request(parse_json(body, allow_non_finite=allow_non_finite))
+    request = parse_request(parse_json(body, allow_non_finite=allow_non_finite), signature)
     reject_binary_extension(request)
     outputs = select_outputs(request.outputs, signature)
     inputs = decode_inputs(request.inputs, signature, allow_non_finite=allow_non_finite)

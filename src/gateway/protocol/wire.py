@@ -28,6 +28,23 @@ _TENSOR_DATA_SCHEMA: dict[str, Any] = {
 }
 
 TensorData = Annotated[SkipValidation[list[Any]], WithJsonSchema(_TENSOR_DATA_SCHEMA)]
+
+MAX_RANK = 16
+MAX_DIMENSION = 2**31 - 1
+# The codec checks the bounds (with messages naming the input); the schema states them.
+# fail_fast everywhere a list is validated: Pydantic would otherwise build one error per
+# bad element, megabytes of them for a small body (issue 10, item 1).
+Shape = Annotated[
+    list[StrictInt],
+    Field(fail_fast=True),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": MAX_RANK,
+            "items": {"type": "integer", "minimum": 0, "maximum": MAX_DIMENSION},
+        }
+    ),
+]
 Datatype = Annotated[str, Field(json_schema_extra={"enum": list(DATATYPES)})]
 Parameters = dict[str, Any]
 
@@ -41,7 +58,7 @@ class RequestInput(_Wire):
 
     name: str
     """Name of the model input."""
-    shape: list[StrictInt]
+    shape: Shape
     """Shape of the tensor, e.g. [1, 64]."""
     datatype: Datatype
     """Element type of the tensor."""
@@ -86,9 +103,9 @@ class InferenceRequest(_Wire):
     """Request id, echoed in the response."""
     parameters: Parameters | None = None
     """Request parameters; ``timeout`` (microseconds) is honoured where supported."""
-    inputs: Annotated[list[RequestInput], Field(min_length=1)]
+    inputs: Annotated[list[RequestInput], Field(min_length=1, fail_fast=True)]
     """Input tensors, one per model input."""
-    outputs: list[RequestOutput] | None = None
+    outputs: Annotated[list[RequestOutput], Field(fail_fast=True)] | None = None
     """Outputs to return; all of them when absent."""
 
 

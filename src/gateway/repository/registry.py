@@ -21,6 +21,7 @@ from gateway.batching.policy import BatchPolicy
 from gateway.errors import ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
 from gateway.repository.scanning import ModelSource, scan_repository
+from gateway.validation import shown
 
 logger = logging.getLogger(__name__)
 
@@ -28,20 +29,11 @@ VERSION_FORMAT = "a positive whole number in ASCII digits without leading zeros,
 # ASCII only: str.isdigit() and int() also take "01", fullwidth and Arabic-Indic digits (and
 # int() raises on superscripts and past 4,300 digits); nine digits keep it inside int32.
 _VERSION = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
-_SHOWN_CHARS = 32
 
 
 def parse_version(text: str) -> int | None:
     """The version number ``text`` spells in the one accepted form, else None."""
     return int(text) if _VERSION.fullmatch(text) else None
-
-
-def shown(text: str) -> str:
-    """``text`` as a message may quote it: cut short, non-ASCII and controls escaped."""
-    cut = text[:_SHOWN_CHARS]
-    escaped = cut.encode("ascii", "backslashreplace").decode("ascii")
-    escaped = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in escaped)
-    return escaped + ("..." if len(text) > _SHOWN_CHARS else "")
 
 
 BackendLoader = Callable[[Path, RuntimeOptions, str], Backend]

@@ -8,15 +8,15 @@ same errors.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, SkipValidation, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictStr, ValidationError
 
 from backends.base import Array, ModelSignature, TensorSpec
 from gateway.errors import InvalidInput
 from gateway.protocol.datatypes import from_numpy
-from gateway.protocol.envelope import select_outputs
+from gateway.protocol.envelope import check_count, select_outputs, unknown_fields
 from gateway.protocol.json_codec import (
     bytes_as_text,
     decode_inputs,
@@ -36,14 +36,21 @@ class TypedRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     inputs: dict[str, SkipValidation[Any]]
-    outputs: list[StrictStr] | None = None
+    # fail_fast: one error, not one per element of a long list (issue 10, item 1).
+    outputs: Annotated[list[StrictStr], Field(fail_fast=True)] | None = None
 
 
-def parse_typed_request(body: bytes, *, allow_non_finite: bool) -> TypedRequest:
-    """Parse and validate the envelope of a typed request body."""
+def parse_typed_request(
+    body: bytes, signature: ModelSignature, *, allow_non_finite: bool
+) -> TypedRequest:
+    """Parse and validate the envelope of a typed request body; counts are bounded by
+    ``signature`` before anything is validated."""
     raw = parse_json(body, allow_non_finite=allow_non_finite)
     if not isinstance(raw, dict):
         raise InvalidInput(f"request body must be a JSON object, got {type(raw).__name__}")
+    unknown_fields(raw, TypedRequest, "invalid request: ")
+    check_count(raw.get("inputs"), "inputs", signature.inputs)
+    check_count(raw.get("outputs"), "outputs", signature.outputs)
     try:
         return TypedRequest.model_validate(raw)
     except ValidationError as exc:
@@ -89,7 +96,7 @@ def decode_typed_request(
     body: bytes, signature: ModelSignature, *, allow_non_finite: bool
 ) -> tuple[dict[str, Array], list[str]]:
     """Arrays checked against ``signature`` and the names of the outputs to compute."""
-    request = parse_typed_request(body, allow_non_finite=allow_non_finite)
+    request = parse_typed_request(body, signature, allow_non_finite=allow_non_finite)
     inputs = [_as_request_input(name, value, signature) for name, value in request.inputs.items()]
     arrays = decode_inputs(inputs, signature, allow_non_finite=allow_non_finite)
     requested = None

@@ -168,9 +168,15 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("overflowing FP32", pixels(data=[1e300] + [0.0] * 63), "within FP32 range"),
     ("ragged nesting", pixels(data=[[0.0] * 63]), "nested data does not match shape [1, 64]"),
     (
-        "duplicated input",
+        "more inputs than the model has",
         {"inputs": [pixels()["inputs"][0]] * 2},
-        "input 'pixels' is given more than once",
+        "request has 2 inputs; the model has 1 (pixels), so a request names at most 1",
+    ),
+    (
+        "more outputs than the model has",
+        {**pixels(), "outputs": [{"name": "label"}] * 3},
+        "request has 3 outputs; the model has 2 (label, probabilities), so a request names at "
+        "most 2",
     ),
     (
         "unknown output",

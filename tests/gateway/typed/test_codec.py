@@ -65,7 +65,11 @@ def test_a_scalar_input_is_a_bare_value() -> None:
         ({"inputs": {}, "extra": 1}, "extra: Extra inputs are not permitted"),
         ({"inputs": {}, "outputs": "label"}, "outputs: Input should be a valid list"),
         ({"inputs": {"pixels": [ROW]}}, "missing input 'mask' (BOOL, shape [-1])"),
-        ({"inputs": {"pixels": [ROW], "mask": [True], "x": [1]}}, "unknown input 'x'"),
+        ({"inputs": {"pixels": [ROW], "x": [1]}}, "unknown input 'x'"),
+        (
+            {"inputs": {"pixels": [ROW], "mask": [True], "x": [1]}},
+            "request has 3 inputs; the model has 2 (pixels, mask), so a request names at most 2",
+        ),
         ({"inputs": {"pixels": ROW, "mask": [True]}}, "expected lists nested 2 deep"),
         ({"inputs": {"pixels": "abc", "mask": [True]}}, "got a string at depth 0"),
         (
