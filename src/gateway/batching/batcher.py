@@ -21,7 +21,7 @@ from functools import partial
 
 from backends.base import Array
 from backends.worker_pool import SettledFuture
-from gateway.batching.drain import DrainRate
+from gateway.batching.drain import RATE_SMOOTHING, DrainRate
 from gateway.batching.joining import join_futures
 from gateway.batching.observer import BatchObserver, NullObserver
 from gateway.batching.policy import BatchPolicy
@@ -77,6 +77,12 @@ class Batcher:
         self._free = policy.instances  # instances not running a batch
         self._running: set[asyncio.Future[dict[str, Array]]] = set()
         self._in_flight = 0
+        # Batches handed to the backend beyond the ones running: their request counts,
+        # oldest first, and the sum of those counts (they count against the queue bound).
+        self._ahead: deque[int] = deque()
+        self._ahead_entries = 0
+        self._last_finished = -math.inf
+        self._call_s = math.inf  # smoothed duration of one backend call; unknown at first
         self._drain = DrainRate()
         self._consumer: asyncio.Task[None] | None = None
         self._closing = False
@@ -88,8 +94,9 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        """Requests waiting in the queue (cancelled ones until they are skipped)."""
-        return len(self._queue)
+        """Requests waiting: in the queue (cancelled ones until they are skipped) and in
+        batches handed to the backend ahead of the running ones."""
+        return len(self._queue) + self._ahead_entries
 
     def start(self) -> None:
         """Start the consumer task; call once, from the event loop that will serve."""
@@ -140,7 +147,9 @@ class Batcher:
             # less latency, and under a flood of arrivals loop turns are what is scarce).
             self._launch(self._take_batch())
             return future
-        self._observer.queue_depth(len(self._queue))
+        if self._complete():
+            self._dispatch_ahead()
+        self._observer.queue_depth(self.depth)
         # Wake the consumer only when it has something new to decide: work after an empty
         # queue, or a full batch. Waking it on every arrival cost a timer and a task each.
         if len(self._queue) == 1 or self._rows_queued >= self._policy.max_batch_size:
@@ -154,7 +163,7 @@ class Batcher:
         """
         if self._closing or self._consumer is None:
             raise ModelNotReady(f"{self._name} is not accepting requests")
-        if len(self._queue) + entries > self._policy.max_queue_size:
+        if len(self._queue) + self._ahead_entries + entries > self._policy.max_queue_size:
             self._observer.rejected()
             retry = self.retry_after_s()
             raise Overloaded(
@@ -165,7 +174,7 @@ class Batcher:
 
     def retry_after_s(self) -> float:
         """Estimated seconds until the queue has drained, from the measured rate."""
-        return self._drain.seconds_to_drain(len(self._queue))
+        return self._drain.seconds_to_drain(self.depth)
 
     async def close(self) -> None:
         """Stop accepting, finish the queued and running batches, then stop the task."""
@@ -193,7 +202,11 @@ class Batcher:
         ``SettledFuture``, in the very turn the outcome arrives."""
         if not batch:
             return
-        self._free -= 1
+        if self._free > 0:
+            self._free -= 1
+        else:  # handed ahead: it waits in the backend's queue for a running batch to end
+            self._ahead.append(len(batch))
+            self._ahead_entries += len(batch)
         self._in_flight += 1
         started = self._clock()
         self._observer.batch_started(
@@ -223,6 +236,23 @@ class Batcher:
             return
         error = running.exception()
         self._finish(batch, started, running.result() if error is None else error)
+
+    def _complete(self) -> bool:
+        """True when the batch at the head of the queue cannot grow any more."""
+        policy = self._policy
+        return not policy.batching or self._rows_queued >= policy.max_batch_size
+
+    def _dispatch_ahead(self) -> None:
+        """Hand the backend the batches that cannot grow any more, up to ``dispatch_ahead``
+        beyond the running ones, so that its threads start the next call the moment one
+        ends: a batch launched from ``_finish`` reaches them only after a loop turn, and
+        under a flood of rejected requests a turn lasts many calls (docs/batching.md)."""
+        limit = int(self._policy.dispatch_ahead_s / max(self._call_s, 1e-6))
+        while self._queue and not self._free and len(self._ahead) < limit and self._complete():
+            batch = self._take_batch()
+            if not batch:
+                return
+            self._launch(batch)
 
     async def _gather_company(self) -> None:
         """While another batch runs, wait up to the delay for the queue to fill."""
@@ -267,8 +297,14 @@ class Batcher:
         skipped[:0] = batch[keep:]
         self._queue.extendleft(reversed(skipped))
         self._rows_queued = sum(item.rows for item in self._queue)
-        self._observer.queue_depth(len(self._queue))
+        self._observer.queue_depth(len(self._queue) + self._ahead_entries)
         return batch[:keep]
+
+    def _record_call(self, seconds: float) -> None:
+        if math.isinf(self._call_s):
+            self._call_s = seconds
+        else:
+            self._call_s += RATE_SMOOTHING * (seconds - self._call_s)
 
     def _expire(self, item: _Pending) -> None:
         self._observer.expired()
@@ -281,7 +317,10 @@ class Batcher:
     ) -> None:
         """Hand every caller its rows (or the batch's error), then start the next batch."""
         try:
-            elapsed = self._clock() - started
+            now = self._clock()
+            # A batch handed ahead waited for the one before it: count its own run only.
+            elapsed = now - max(started, self._last_finished)
+            self._last_finished = now
             pieces = None
             if not isinstance(outcome, BaseException):
                 try:
@@ -295,16 +334,21 @@ class Batcher:
                     _fail(item.future, outcome)
             else:
                 self._drain.record(len(batch), elapsed, self._policy.instances)
+                self._record_call(elapsed)
                 for item, piece in zip(batch, pieces, strict=True):
                     if not item.future.done():
                         item.future.set_result({name: piece[name] for name in item.outputs})
         finally:
             self._in_flight -= 1
-            self._free += 1
+            if self._ahead:  # the oldest batch handed ahead took this one's thread
+                self._ahead_entries -= self._ahead.popleft()
+            else:
+                self._free += 1
             if self._in_flight == 0 and self._queue and not self._closing:
                 # The next batch filled while this one ran: start it in this loop turn
                 # instead of waking the consumer to do it in a later one.
                 self._launch(self._take_batch())
+            self._dispatch_ahead()
             self._wakeup.set()
 
 

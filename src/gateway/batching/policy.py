@@ -8,6 +8,7 @@ DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_MAX_QUEUE_DELAY_MS = 2.0
 DEFAULT_MAX_QUEUE_SIZE = 128
 DEFAULT_INSTANCES = 1
+DEFAULT_DISPATCH_AHEAD_MS = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +26,6 @@ class BatchPolicy:
     instances: int = DEFAULT_INSTANCES
     batching: bool = True
     """False: one request per backend call (batching off, or no dynamic batch axis)."""
+    dispatch_ahead_s: float = DEFAULT_DISPATCH_AHEAD_MS / 1000
+    """Backend time, in batches that cannot grow any more, handed over beyond the running
+    batches so that the runtime never waits for the event loop between two calls; 0: none."""

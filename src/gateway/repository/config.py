@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backends.base import RuntimeOptions
 from gateway.batching.policy import (
+    DEFAULT_DISPATCH_AHEAD_MS,
     DEFAULT_INSTANCES,
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_QUEUE_DELAY_MS,
@@ -68,6 +69,10 @@ class BatchingConfig(_Section):
     preferred_batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     """Batch sizes the model runs fastest at; a batch is cut to the largest one reachable
     with whole requests (unless it is full)."""
+    dispatch_ahead_ms: Annotated[float, Field(ge=0, le=10_000)] = DEFAULT_DISPATCH_AHEAD_MS
+    """Backend time, in batches that cannot grow any more (full, or batching off), handed to
+    the runtime's threads beyond the running batches, so that they never wait for the event
+    loop between two calls; 0: none. Such a batch has passed its deadline check."""
     default_timeout_ms: Annotated[float, Field(gt=0)] | None = 30_000.0
     """Deadline of a request that names none (``parameters.timeout`` or the
     ``X-Request-Timeout-Ms`` header); null: no deadline."""
@@ -131,6 +136,7 @@ class ModelConfig(_Section):
             preferred_batch_sizes=tuple(section.preferred_batch_sizes),
             instances=self.instances,
             batching=section.enabled and stackable,
+            dispatch_ahead_s=section.dispatch_ahead_ms / 1000,
         )
 
     def select_versions(self, available: list[int]) -> list[int]:

@@ -443,3 +443,41 @@ def test_the_next_batch_starts_in_the_turn_the_previous_outcome_arrives() -> Non
         await pool.close()
 
     run(scenario)
+
+
+def _counting(backend: FakeBackend, calls: list[int]) -> Callable[..., Awaitable[dict[str, Array]]]:
+    """The backend's ``infer``, recording each call's rows at the moment it is made."""
+
+    def infer(inputs: Mapping[str, Array], names: Sequence[str]) -> Awaitable[dict[str, Array]]:
+        calls.append(len(inputs["x"]))
+        return backend.infer(inputs, names)
+
+    return infer
+
+
+@pytest.mark.parametrize(("ahead_s", "handed_over"), [(0.05, 4), (0.0, 1)])
+def test_batches_that_cannot_grow_are_handed_to_the_backend_while_one_runs(
+    ahead_s: float, handed_over: int
+) -> None:
+    # Issue 10 item 8: a batch launched from the previous one's completion reaches the
+    # runtime a loop turn later; under a flood of rejections that turn lasts many calls.
+    async def scenario() -> None:
+        backend, calls = FakeBackend(), list[int]()
+        policy = BatchPolicy(batching=False, max_queue_size=3, dispatch_ahead_s=ahead_s)
+        batcher = Batcher("m", _counting(backend, calls), policy, None, ManualClock())
+        batcher.start()
+        await batcher.submit(rows(0, 1), ["y"])  # one call measured: how long calls take
+        backend.hold = True
+        waiting = [batcher.submit(rows(t, 1), ["y"]) for t in (1, 2, 3, 4)]
+        assert len(calls) == 1 + handed_over  # in the very turn they were submitted
+        assert batcher.depth == 3  # handed ahead or queued, both count against the bound
+        with pytest.raises(Overloaded):
+            batcher.submit(rows(5, 1), ["y"])
+        backend.release.set()
+        answers = await asyncio.gather(*waiting)
+        for tag, answer in zip((1, 2, 3, 4), answers, strict=True):
+            np.testing.assert_array_equal(answer["y"], rows(tag, 1)["x"])
+        assert batcher.depth == 0
+        await batcher.close()
+
+    run(scenario)
