@@ -46,8 +46,14 @@ _HTTP_MESSAGES = {404: "no such route", 405: "method not allowed on this route"}
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """The one error body shape."""
+    try:
+        body = orjson.dumps({"error": message})
+    except orjson.JSONEncodeError:
+        # A lone surrogate from a client reached a message; never let it turn a 4xx into
+        # a 500 (the codec refuses them, this is the net under it).
+        body = orjson.dumps({"error": message.encode("utf-8", "backslashreplace").decode()})
     return Response(
-        orjson.dumps({"error": message}),
+        body,
         status_code=status,
         headers=headers,
         media_type="application/json",

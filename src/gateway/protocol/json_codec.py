@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,21 +35,96 @@ _FLOAT_LIMITS = {size: float(np.finfo(f"f{size}").max) for size in (2, 4, 8)}
 _INTEGER_TYPES = frozenset({int})
 
 
+_LONE_SURROGATE = (
+    "request body holds a lone UTF-16 surrogate escape (such as \\ud800) in a string; "
+    "JSON strings must be Unicode text, so escape a character above U+FFFF as a pair"
+)
+# A surrogate escape in the body (valid pairs included): only then can a string hold one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_DOUBLE_MAX = float(np.finfo(np.float64).max)
+
+
+class _Lenient:
+    """The stdlib parser with hooks noting what orjson refused: non-finite numbers, and
+    integers no double can hold (orjson reads those past 64 bits as doubles, as here)."""
+
+    def __init__(self) -> None:
+        self.non_finite = False
+        self.huge_integer = False
+
+    def constant(self, literal: str) -> float:
+        self.non_finite = True
+        return float(literal)
+
+    def number(self, literal: str) -> float:
+        value = float(literal)
+        self.non_finite = self.non_finite or math.isinf(value)
+        return value
+
+    def integer(self, literal: str) -> int | float:
+        if len(literal) <= 20:  # int() of a few digits only: 4,300 of them raise
+            value = int(literal)
+            if -(2**63) <= value < 2**64:
+                return value
+        wide = float(literal)
+        self.huge_integer = self.huge_integer or wide > _DOUBLE_MAX or wide < -_DOUBLE_MAX
+        return wide
+
+    def loads(self, body: bytes) -> Any:
+        return json.loads(
+            body, parse_constant=self.constant, parse_float=self.number, parse_int=self.integer
+        )
+
+
+def _holds_lone_surrogate(document: Any) -> bool:
+    """True when a key or string anywhere in ``document`` holds a surrogate code point (the
+    stdlib joins valid pairs, so any left is lone)."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            if _SURROGATE.search(item):
+                return True
+        elif type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+    return False
+
+
 def parse_json(body: bytes, *, allow_non_finite: bool) -> Any:
-    """Parse a request body with orjson; NaN/Infinity literals only when allowed."""
+    """Parse a request body with orjson; NaN/Infinity literals only when allowed.
+
+    Where orjson refuses a body, the stdlib parser says why: a non-finite number (allowed
+    per model), an integer beyond a double, or a lone surrogate. No string holding a lone
+    surrogate ever comes back: no encoder or log line could write it (issue 10, item 10).
+    """
     if not body:
         raise InvalidInput("request body is empty; expected a JSON inference request")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
-    # orjson refuses NaN, Infinity and numbers beyond a double; the stdlib accepts them.
+    if "not valid UTF-8" in reason:  # orjson blames surrogates for any bad byte
+        raise InvalidInput("request body is not valid JSON: it is not UTF-8 text")
+    if "surrogate" in reason:
+        raise InvalidInput(_LONE_SURROGATE)
+    lenient = _Lenient()
     try:
-        lenient = json.loads(body)
+        document = lenient.loads(body)
     except (ValueError, RecursionError):
         raise InvalidInput(f"request body is not valid JSON: {reason}") from None
+    if _SURROGATE_ESCAPE.search(body) and _holds_lone_surrogate(document):
+        raise InvalidInput(_LONE_SURROGATE)
+    if lenient.huge_integer:
+        raise InvalidInput(
+            "request body has an integer literal beyond the range of a double (about "
+            "1.8e308); no tensor datatype holds it"
+        )
     if allow_non_finite:
-        return lenient
+        return document
     raise InvalidInput(
         "request body contains a non-finite number (NaN, Infinity or a value beyond a "
         "double); this model does not accept non-finite values (allow_non_finite in its config)"

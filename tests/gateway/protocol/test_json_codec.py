@@ -182,11 +182,40 @@ def test_inputs_sharing_a_batch_dimension_must_agree() -> None:
         (b'{"a": [1e999]}', "non-finite number"),
         (b'{"a": -Infinity}', "non-finite number"),
         (b"[" * 100_000, "not valid JSON"),
+        (b'{"a": "\xed\xa0\x80"}', "not UTF-8 text"),
     ],
 )
 def test_parse_json_rejects_bad_bodies(body: bytes, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         parse_json(body, allow_non_finite=False)
+
+
+@pytest.mark.parametrize("allow", [True, False])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (rb'{"a": "\ud800"}', "lone UTF-16 surrogate escape"),
+        (rb'{"\udfff": 1}', "lone UTF-16 surrogate escape"),
+        (rb'{"a": [NaN], "b": ["\ud800"]}', "lone UTF-16 surrogate escape"),
+        (b'{"a": [1' + b"0" * 400 + b"]}", "integer literal beyond the range of a double"),
+        (b'{"a": [NaN, -1' + b"0" * 5000 + b"]}", "integer literal beyond the range of a double"),
+    ],
+)
+def test_parse_json_says_what_is_wrong(body: bytes, message: str, allow: bool) -> None:
+    # Fails before: "non-finite number" for all of them, and with allow_non_finite the
+    # stdlib's document came back holding the surrogate or the integer.
+    with pytest.raises(InvalidInput, match=message):
+        parse_json(body, allow_non_finite=allow)
+
+
+def test_parse_json_reads_past_orjson_as_orjson_does() -> None:
+    parsed = parse_json(
+        rb'{"a": [NaN, 18446744073709551616, 7], "b": "\ud83d\ude00 \\ud800"}',
+        allow_non_finite=True,
+    )
+    assert parsed["a"][1:] == [2.0**64, 7]
+    assert type(parsed["a"][2]) is int
+    assert parsed["b"] == "\U0001f600 \\ud800"
 
 
 def test_parse_json_accepts_non_finite_literals_when_allowed() -> None:
