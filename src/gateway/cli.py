@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +18,14 @@ from gateway.auth.keyring import static_keys
 from gateway.auth.keys import KeyConfigError
 from gateway.auth.minting import mint_token, parse_duration, signing_key
 from gateway.auth.principal import ADMIN, MODELS_INFER, MODELS_READ
+from gateway.log_safety import configure_logging
 from gateway.repository.config import config_json_schema
 from gateway.settings import Settings
 
 logger = logging.getLogger("gateway")
+
+TERMINAL = Path("/dev/tty")
+DEV_TOKEN_FILE = "dev-token"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,14 +107,6 @@ def _with_dev_secret(settings: Settings) -> Settings:
     return _with_auth(settings, secret=SecretStr(secret))
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def _serve(settings: Settings) -> int:
     from gateway.serving.run import run_server
 
@@ -161,14 +158,37 @@ def _print_dev_banner(settings: Settings, base: str) -> None:
         audience=auth.audience,
     )
     minutes = auth.dev_token_ttl_s // 60
-    # Written to the terminal, not to the log: tokens never go into log files.
-    sys.stderr.write(
+    banner = (
         f"\nDev mode: tokens are signed with the secret in {auth.state_dir}/dev-secret.\n"
         f"Open {base}/docs, click Authorize and paste this token (valid {minutes} min):\n\n"
         f"{token}\n\n"
         "More tokens: tensorgate token --sub NAME --scope 'models:read models:infer' --ttl 1h\n\n"
     )
-    sys.stderr.flush()
+    where = deliver_dev_banner(banner, auth.state_dir)
+    if where == TERMINAL:
+        logger.info("dev mode: an admin token was written to the terminal")
+    else:
+        logger.warning("dev mode: no terminal; the admin token is in %s (mode 0600)", where)
+
+
+def deliver_dev_banner(banner: str, state_dir: Path, terminal: Path = TERMINAL) -> Path:
+    """Show the dev banner (it holds a token) where a person sees it but no log does.
+
+    stderr is where the logs go, so the banner goes to the controlling terminal when
+    there is one; else (a service, a container, a pipe) to ``<state_dir>/dev-token``,
+    mode 0600. Returns where it went.
+    """
+    try:
+        fd = os.open(terminal, os.O_WRONLY | os.O_NOCTTY)
+    except OSError:  # no controlling terminal (ENXIO), or none on this platform
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = state_dir / DEV_TOKEN_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file may have been made with other permissions
+        terminal = path
+    with os.fdopen(fd, "w") as sink:
+        sink.write(banner)
+    return terminal
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
@@ -207,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         sys.stderr.write(f"tensorgate: invalid settings: {exc}\n")
         return 2
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     if args.command == "serve":
         return _serve(settings)
     if args.command == "config-schema":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import deliver_dev_banner, main
 from support.paths import DEMO_MODELS
 
 
@@ -40,3 +40,22 @@ def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture
     assert main(["config-schema"]) == 0
     checked_in = DEMO_MODELS.parent / "schemas" / "model-config.schema.json"
     assert json.loads(capsys.readouterr().out) == json.loads(checked_in.read_text())
+
+
+def test_the_dev_banner_goes_to_the_terminal_when_there_is_one(tmp_path: Path) -> None:
+    terminal = tmp_path / "tty"
+    terminal.touch()
+    assert deliver_dev_banner("token\n", tmp_path / "state", terminal) == terminal
+    assert terminal.read_text() == "token\n"
+    assert not (tmp_path / "state").exists()
+
+
+def test_without_a_terminal_the_dev_banner_goes_to_a_private_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "dev-token").write_text("old")
+    (state / "dev-token").chmod(0o644)
+    where = deliver_dev_banner("token\n", state, tmp_path / "no-such-tty")
+    assert where == state / "dev-token"
+    assert where.read_text() == "token\n"
+    assert where.stat().st_mode & 0o777 == 0o600

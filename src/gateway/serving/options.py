@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.log_safety import uvicorn_log_config
 from gateway.settings import HttpProtocol, Settings
 
 
@@ -27,4 +28,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # uvicorn formats an access-log line's fields (client, quoted path) for every
         # response before its logger drops them; below info nobody would see them.
         "access_log": settings.log_level in ("info", "debug"),
+        # Control characters a client sent are escaped in every line (docs/authentication.md).
+        "log_config": uvicorn_log_config(settings.log_level, process_ids=settings.workers > 1),
     }
