@@ -45,8 +45,10 @@ class RequestCodec(Protocol):
         signature: ModelSignature,
         *,
         allow_non_finite: bool,
+        max_rows: int | None = None,
     ) -> DecodedRequest:
-        """The request's arrays and outputs; ``InvalidInput`` when it does not fit."""
+        """The request's arrays and outputs; ``InvalidInput`` when it does not fit, and
+        ``PayloadTooLarge`` past ``max_rows`` on the batch axis (checked before the data)."""
         ...
 
 
@@ -62,10 +64,11 @@ class ProtocolJsonCodec:
         signature: ModelSignature,
         *,
         allow_non_finite: bool,
+        max_rows: int | None = None,
     ) -> DecodedRequest:
         """Decode the envelope and tensors; the response echoes the request id."""
         request = decode_protocol_request(
-            body, headers, signature, allow_non_finite=allow_non_finite
+            body, headers, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
         )
         request_id, outputs = request.id, request.outputs
 
@@ -87,10 +90,13 @@ class TypedJsonCodec:
         signature: ModelSignature,
         *,
         allow_non_finite: bool,
+        max_rows: int | None = None,
     ) -> DecodedRequest:
         """Decode ``{"inputs": {name: nested lists}}``; no header changes how."""
         del headers
-        inputs, outputs = decode_typed_request(body, signature, allow_non_finite=allow_non_finite)
+        inputs, outputs = decode_typed_request(
+            body, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
+        )
 
         def encode(model: str, version: int, results: Mapping[str, Array]) -> bytes:
             return encode_typed_response(model, version, results, outputs)

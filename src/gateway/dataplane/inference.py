@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from backends.base import Array
 from backends.errors import InferenceError
+from gateway.batching.policy import BatchPolicy
 from gateway.dataplane.codecs import RequestCodec, ResponseEncoder
 from gateway.dataplane.deadlines import TIMEOUT_HEADER, request_timeout_s
 from gateway.errors import BackendError, GatewayError, InvalidInput
@@ -77,6 +78,16 @@ def _inference_failure(model: ModelVersion, exc: InferenceError) -> Exception:
     )
 
 
+def rows_limit(policy: BatchPolicy) -> int | None:
+    """The most rows one request can have: the batcher splits a request into parts of
+    ``max_batch_size`` rows that must all fit its queue at once, so more could never be
+    queued, however long the client waited (a 413, not a retryable 503). None when the
+    batcher runs each request whole (batching off)."""
+    if not policy.batching:
+        return None
+    return policy.max_queue_size * policy.max_batch_size
+
+
 class InferenceService:
     """Runs inference requests, whatever their codec, against the registry's models."""
 
@@ -110,8 +121,13 @@ class InferenceService:
         assert backend is not None  # resolve() returns ready versions only
         assert batcher is not None
         config = model.config
+        max_rows = rows_limit(batcher.policy)
         request = codec.decode(
-            body, headers, backend.signature, allow_non_finite=config.allow_non_finite
+            body,
+            headers,
+            backend.signature,
+            allow_non_finite=config.allow_non_finite,
+            max_rows=max_rows,
         )
         timeout = request_timeout_s(
             request.parameters, headers.get(TIMEOUT_HEADER), config.batching.default_timeout_ms

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from backends.base import Array, ModelSignature, TensorSpec
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, PayloadTooLarge
 from gateway.protocol.datatypes import DATATYPES, from_numpy, to_numpy
 from gateway.protocol.wire import MAX_DIMENSION, MAX_RANK, RequestInput
 
@@ -243,8 +243,11 @@ def _to_float_array(
         return wide.astype(dtype, copy=False)
 
 
-def decode_tensor(inp: RequestInput, spec: TensorSpec, *, allow_non_finite: bool) -> Array:
-    """One request input as a numpy array of the spec's dtype and the declared shape."""
+def decode_tensor(
+    inp: RequestInput, spec: TensorSpec, *, allow_non_finite: bool, max_rows: int | None = None
+) -> Array:
+    """One request input as a numpy array of the spec's dtype and the declared shape;
+    ``max_rows`` bounds its batch axis, checked on the declared shape before the data."""
     if inp.datatype not in DATATYPES:
         raise InvalidInput(
             f"input '{inp.name}': unknown datatype '{inp.datatype}'; expected one of "
@@ -261,6 +264,8 @@ def decode_tensor(inp: RequestInput, spec: TensorSpec, *, allow_non_finite: bool
             f"input '{inp.name}': data must be a JSON array, got {_json_type(type(inp.data))}"
         )
     shape = _check_shape(inp, spec)
+    if shape:
+        _check_rows(f"input '{inp.name}'", shape[0], max_rows)
     leaves = _flatten(inp.name, inp.data, shape)
     _check_element_types(inp, leaves, to_numpy(inp.datatype))
     return _to_array(inp, leaves, spec, allow_non_finite).reshape(shape)
@@ -304,13 +309,29 @@ def _check_shared_dimensions(arrays: Mapping[str, Array], signature: ModelSignat
                 )
 
 
+def _check_rows(what: str, rows: int, max_rows: int | None) -> None:
+    """Refuse a request with more rows than its model can ever take in one request;
+    ``what`` names what has them (``input 'x'``)."""
+    if max_rows is not None and rows > max_rows:
+        raise PayloadTooLarge(
+            f"{what} has {rows} rows; this model takes at most {max_rows} rows in one "
+            "request (max_queue_size x max_batch_size: more could never be queued); send "
+            "them in several requests"
+        )
+
+
 def decode_inputs(
-    inputs: Sequence[RequestInput], signature: ModelSignature, *, allow_non_finite: bool
+    inputs: Sequence[RequestInput],
+    signature: ModelSignature,
+    *,
+    allow_non_finite: bool,
+    max_rows: int | None = None,
 ) -> dict[str, Array]:
-    """All request inputs as arrays, after checking names, types and shapes."""
+    """All request inputs as arrays, after checking names, types and shapes; ``max_rows``
+    bounds the batch axis, checked from the declared shapes before any data is read."""
     _check_names(inputs, signature)
     arrays = {
-        inp.name: decode_tensor(inp, spec, allow_non_finite=allow_non_finite)
+        inp.name: decode_tensor(inp, spec, allow_non_finite=allow_non_finite, max_rows=max_rows)
         for inp in inputs
         if (spec := signature.input(inp.name)) is not None
     }

@@ -35,14 +35,18 @@ def decode_protocol_request(
     signature: ModelSignature,
     *,
     allow_non_finite: bool,
+    max_rows: int | None = None,
 ) -> ProtocolRequest:
-    """Parse, validate and decode one JSON inference request (lower-case ``headers``)."""
+    """Parse, validate and decode one JSON inference request (lower-case ``headers``);
+    ``max_rows`` bounds the batch axis."""
     if BINARY_HEADER in headers:
         raise InvalidInput(f"header Inference-Header-Content-Length: {BINARY_HINT}")
     request = parse_request(parse_json(body, allow_non_finite=allow_non_finite), signature)
     reject_binary_extension(request)
     outputs = select_outputs(request.outputs, signature)
-    inputs = decode_inputs(request.inputs, signature, allow_non_finite=allow_non_finite)
+    inputs = decode_inputs(
+        request.inputs, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
+    )
     return ProtocolRequest(inputs, outputs, request.parameters, request.id)
 
 

@@ -93,12 +93,13 @@ def _as_request_input(name: str, value: Any, signature: ModelSignature) -> Reque
 
 
 def decode_typed_request(
-    body: bytes, signature: ModelSignature, *, allow_non_finite: bool
+    body: bytes, signature: ModelSignature, *, allow_non_finite: bool, max_rows: int | None = None
 ) -> tuple[dict[str, Array], list[str]]:
-    """Arrays checked against ``signature`` and the names of the outputs to compute."""
+    """Arrays checked against ``signature`` and the names of the outputs to compute;
+    ``max_rows`` bounds the batch axis."""
     request = parse_typed_request(body, signature, allow_non_finite=allow_non_finite)
     inputs = [_as_request_input(name, value, signature) for name, value in request.inputs.items()]
-    arrays = decode_inputs(inputs, signature, allow_non_finite=allow_non_finite)
+    arrays = decode_inputs(inputs, signature, allow_non_finite=allow_non_finite, max_rows=max_rows)
     requested = None
     if request.outputs is not None:
         requested = [RequestOutput.model_construct(name=name) for name in request.outputs]
