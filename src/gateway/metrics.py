@@ -2,13 +2,17 @@
 
 With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set before the workers
 start), every process writes its samples to that directory and ``exposition`` merges them,
-so ``/metrics`` shows one view whichever worker answers.
+so ``/metrics`` shows one view whichever worker answers. A worker killed outright cannot
+remove its live gauges (``tensorgate_queue_depth`` would keep its last value forever), so
+``exposition`` drops those of processes that no longer exist first.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,9 +22,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client names a live gauge's file gauge_<mode>_<pid>.db (livesum, liveall, ...).
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
 _BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _SECONDS = (
@@ -118,11 +124,43 @@ class GatewayMetrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every sample (all worker processes) and its media type."""
-        if os.environ.get(MULTIPROC_ENV):
+        if directory := os.environ.get(MULTIPROC_ENV):
+            forget_dead_processes(Path(directory))
             merged = CollectorRegistry()
             MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # untyped upstream
             return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def forget_dead_processes(directory: Path) -> list[int]:
+    """Remove the live gauges of worker processes that have died; returns their ids.
+
+    The supervisor restarts a killed worker, but only a live process can clean up after
+    the dead one: this runs before every merge, in whichever worker answers /metrics.
+    """
+    dead = {
+        int(match.group(1))
+        for path in directory.glob("gauge_live*_*.db")
+        if (match := _LIVE_GAUGE_FILE.fullmatch(path.name)) and not _alive(int(match.group(1)))
+    }
+    for pid in sorted(dead):
+        mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]  # untyped upstream
+    return sorted(dead)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (killed, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc here: existing is all we know
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class QueueMetrics:
