@@ -59,10 +59,10 @@ def log_format(*, process_ids: bool) -> str:
 
 
 def configure_logging(level: str, *, process_ids: bool = False) -> None:
-    """Send every record to stderr through ``SafeFormatter`` (replacing root handlers)."""
+    """Send every record to stderr through ``SafeFormatter`` (unless logging is set up)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(SafeFormatter(log_format(process_ids=process_ids)))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def uvicorn_log_config(level: str, *, process_ids: bool) -> dict[str, Any]:
