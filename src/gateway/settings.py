@@ -125,5 +125,22 @@ class Settings(BaseSettings):
     ``receive()`` by hand, the fastest) or ``task`` (a plain asyncio Task per request)."""
     readiness_requires_all_models: bool = True
     """Server readiness needs every model in the repository ready; false: any one ready."""
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """Time a connection has to deliver a request's headers once it opens or the request
+    starts; past it the connection is answered 408 and closed (docs/operations.md)."""
+    body_idle_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    """Longest gap between two pieces of a request body; a body that stops arriving is cut
+    (an idle gap: slow but steady uploads pass)."""
+    keep_alive_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    """How long an idle keep-alive connection is kept open between two requests."""
+    max_header_bytes: Annotated[int, Field(ge=4096)] = 64 * 1024
+    """Largest request head (request line and headers); a larger one gets 431 and the
+    connection is closed."""
+    max_connections: Annotated[int, Field(ge=1)] = 4096
+    """Open connections per serving process; past it a new connection is answered 503 and
+    closed at once. Also lowered to fit the process's file-descriptor limit."""
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 20.0
+    """On SIGTERM, how long requests already received have to finish; then the rest are
+    answered 503 and stalled uploads cut (docs/operations.md)."""
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """JWT authentication (``TENSORGATE_AUTH__*``)."""

@@ -1,11 +1,26 @@
-"""The request body cap: 413 from Content-Length, or while reading; for FastAPI and the pipeline."""
+"""The request body: its cap (413 from Content-Length, or while reading, then the connection
+closes), and a client leaving mid-body; for FastAPI and the pipeline."""
 
 from __future__ import annotations
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.exception_handlers import gateway_error_response
 from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge
+
+
+class ClientDisconnected(Exception):
+    """The client left before its request body was complete: nobody is left to answer."""
+
+
+def error_answer(exc: GatewayError) -> Response:
+    """The answer to ``exc``; a 413 also closes the connection, so that the rest of a body
+    over the cap is never read (a chunked one need not end)."""
+    response = gateway_error_response(exc)
+    if isinstance(exc, PayloadTooLarge):
+        response.headers["connection"] = "close"
+    return response
 
 
 class BodyLimitMiddleware:
@@ -23,7 +38,7 @@ class BodyLimitMiddleware:
         try:
             check_declared_length(scope, self.max_bytes)
         except GatewayError as exc:
-            await gateway_error_response(exc)(scope, receive, send)
+            await error_answer(exc)(scope, receive, send)
             return
         await self.app(scope, self._counting(receive), send)
 
@@ -66,8 +81,11 @@ def _too_large(what: str, max_bytes: int) -> str:
 
 async def read_body(receive: Receive, max_bytes: int) -> bytes:
     """The whole request body; raises ``PayloadTooLarge`` once more than ``max_bytes``
-    have arrived (a chunked body is not read further)."""
+    have arrived (a chunked body is not read further), ``ClientDisconnected`` if the
+    client leaves first."""
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnected
     body: bytes = message.get("body", b"")
     if len(body) > max_bytes:
         raise body_too_large(len(body), max_bytes)
@@ -78,7 +96,7 @@ async def read_body(receive: Receive, max_bytes: int) -> bytes:
     while message.get("more_body", False):
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise InvalidInput("the client disconnected while sending the body")
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         received += len(chunk)
         if received > max_bytes:

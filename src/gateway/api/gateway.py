@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.body import BodyLimitMiddleware
-from gateway.api.pipeline.endpoint import InferenceEndpoint
+from gateway.api.pipeline.endpoint import SHUTTING_DOWN, InferenceEndpoint, send_json
 from gateway.api.pipeline.targets import inference_target
 
 
@@ -33,6 +34,23 @@ class Gateway(FastAPI):
         """Inference paths to the pipeline, the rest through the body limit to FastAPI."""
         target = inference_target(scope)
         if target is None:
-            await self._rest(scope, receive, send)
+            await self._rest_until_shutdown(scope, receive, send)
         else:
             await self._inference.serve(scope, receive, send, target)
+
+    async def _rest_until_shutdown(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The rest, answered 503 if the server cancels it at the end of the shutdown grace
+        period before it answered (uvicorn would log an error and answer 500)."""
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._rest(scope, receive, watched_send)
+        except asyncio.CancelledError:
+            if started or scope["type"] != "http":
+                raise
+            await send_json(send, 503, SHUTTING_DOWN, ((b"connection", b"close"),))

@@ -13,7 +13,9 @@ process, auth on, medians of 5 alternating rounds, docs/benchmarks-ab.md): again
 
 It relies on uvicorn's internals: ``HttpToolsProtocol.connection_made(transport)`` keeps
 the transport it is given and uses only the ``asyncio.Transport`` methods wrapped below;
-the protocol has a ``loop`` attribute. pyproject.toml pins uvicorn below the next minor
+the protocol has a ``loop`` attribute. It is built on ``LimitedHttpToolsProtocol``
+(``serving/connection_limits.py``: the connection limits), which leans on more of
+uvicorn's protocol and lists what in its docstring. pyproject.toml pins uvicorn below the next minor
 release not yet tested, tests/gateway/serving/test_uvicorn_internals.py fails loudly when
 those internals move, and ``http_protocol: httptools`` (or ``h11``) turns this off.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from gateway.serving.connection_limits import LimitedHttpToolsProtocol
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -119,8 +121,8 @@ class CoalescingTransport(asyncio.Transport):
         return self._transport.get_protocol()
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a ``CoalescingTransport``."""
+class CoalescingHttpToolsProtocol(LimitedHttpToolsProtocol):
+    """uvicorn's httptools protocol, with the connection limits, over a ``CoalescingTransport``."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Hand uvicorn the coalescing wrapper instead of the socket transport."""

@@ -2,32 +2,55 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from gateway.log_safety import uvicorn_log_config
-from gateway.settings import HttpProtocol, Settings
+from gateway.serving.descriptors import connection_cap
+from gateway.settings import Settings
 
 
-def http_implementation(protocol: HttpProtocol) -> Any:
-    """uvicorn's ``http`` option for the ``http_protocol`` setting."""
-    if protocol == "coalescing":
+def http_implementation(settings: Settings) -> Any:
+    """uvicorn's ``http`` option for the ``http_protocol`` setting: a protocol factory
+    carrying the connection limits, or uvicorn's own ``h11``."""
+    if settings.http_protocol == "h11":
+        return "h11"
+    from gateway.serving.connection_limits import ConnectionLimits, LimitedHttpToolsProtocol
+
+    protocol: type[LimitedHttpToolsProtocol] = LimitedHttpToolsProtocol
+    if settings.http_protocol == "coalescing":
         from gateway.serving.coalescing import CoalescingHttpToolsProtocol
 
-        return CoalescingHttpToolsProtocol
-    return protocol
+        protocol = CoalescingHttpToolsProtocol
+    limits = ConnectionLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_idle_timeout_s=settings.body_idle_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=connection_cap(settings.max_connections),
+    )
+    # A partial of a module-level class pickles: --workers sends it to each process.
+    return functools.partial(protocol, limits=limits)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Bind address, log level, lifespan, HTTP implementation and access log."""
-    return {
+    """Bind address, log level, lifespan, HTTP implementation, timeouts and access log."""
+    options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
         "lifespan": "on",
-        "http": http_implementation(settings.http_protocol),
+        "http": http_implementation(settings),
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
         # uvicorn formats an access-log line's fields (client, quoted path) for every
         # response before its logger drops them; below info nobody would see them.
         "access_log": settings.log_level in ("info", "debug"),
         # Control characters a client sent are escaped in every line (docs/authentication.md).
         "log_config": uvicorn_log_config(settings.log_level, process_ids=settings.workers > 1),
     }
+    if settings.http_protocol == "h11":
+        # h11 has neither the protocol limits nor 431: its own head cap answers 400, and
+        # uvicorn's concurrency limit answers 503 once the head is in.
+        options["h11_max_incomplete_event_size"] = settings.max_header_bytes
+        options["limit_concurrency"] = settings.max_connections
+    return options

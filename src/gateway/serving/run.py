@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import tempfile
+from types import FrameType
 
 import uvicorn
 
 from gateway.api.app import create_app
 from gateway.metrics import MULTIPROC_ENV
+from gateway.serving.descriptors import raise_descriptor_limit
 from gateway.serving.heap import settle_heap
 from gateway.serving.options import uvicorn_options
 from gateway.serving.workers import ENV_PREFIX, settings_environment
@@ -19,11 +22,26 @@ logger = logging.getLogger("gateway")
 
 
 def run_server(settings: Settings) -> None:
-    """Serve until uvicorn stops (a signal); several processes when ``settings.workers > 1``."""
+    """Serve until SIGTERM or SIGINT; several processes when ``settings.workers > 1``.
+
+    Either mode shuts down within ``shutdown_grace_s`` and exits with status 0 on SIGTERM.
+    """
+    raise_descriptor_limit(settings.max_connections)
     if settings.workers > 1:
         _run_workers(settings)
-    else:
+        return
+    # uvicorn re-raises the signal it shut down on once it is done, so that the process
+    # dies of it (status -15). SIGTERM is how an orchestrator stops a healthy server:
+    # after the graceful shutdown it ends with status 0, as the --workers supervisor does.
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
         uvicorn.run(create_app(settings, on_ready=settle_heap), **uvicorn_options(settings))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _run_workers(settings: Settings) -> None:

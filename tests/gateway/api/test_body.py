@@ -1,14 +1,21 @@
-"""The request body cap: 413 from Content-Length before reading, and while reading chunks."""
+"""The request body: 413 from Content-Length before reading and while reading chunks; a
+client that leaves mid-body."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from starlette.types import Message
 
-from support.app import make_settings, open_client
+from gateway.api.app import create_app
+from gateway.api.body import ClientDisconnected, read_body
+from support.app import bearer, make_settings, open_client, post_scope
 
 LIMIT = 4096
 
@@ -19,8 +26,8 @@ async def capped(repository: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-# The protocol route is served by InferenceEndpoint, the typed one by FastAPI behind
-# BodyLimitMiddleware: both enforce the same cap with the same answers.
+# Both inference routes are answered by the one pipeline (InferenceEndpoint); both
+# enforce the same cap with the same answers.
 ROUTES = pytest.mark.parametrize("path", ["/v2/models/digits/infer", "/models/digits/predict"])
 
 
@@ -61,3 +68,55 @@ async def test_malformed_content_length_is_400(capped: httpx.AsyncClient, path: 
     response = await capped.post(path, content=b"{}", headers={"content-length": "-5"})
     assert response.status_code == 400
     assert "Content-Length" in response.json()["error"]
+
+
+async def test_read_body_raises_client_disconnected_when_the_client_leaves_mid_body() -> None:
+    messages: list[Message] = [
+        {"type": "http.request", "body": b'{"inp', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    with pytest.raises(ClientDisconnected):
+        await read_body(receive, LIMIT)
+
+
+async def test_read_body_raises_client_disconnected_when_the_client_left_before_it() -> None:
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    with pytest.raises(ClientDisconnected):
+        await read_body(receive, LIMIT)
+
+
+@ROUTES
+async def test_a_client_leaving_mid_body_is_499_without_an_error_logged(
+    repository: Path, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 10, item 12: nothing is sent, nothing is logged at ERROR, and the request is
+    counted as 499 (client closed request), not as a 4xx or 5xx answer."""
+    settings = make_settings(repository)
+    app = create_app(settings)
+    messages: list[Message] = [
+        {"type": "http.request", "body": b'{"inputs": {"pix', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async with LifespanManager(app) as manager:
+        await asyncio.wait_for(manager.app(post_scope(path, bearer(settings)), receive, send), 10)
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            metrics = (await http.get("/metrics")).text
+    assert sent == []
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert 'tensorgate_inference_requests_total{model="digits",status="499"} 1.0' in metrics
+    assert 'status="400"' not in metrics

@@ -1,7 +1,10 @@
-"""What uvicorn is handed: the HTTP implementation (http_protocol) and the access log."""
+"""What uvicorn is handed: the HTTP implementation (http_protocol) with the connection
+limits, the timeouts, and the access log."""
 
 from __future__ import annotations
 
+import pickle
+import resource
 from pathlib import Path
 from typing import Literal
 
@@ -10,19 +13,66 @@ import pytest
 from gateway.cli import main
 from gateway.serving import run
 from gateway.serving.coalescing import CoalescingHttpToolsProtocol
+from gateway.serving.connection_limits import ConnectionLimits, LimitedHttpToolsProtocol
+from gateway.serving.descriptors import (
+    RESERVED_DESCRIPTORS,
+    connection_cap,
+    raise_descriptor_limit,
+)
 from gateway.serving.options import uvicorn_options
 from gateway.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[3] / "models"
 
 
-def test_coalescing_is_the_default() -> None:
-    assert uvicorn_options(Settings())["http"] is CoalescingHttpToolsProtocol
+def test_coalescing_is_the_default_and_carries_the_limits() -> None:
+    factory = uvicorn_options(Settings())["http"]
+    assert factory.func is CoalescingHttpToolsProtocol
+    assert factory.keywords["limits"] == ConnectionLimits(
+        header_timeout_s=10.0,
+        body_idle_timeout_s=30.0,
+        max_header_bytes=65536,
+        max_connections=4096,
+    )
 
 
-@pytest.mark.parametrize("stock", ["httptools", "h11"])
-def test_the_stock_implementations_are_handed_to_uvicorn_by_name(stock: str) -> None:
-    assert uvicorn_options(Settings(http_protocol=stock))["http"] == stock  # type: ignore[arg-type]
+def test_stock_httptools_gets_the_same_limits() -> None:
+    factory = uvicorn_options(Settings(http_protocol="httptools", max_header_bytes=9000))["http"]
+    assert factory.func is LimitedHttpToolsProtocol
+    assert factory.keywords["limits"].max_header_bytes == 9000
+    assert pickle.loads(pickle.dumps(factory)).keywords == factory.keywords  # for --workers
+
+
+def test_h11_is_uvicorns_own_with_its_head_cap_and_concurrency_limit() -> None:
+    options = uvicorn_options(Settings(http_protocol="h11", max_header_bytes=9000))
+    assert options["http"] == "h11"
+    assert options["h11_max_incomplete_event_size"] == 9000
+    assert options["limit_concurrency"] == 4096
+
+
+def test_timeouts_and_grace_go_to_uvicorn() -> None:
+    options = uvicorn_options(Settings(keep_alive_timeout_s=2.5, shutdown_grace_s=7))
+    assert options["timeout_keep_alive"] == 2.5
+    assert options["timeout_graceful_shutdown"] == 7
+
+
+def test_max_connections_is_lowered_to_fit_the_descriptor_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1000, 1000))
+    assert connection_cap(4096) == 1000 - RESERVED_DESCRIPTORS
+    assert connection_cap(100) == 100
+
+
+def test_the_descriptor_limit_is_raised_towards_what_the_cap_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_to: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 8192))
+    monkeypatch.setattr(resource, "setrlimit", lambda _, limits: set_to.append(limits))
+    raise_descriptor_limit(4096)
+    raise_descriptor_limit(100_000)
+    assert set_to == [(4096 + RESERVED_DESCRIPTORS, 8192), (8192, 8192)]
 
 
 def test_the_cli_flag_and_the_environment_choose_it(monkeypatch: pytest.MonkeyPatch) -> None:

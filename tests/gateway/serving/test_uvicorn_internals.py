@@ -1,4 +1,5 @@
-"""Fails loudly when the uvicorn internals that gateway.serving.coalescing relies on move.
+"""Fails loudly when the uvicorn internals that gateway.serving.coalescing and
+gateway.serving.connection_limits rely on move.
 
 ``CoalescingHttpToolsProtocol`` hands uvicorn's ``HttpToolsProtocol`` a wrapping
 transport in ``connection_made`` and reads the protocol's ``loop``. Every transport method
@@ -7,6 +8,11 @@ through to ``asyncio.Transport``'s base class would raise ``NotImplementedError`
 live connection. If a test here fails after a uvicorn upgrade, read the new
 ``uvicorn/protocols/http/httptools_impl.py`` before raising the pin in pyproject.toml,
 or serve with ``http_protocol: httptools`` meanwhile.
+
+``LimitedHttpToolsProtocol`` (the base of both httptools choices) overrides parser
+callbacks and connection events, and reads the protocol's and the request cycle's
+attributes listed in its docstring; if those tests fail, serve with ``http_protocol: h11``
+until ``connection_limits.py`` is brought up to date.
 """
 
 from __future__ import annotations
@@ -15,11 +21,15 @@ import inspect
 import re
 from importlib.metadata import version
 
+from uvicorn import server as uvicorn_server
+from uvicorn.config import Config
 from uvicorn.protocols import utils
 from uvicorn.protocols.http import flow_control, httptools_impl
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.server import ServerState
 
 from gateway.serving.coalescing import CoalescingHttpToolsProtocol, CoalescingTransport
+from gateway.serving.connection_limits import LimitedHttpToolsProtocol
 
 # The uvicorn releases the fast path was tested against; pyproject.toml caps below the next.
 TESTED_MINOR_RANGE = ((0, 30), (0, 54))
@@ -56,3 +66,54 @@ def test_the_protocol_takes_the_transport_in_connection_made_and_has_a_loop() ->
     assert "self.transport = transport" in source
     assert "self.loop = " in inspect.getsource(HttpToolsProtocol.__init__)
     assert issubclass(CoalescingHttpToolsProtocol, HttpToolsProtocol)
+
+
+# What LimitedHttpToolsProtocol overrides: uvicorn must still call each of these.
+OVERRIDDEN = (
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "on_message_begin",
+    "on_url",
+    "on_header",
+    "on_headers_complete",
+    "on_body",
+    "on_message_complete",
+    "on_response_complete",
+    "shutdown",
+)
+
+
+def test_the_methods_the_limits_override_are_still_uvicorns() -> None:
+    for name in OVERRIDDEN:
+        assert name in vars(HttpToolsProtocol), f"HttpToolsProtocol.{name} is gone"
+        assert name in vars(LimitedHttpToolsProtocol), f"{name} is no longer overridden"
+    source = inspect.getsource(HttpToolsProtocol)
+    # The parser calls the callbacks; a response's end calls on_response_complete; the
+    # server calls shutdown() on each connection.
+    assert "httptools.HttpRequestParser(self)" in source
+    assert "on_response=self.on_response_complete" in source
+    assert "connection.shutdown()" in inspect.getsource(uvicorn_server.Server.shutdown)
+
+
+async def test_the_attributes_the_limits_read_are_still_there() -> None:
+    protocol = HttpToolsProtocol(config=Config(app=_app), server_state=ServerState(), app_state={})
+    for name in ("connections", "cycle", "flow", "transport", "client", "loop", "pipeline"):
+        assert hasattr(protocol, name), f"HttpToolsProtocol has no {name} any more"
+    cycle_init = inspect.getsource(RequestResponseCycle.__init__)
+    for name in (
+        "more_body",
+        "response_started",
+        "response_complete",
+        "keep_alive",
+        "disconnected",
+        "message_event",
+    ):
+        assert f"self.{name} = " in cycle_init, f"RequestResponseCycle has no {name} any more"
+    # The cycle drops what the app sends once it is marked disconnected.
+    assert "if self.disconnected:" in inspect.getsource(RequestResponseCycle.send)
+    assert "read_paused" in inspect.getsource(flow_control.FlowControl.__init__)
+
+
+async def _app(scope: object, receive: object, send: object) -> None:
+    """A stand-in ASGI app: the protocol is built, never served."""

@@ -10,14 +10,16 @@ codec differs between ``POST /v2/models/.../infer`` and ``POST /models/.../predi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from starlette.types import Receive, Scope, Send
 
 from gateway.api.access_log import authenticate
-from gateway.api.body import check_declared_length, read_body
-from gateway.api.exception_handlers import gateway_error_response, method_not_allowed
+from gateway.api.body import ClientDisconnected, check_declared_length, error_answer, read_body
+from gateway.api.exception_handlers import method_not_allowed
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.targets import InferenceTarget
 from gateway.api.state import AppState, app_state
@@ -31,6 +33,8 @@ _WANTED_HEADERS = frozenset(
 )
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _UNKNOWN_MODEL = "(unknown)"
+SHUTTING_DOWN = b'{"error":"the server is shutting down"}'
+_CLOSE = ((b"connection", b"close"),)
 
 
 class InferenceEndpoint:
@@ -53,9 +57,15 @@ class InferenceEndpoint:
                 return
             payload = await self._answer(state, scope, receive, target)
         except GatewayError as exc:
-            response = gateway_error_response(exc)
+            response = error_answer(exc)
             status = response.status_code
             await response(scope, receive, send)
+        except ClientDisconnected:
+            status = CLIENT_CLOSED_REQUEST  # left mid-body: nobody to answer
+        except asyncio.CancelledError:
+            # Only the server cancels a request: at the end of the shutdown grace period.
+            status = 503
+            await send_json(send, status, SHUTTING_DOWN, _CLOSE)
         except Exception:
             status = 500
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
@@ -91,16 +101,23 @@ class InferenceEndpoint:
         service.check_admission(target.model, target.version)  # before reading the body
         body = await read_body(receive, self.max_body_bytes)
         pending = service.submit(target.codec, target.model, target.version, body, headers)
-        return await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
+        try:
+            return await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
+        except asyncio.CancelledError:
+            pending.cancel()  # withdrawn: nothing is computed for an answer never sent
+            raise
 
 
-async def send_json(send: Send, status: int, payload: bytes) -> None:
+async def send_json(
+    send: Send, status: int, payload: bytes, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     """Send a complete JSON response."""
+    length = (b"content-length", str(len(payload)).encode())
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+            "headers": [*_JSON_HEADERS, length, *extra_headers],
         }
     )
     await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,255 @@
+"""Connection limits on uvicorn's httptools protocol: the fenced guard of the serving process.
+
+uvicorn (0.54) bounds none of these on its httptools protocol: a connection may take
+forever to send its headers or its body, a header may grow without end (the parser keeps
+it all), and every accepted connection is served until descriptors run out (issue 10,
+items 4 and 5). ``LimitedHttpToolsProtocol`` adds, per connection:
+
+- a header timeout: from the moment the connection opens (or a request's first byte), the
+  head must arrive within ``header_timeout_s``, else 408 and close;
+- a body idle timeout: each piece of a body must follow the last within
+  ``body_idle_timeout_s`` (a steady upload passes however slow); time the server itself
+  is not reading does not count;
+- a head size cap: 431 and close once a head passes ``max_header_bytes`` (bytes of an
+  unfinished head are counted as they arrive, so the parser never holds more than the cap
+  plus one read);
+- a connection cap: past ``max_connections`` open connections a new one is answered 503
+  and closed at once;
+- close once a response is sent before its request body was read: the server stops
+  reading a body it refused (a chunked body past the size cap, a 401 before the body);
+- a graceful drain on shutdown: idle connections close after ``DRAIN_S`` (a request
+  already in the socket is still answered), busy ones after their answer.
+
+Every cut is one warning line on the ``gateway.serving`` logger naming the peer address.
+The keep-alive timeout and the shutdown grace period are uvicorn's own options
+(``serving/options.py``).
+
+It relies on uvicorn's internals: the parser callbacks (``on_message_begin``, ``on_url``,
+``on_header``, ``on_headers_complete``, ``on_body``, ``on_message_complete``),
+``data_received``, ``on_response_complete``, ``shutdown``, and the attributes
+``connections``, ``cycle`` (``more_body``, ``response_started``, ``response_complete``,
+``keep_alive``, ``disconnected``, ``message_event``), ``flow.read_paused``,
+``transport``, ``client``, ``loop`` and ``pipeline``. tests/gateway/serving/
+test_uvicorn_internals.py fails loudly when those move; ``http_protocol: h11`` (uvicorn's
+own h11 protocol, with only the keep-alive timeout, h11's 400 for large heads and the
+shutdown grace period) is the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+logger = logging.getLogger("gateway.serving")
+
+DRAIN_S = 0.5
+"""On shutdown, how long an idle connection stays open for a request that is already on
+its way (in the socket, not yet read) before it is closed."""
+
+_REASONS = {
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """The per-connection limits of one serving process (settings with the same names)."""
+
+    header_timeout_s: float
+    body_idle_timeout_s: float
+    max_header_bytes: int
+    max_connections: int
+
+
+def error_response(status: int, message: str) -> bytes:
+    """A whole ``{"error": ...}`` response that closes the connection."""
+    body = json.dumps({"error": message}).encode()
+    return b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % (
+        status,
+        _REASONS[status],
+        len(body),
+    ) + (b"connection: close\r\n\r\n" + body)
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with timeouts, a head size cap and a connection cap."""
+
+    def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self._timer: asyncio.TimerHandle | None = None
+        # A head's size, parsed (URL and header lines) and read (whole reads after the
+        # one it began in: what the parser may hold of an unfinished line); None between.
+        self._head_parsed: int | None = None
+        self._head_read = 0
+        self._head_began_in_read = False
+        self._refused = False
+        self._draining = False
+
+    # Connection events
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Refuse the connection over the cap; otherwise start the header clock."""
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._cut(503, "too many open connections", "the server is at its connection limit")
+            return
+        self._arm(self.limits.header_timeout_s, self._header_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the clocks."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser, counting the bytes of an unfinished head."""
+        if self._refused:
+            return
+        self._head_began_in_read = False
+        counting = self._head_parsed is not None
+        super().data_received(data)
+        if counting and self._head_parsed is not None and not self._head_began_in_read:
+            self._head_read += len(data)
+            self._refused = self._refused or self._head_read > self.limits.max_header_bytes
+        if self._refused and not self.transport.is_closing():
+            self._cut(431, "request head too large", self._head_too_large())
+
+    # Parser callbacks
+    def on_message_begin(self) -> None:
+        """A request starts: count its head, and time it unless the clock already runs."""
+        super().on_message_begin()
+        self._head_parsed = 0
+        self._head_read = 0
+        self._head_began_in_read = True
+        if self._timer is None:
+            self._arm(self.limits.header_timeout_s, self._header_timed_out)
+
+    def on_url(self, url: bytes) -> None:
+        """Count the URL into the head."""
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Count the header line (name, value, ``": "`` and CRLF) into the head."""
+        self._count_head(len(name) + len(value) + 4)
+        if not self._refused:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        """The head is in: start the request, then time the body's pieces."""
+        self._head_parsed = None
+        self._disarm()
+        if self._refused:
+            return
+        super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False
+        self._arm(self.limits.body_idle_timeout_s, self._body_stalled)
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of body: the idle clock starts again."""
+        if self._refused:
+            return
+        self._arm(self.limits.body_idle_timeout_s, self._body_stalled)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        """The body is in: stop timing it."""
+        if self._refused:
+            return
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        """After an answer sent before its request's body was read, close: the rest of
+        that body is not read (nor is a chunked body that never ends)."""
+        cycle = self.cycle
+        super().on_response_complete()
+        if cycle is not None and cycle.more_body and not self.transport.is_closing():
+            self._cut(None, "answered before the request body was read", None)
+
+    def shutdown(self) -> None:
+        """Close when idle (after ``DRAIN_S``, for a request already on its way), else
+        after the answer in progress; uvicorn's grace period bounds the rest."""
+        self._draining = True
+        if self._idle():
+            self.loop.call_later(DRAIN_S, self._close_if_idle)
+        elif self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+
+    # Clocks and cuts
+    def _arm(self, delay_s: float, callback: Callable[[], None]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(delay_s, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _header_timed_out(self) -> None:
+        self._timer = None
+        if self._server_not_reading():
+            self._arm(self.limits.header_timeout_s, self._header_timed_out)
+        elif self._request_in_flight():  # a pipelined head behind an answer in progress
+            self._cut(None, "headers not received in time", None)
+        else:
+            self._cut(408, "headers not received in time", "request headers not received in time")
+
+    def _body_stalled(self) -> None:
+        self._timer = None
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or cycle.response_complete:
+            return
+        if self._server_not_reading():
+            self._arm(self.limits.body_idle_timeout_s, self._body_stalled)
+        else:
+            self._cut(408, "request body stalled", "request body stalled")
+
+    def _server_not_reading(self) -> bool:
+        """Time the server itself holds reading paused is not the client's fault."""
+        return bool(self.flow is not None and self.flow.read_paused)
+
+    def _request_in_flight(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _idle(self) -> bool:
+        return not self._request_in_flight() and not self.pipeline and self._head_parsed is None
+
+    def _close_if_idle(self) -> None:
+        if self._idle() and not self.transport.is_closing():
+            self.transport.close()
+
+    def _count_head(self, size: int) -> None:
+        if self._head_parsed is not None and not self._refused:
+            self._head_parsed += size
+            self._refused = self._head_parsed > self.limits.max_header_bytes
+
+    def _head_too_large(self) -> str:
+        return f"request head larger than {self.limits.max_header_bytes} bytes"
+
+    def _cut(self, status: int | None, reason: str, message: str | None) -> None:
+        """Log one line, answer ``status`` unless a response is under way, and close."""
+        self._refused = True
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown peer"
+        logger.warning("closing the connection from %s: %s", peer, reason)
+        cycle = self.cycle
+        answerable = cycle is None or cycle.response_complete or not cycle.response_started
+        if status is not None and message is not None and answerable:
+            self.transport.write(error_response(status, message))
+        if cycle is not None and not cycle.response_complete:
+            # The handler hears a disconnect and sends nothing more on this connection.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
