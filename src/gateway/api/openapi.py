@@ -10,9 +10,10 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gateway.api.responses import EVERY_ROUTE
 from gateway.api.routes.inference import protocol_inference_routes
 from gateway.api.routes.typed import TypedRoutes
-from gateway.protocol.wire import InferenceRequest
+from gateway.protocol.wire import ErrorResponse, InferenceRequest
 
 DESCRIPTION = """\
 An async inference gateway for ONNX models speaking the Open Inference Protocol
@@ -52,5 +53,35 @@ def build_openapi(app: FastAPI, typed: TypedRoutes) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in extra.get("$defs", {}).items():
         schemas.setdefault(name, schema)
+    _answers_as_sent(document)
     app.openapi_schema = document
     return document
+
+
+def _answers_as_sent(document: dict[str, Any]) -> None:
+    """Make every operation list the statuses the server sends, and only those.
+
+    FastAPI documents 422 wherever a route has parameters; this server answers its
+    validation errors 400, and no route here can fail them (path parameters are plain
+    strings), so 422 goes. Every operation can answer 413 and 500 (``EVERY_ROUTE``).
+    """
+    every = {
+        str(status): {
+            "description": answer["description"],
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        }
+        for status, answer in EVERY_ROUTE.items()
+    }
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            responses = operation["responses"]
+            responses.pop("422", None)
+            for status, answer in every.items():
+                responses.setdefault(status, answer)
+            operation["responses"] = dict(sorted(responses.items()))
+    schemas = document["components"]["schemas"]
+    schemas.setdefault("ErrorResponse", ErrorResponse.model_json_schema())
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)

@@ -16,8 +16,14 @@ def _error(description: str) -> dict[str, Any]:
 BAD_REQUEST: Responses = {400: _error("The request is malformed or does not match the model")}
 NOT_FOUND: Responses = {404: _error("No model or version of that name")}
 NOT_READY: Responses = {503: _error("The model, version or server is not ready")}
-TOO_LARGE: Responses = {413: _error("The request body is over the configured limit")}
-FAILED: Responses = {500: _error("Inference failed inside the runtime")}
+TOO_LARGE: Responses = {
+    413: _error(
+        "The request body is over the configured limit (max_body_bytes; the connection is "
+        "closed), or it has more rows than the model can ever queue at once "
+        "(max_queue_size x max_batch_size of its batching config): not worth retrying"
+    )
+}
+FAILED: Responses = {500: _error("Inference failed inside the runtime, or an unexpected error")}
 AUTH: Responses = {
     401: _error("No valid bearer token; WWW-Authenticate says what was wrong"),
     403: _error("The token lacks the scope this route needs"),
@@ -37,6 +43,18 @@ BUSY: Responses = {
     }
 }
 TIMED_OUT: Responses = {504: _error("The request's deadline passed before its batch started")}
+
+# Statuses every operation can answer, added to each by ``gateway.api.openapi``: any
+# request with a body over the cap (the body limit wraps every route), any unexpected
+# exception (logged; the body never says more).
+EVERY_ROUTE: Responses = {
+    413: _error("The request body is over the configured limit (max_body_bytes)"),
+    500: _error("An unexpected error; it is logged, and the answer says no more"),
+}
+METRICS_AUTH: Responses = {
+    401: _error("No valid bearer token, when the deployment protects /metrics"),
+    403: _error("The token lacks metrics:read, when the deployment protects /metrics"),
+}
 
 MODEL_ROUTE: Responses = {**AUTH, **NOT_FOUND, **NOT_READY}
 INFER_ROUTE: Responses = {

@@ -28,6 +28,14 @@ _TENSOR_DATA_SCHEMA: dict[str, Any] = {
 }
 
 TensorData = Annotated[SkipValidation[list[Any]], WithJsonSchema(_TENSOR_DATA_SCHEMA)]
+# A model's NaN and infinities leave as null: JSON has no way to write them.
+_OUTPUT_DATA_SCHEMA: dict[str, Any] = {
+    **_TENSOR_DATA_SCHEMA,
+    "description": _TENSOR_DATA_SCHEMA["description"]
+    + " null stands for a NaN or infinity the model produced.",
+    "items": {"anyOf": [*_TENSOR_DATA_SCHEMA["items"]["anyOf"], {"type": "null"}]},
+}
+OutputData = Annotated[SkipValidation[list[Any]], WithJsonSchema(_OUTPUT_DATA_SCHEMA)]
 
 MAX_RANK = 16
 MAX_DIMENSION = 2**31 - 1
@@ -116,7 +124,7 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: Datatype
     parameters: Parameters | None = None
-    data: TensorData
+    data: OutputData
 
 
 class InferenceResponse(BaseModel):

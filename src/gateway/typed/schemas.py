@@ -30,6 +30,18 @@ _FORMATS = {4: {"format": "float"}, 8: {"format": "double"}}
 
 
 @dataclass(frozen=True, slots=True)
+class Bounds:
+    """What the server enforces beyond the signature, for the schema to state it."""
+
+    finite: bool = True
+    """Numbers beyond the element type's range are refused (``allow_non_finite`` off)."""
+    max_rows: int | None = None
+    """The most rows on the batch axis one request may have (None: no bound)."""
+    nullable: bool = False
+    """Float elements may be null: how JSON carries a model's NaN and infinities."""
+
+
+@dataclass(frozen=True, slots=True)
 class TypedSchema:
     """The generated models of one model signature."""
 
@@ -57,10 +69,19 @@ def python_name(tensor_name: str, taken: set[str]) -> str:
     return name
 
 
-def element_schema(dtype: np.dtype[Any]) -> dict[str, Any]:
-    """JSON Schema of one tensor element, with the datatype's OpenAPI format or range."""
+def element_schema(
+    dtype: np.dtype[Any], *, finite: bool = True, nullable: bool = False
+) -> dict[str, Any]:
+    """JSON Schema of one tensor element, with the datatype's OpenAPI format or range;
+    ``finite``: floats beyond the type's range are refused, so the range is stated;
+    ``nullable``: floats may be null (a model's NaN or infinity, which JSON cannot write)."""
     if dtype.kind == "f":
-        return {"type": "number", **_FORMATS.get(dtype.itemsize, {})}
+        kind: Any = ["number", "null"] if nullable else "number"
+        schema: dict[str, Any] = {"type": kind, **_FORMATS.get(dtype.itemsize, {})}
+        if finite:
+            largest = float(np.finfo(dtype).max)
+            schema.update(minimum=-largest, maximum=largest)
+        return schema
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if dtype.kind == "i" and dtype.itemsize in (4, 8):
@@ -86,13 +107,16 @@ def describe_tensor(spec: TensorSpec) -> str:
     return f"{text}, nested lists" if spec.rank else text
 
 
-def tensor_schema(spec: TensorSpec) -> dict[str, Any]:
-    """JSON Schema of a whole tensor as nested arrays; fixed dimensions bound their length."""
-    schema = element_schema(spec.dtype)
-    for dim in reversed(spec.shape):
+def tensor_schema(spec: TensorSpec, bounds: Bounds = Bounds()) -> dict[str, Any]:
+    """JSON Schema of a whole tensor as nested arrays; fixed dimensions bound their length,
+    and the batch axis the rows one request may have."""
+    schema = element_schema(spec.dtype, finite=bounds.finite, nullable=bounds.nullable)
+    for axis, dim in reversed(list(enumerate(spec.shape))):
         level: dict[str, Any] = {"type": "array", "items": schema}
         if dim is not None:
             level["minItems"] = level["maxItems"] = dim
+        elif axis == 0 and spec.has_dynamic_batch and bounds.max_rows is not None:
+            level["maxItems"] = bounds.max_rows
         schema = level
     return {**schema, "description": describe_tensor(spec)}
 
@@ -108,8 +132,8 @@ def example_tensor(spec: TensorSpec) -> Any:
     return value
 
 
-def _tensor_field(spec: TensorSpec, *, required: bool) -> tuple[Any, Any]:
-    annotation = Annotated[SkipValidation[Any], WithJsonSchema(tensor_schema(spec))]
+def _tensor_field(spec: TensorSpec, bounds: Bounds, *, required: bool) -> tuple[Any, Any]:
+    annotation = Annotated[SkipValidation[Any], WithJsonSchema(tensor_schema(spec, bounds))]
     if required:
         return annotation, Field(alias=spec.name)
     # Optional outputs carry no "default": null, which would contradict their array type.
@@ -121,11 +145,12 @@ def _drop_default(schema: dict[str, Any]) -> None:
 
 
 def _tensors_model(
-    name: str, doc: str, specs: tuple[TensorSpec, ...], *, required: bool
+    name: str, doc: str, specs: tuple[TensorSpec, ...], bounds: Bounds, *, required: bool
 ) -> type[BaseModel]:
     taken: set[str] = set()
     fields: dict[str, Any] = {
-        python_name(spec.name, taken): _tensor_field(spec, required=required) for spec in specs
+        python_name(spec.name, taken): _tensor_field(spec, bounds, required=required)
+        for spec in specs
     }
     return create_model(
         name,
@@ -142,14 +167,25 @@ def _example(specs: tuple[TensorSpec, ...]) -> dict[str, Any] | None:
     return values
 
 
-def _request_model(prefix: str, model_name: str, signature: ModelSignature) -> type[BaseModel]:
+def _request_model(
+    prefix: str, model_name: str, signature: ModelSignature, bounds: Bounds
+) -> type[BaseModel]:
     inputs = _tensors_model(
         f"{prefix}Inputs",
         f"Input tensors of model '{model_name}', by name.",
         signature.inputs,
+        bounds,
         required=True,
     )
-    names: Any = Literal.__getitem__(tuple(spec.name for spec in signature.outputs))
+    output_names = [spec.name for spec in signature.outputs]
+    names: Any = Literal.__getitem__(tuple(output_names))
+    # Each output at most once: duplicates are refused (400), so the schema says so.
+    requested = {
+        "type": "array",
+        "items": {"type": "string", "enum": output_names},
+        "uniqueItems": True,
+        "maxItems": len(output_names),
+    }
     example = _example(signature.inputs)
     extra: dict[str, Any] | None = (
         {"examples": [{"inputs": example}]} if example is not None else None
@@ -160,8 +196,11 @@ def _request_model(prefix: str, model_name: str, signature: ModelSignature) -> t
         __doc__=f"Body of a prediction with model '{model_name}'.",
         inputs=(inputs, Field(description="Input tensors by name.")),
         outputs=(
-            list[names] | None,
-            Field(default=None, description="Outputs to return; all of them when absent."),
+            Annotated[list[names], WithJsonSchema(requested)] | None,
+            Field(
+                default=None,
+                description="Outputs to return, each once; all of them when absent or empty.",
+            ),
         ),
     )
 
@@ -171,6 +210,7 @@ def _response_model(prefix: str, model_name: str, signature: ModelSignature) -> 
         f"{prefix}Outputs",
         f"Output tensors of model '{model_name}', by name (those requested, or all).",
         signature.outputs,
+        Bounds(finite=False, nullable=True),  # what the model returned, unchecked
         required=False,
     )
     example = _example(signature.outputs)
@@ -187,9 +227,12 @@ def _response_model(prefix: str, model_name: str, signature: ModelSignature) -> 
     )
 
 
-def build_typed_schema(prefix: str, model_name: str, signature: ModelSignature) -> TypedSchema:
-    """Request and response models for ``signature``; class names start with ``prefix``."""
+def build_typed_schema(
+    prefix: str, model_name: str, signature: ModelSignature, bounds: Bounds = Bounds()
+) -> TypedSchema:
+    """Request and response models for ``signature``; class names start with ``prefix``;
+    ``bounds`` are what the server enforces on requests beyond the signature."""
     return TypedSchema(
-        request=_request_model(prefix, model_name, signature),
+        request=_request_model(prefix, model_name, signature, bounds),
         response=_response_model(prefix, model_name, signature),
     )

@@ -43,3 +43,30 @@ def test_document_describes_the_demo_models_typed_routes(exported: bytes) -> Non
     example = schemas["DigitsPredictRequest"]["examples"][0]
     assert len(example["inputs"]["pixels"][0]) == 64
     assert "InferenceRequest" in schemas
+
+
+def test_document_lists_the_statuses_the_server_sends(exported: bytes) -> None:
+    # Fails before: 422 documented (the server answers 400), 500 and 413 missing where any
+    # route can send them, /metrics without its 401/403.
+    document: dict[str, Any] = orjson.loads(exported)
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            statuses = set(operation["responses"])
+            assert "422" not in statuses, (method, path)
+            assert {"413", "500"} <= statuses, (method, path)
+    assert {"401", "403"} <= set(document["paths"]["/metrics"]["get"]["responses"])
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_typed_schemas_state_the_bounds_the_server_enforces(exported: bytes) -> None:
+    # Fails before: FP32 elements unbounded though beyond-float32 values are refused, no
+    # uniqueItems on outputs, no row limit, and output NaN (null) outside the schema.
+    schemas = orjson.loads(exported)["components"]["schemas"]
+    pixels = schemas["DigitsInputs"]["properties"]["pixels"]
+    assert pixels["maxItems"] == 128 * 64  # max_queue_size x max_batch_size
+    element = pixels["items"]["items"]
+    assert element["maximum"] == -element["minimum"] == 3.4028234663852886e38
+    outputs = schemas["DigitsPredictRequest"]["properties"]["outputs"]["anyOf"][0]
+    assert outputs["uniqueItems"] is True
+    probabilities = schemas["DigitsOutputs"]["properties"]["probabilities"]
+    assert probabilities["items"]["items"]["type"] == ["number", "null"]

@@ -16,6 +16,7 @@ from gateway.protocol.datatypes import DATATYPES, to_numpy
 from gateway.typed.codec import decode_typed_request
 from gateway.typed.schemas import (
     MAX_EXAMPLE_ELEMENTS,
+    Bounds,
     build_typed_schema,
     class_prefix,
     element_schema,
@@ -50,12 +51,16 @@ def test_python_names_are_identifiers_that_never_shadow_pydantic() -> None:
     assert all(name.isidentifier() for name in names)
 
 
+F32_MAX = float(np.finfo(np.float32).max)
+F64_MAX = float(np.finfo(np.float64).max)
+
+
 @pytest.mark.parametrize(
     ("datatype", "schema"),
     [
-        ("FP32", {"type": "number", "format": "float"}),
-        ("FP64", {"type": "number", "format": "double"}),
-        ("FP16", {"type": "number"}),
+        ("FP32", {"type": "number", "format": "float", "minimum": -F32_MAX, "maximum": F32_MAX}),
+        ("FP64", {"type": "number", "format": "double", "minimum": -F64_MAX, "maximum": F64_MAX}),
+        ("FP16", {"type": "number", "minimum": -65504.0, "maximum": 65504.0}),
         ("INT64", {"type": "integer", "format": "int64"}),
         ("INT32", {"type": "integer", "format": "int32"}),
         ("INT8", {"type": "integer", "minimum": -128, "maximum": 127}),
@@ -69,12 +74,32 @@ def test_element_schema_follows_the_datatype(datatype: str, schema: dict[str, An
     assert element_schema(to_numpy(datatype)) == schema
 
 
+def test_float_elements_unbounded_where_non_finite_values_pass_and_nullable_in_outputs() -> None:
+    # Fails before: FP32 had no bounds, though values beyond float32 are refused (400)
+    # unless allow_non_finite; and a model's NaN (sent as null) broke the response schema.
+    assert element_schema(to_numpy("FP32"), finite=False) == {"type": "number", "format": "float"}
+    assert element_schema(to_numpy("FP64"), finite=False, nullable=True) == {
+        "type": ["number", "null"],
+        "format": "double",
+    }
+    assert element_schema(to_numpy("INT8"), nullable=True)["type"] == "integer"
+
+
 def test_tensor_schema_nests_arrays_and_bounds_fixed_dimensions() -> None:
     schema = tensor_schema(DIGITS.inputs[0])
     assert schema["type"] == "array"
     assert "minItems" not in schema  # the batch dimension is dynamic
+    assert "maxItems" not in schema  # and unbounded without a row limit
     assert schema["items"]["minItems"] == schema["items"]["maxItems"] == 64
-    assert schema["items"]["items"] == {"type": "number", "format": "float"}
+    assert schema["items"]["items"] == {
+        "type": "number",
+        "format": "float",
+        "minimum": -F32_MAX,
+        "maximum": F32_MAX,
+    }
+    bounded = tensor_schema(DIGITS.inputs[0], Bounds(max_rows=8192))
+    assert bounded["maxItems"] == 8192
+    assert "maxItems" not in bounded["items"]["items"]
     assert "FP32" in schema["description"]
     assert "[-1, 64]" in schema["description"]
     assert "batch" in schema["description"]
@@ -139,3 +164,12 @@ def test_every_generated_example_validates_and_decodes(data: st.DataObject) -> N
     for spec in inputs:
         assert arrays[spec.name].shape == tuple(1 if d is None else d for d in spec.shape)
         assert arrays[spec.name].dtype == spec.dtype
+
+
+def test_requested_outputs_are_unique_and_at_most_all_of_them() -> None:
+    # Fails before: no uniqueItems, though a repeated output is refused (400).
+    schema = build_typed_schema("Digits", "digits", DIGITS).request.model_json_schema()
+    outputs = schema["properties"]["outputs"]["anyOf"][0]
+    assert outputs["uniqueItems"] is True
+    assert outputs["maxItems"] == len(DIGITS.outputs)
+    assert outputs["items"]["enum"] == [spec.name for spec in DIGITS.outputs]

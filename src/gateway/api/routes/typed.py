@@ -21,10 +21,11 @@ from backends.base import ModelSignature, TensorSpec
 from gateway.api.dependencies import infer_security
 from gateway.api.responses import INFER_ROUTE
 from gateway.api.routes.declared import declare_inference
+from gateway.dataplane.inference import rows_limit
 from gateway.protocol.datatypes import from_numpy
 from gateway.protocol.json_codec import format_shape
-from gateway.repository.registry import ModelRegistry
-from gateway.typed.schemas import TypedSchema, build_typed_schema, class_prefix
+from gateway.repository.registry import ModelRegistry, ModelVersion
+from gateway.typed.schemas import Bounds, TypedSchema, build_typed_schema, class_prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class TypedRoutes:
     def __init__(self, app: FastAPI) -> None:
         self._app = app
         self._routes: list[APIRoute] = []
-        self._schemas: dict[tuple[str, str, ModelSignature], TypedSchema] = {}
+        self._schemas: dict[tuple[str, str, ModelSignature, Bounds], TypedSchema] = {}
         self._models: list[str] = []
 
     def watch(self, registry: ModelRegistry) -> Callable[[], None]:
@@ -105,20 +106,22 @@ class TypedRoutes:
         self._app.openapi_schema = None
 
     def _plan(self, registry: ModelRegistry) -> list[_Plan]:
-        schemas: dict[tuple[str, str, ModelSignature], TypedSchema] = {}
+        schemas: dict[tuple[str, str, ModelSignature, Bounds], TypedSchema] = {}
         prefixes: set[str] = set()
         operations: set[str] = set()
         plans: list[_Plan] = []
 
-        def schema_for(prefix: str, name: str, signature: ModelSignature) -> TypedSchema:
-            key = (prefix, name, signature)
+        def schema_for(
+            prefix: str, name: str, signature: ModelSignature, bounds: Bounds
+        ) -> TypedSchema:
+            key = (prefix, name, signature, bounds)
             found = schemas.get(key) or self._schemas.get(key)
-            schemas[key] = found or build_typed_schema(prefix, name, signature)
+            schemas[key] = found or build_typed_schema(prefix, name, signature, bounds)
             return schemas[key]
 
         for name in registry.names():
             ready = [
-                (v.version, v.backend.signature)
+                (v.version, (v.backend.signature, _bounds(v)))
                 for v in registry.entry(name).ready_versions()
                 if v.backend
             ]
@@ -127,19 +130,19 @@ class TypedRoutes:
             operation = _unique(f"predict_{_snake(name)}", operations)
             base = _unique(class_prefix(name), prefixes)
             # Versions sharing a signature share models, named after the highest of them.
-            by_signature: dict[ModelSignature, TypedSchema] = {}
-            for version, signature in ready:
-                if signature not in by_signature:
+            by_signature: dict[tuple[ModelSignature, Bounds], TypedSchema] = {}
+            for version, key in ready:
+                if key not in by_signature:
                     prefix = _unique(f"{base}V{version}", prefixes) if by_signature else base
-                    by_signature[signature] = schema_for(prefix, name, signature)
-            latest, signature = ready[0]
+                    by_signature[key] = schema_for(prefix, name, *key)
+            latest, (signature, bounds) = ready[0]
             plans.append(
                 _Plan(
                     f"/models/{name}/predict",
                     operation,
                     name,
                     None,
-                    by_signature[signature],
+                    by_signature[signature, bounds],
                     _description(name, f"its highest ready version, now {latest}", signature),
                 )
             )
@@ -149,13 +152,19 @@ class TypedRoutes:
                     _unique(f"{operation}_v{version}", operations),
                     name,
                     str(version),
-                    by_signature[signature],
-                    _description(name, f"version {version}", signature),
+                    by_signature[key],
+                    _description(name, f"version {version}", key[0]),
                 )
-                for version, signature in sorted(ready, key=lambda pair: pair[0])
+                for version, key in sorted(ready, key=lambda pair: pair[0])
             )
         self._schemas = schemas
         return plans
+
+
+def _bounds(version: ModelVersion) -> Bounds:
+    """What the server enforces on ``version``'s requests beyond its signature."""
+    limit = rows_limit(version.batcher.policy) if version.batcher is not None else None
+    return Bounds(finite=not version.config.allow_non_finite, max_rows=limit)
 
 
 def _declare(plan: _Plan) -> APIRoute:
