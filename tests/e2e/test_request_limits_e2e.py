@@ -1,0 +1,74 @@
+"""Through a real server: the envelope bomb, the row bomb, odd versions, lone surrogates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from support.app import TEST_SECRET, bearer, make_settings
+from support.paths import DEMO_MODELS
+from support.server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    env = {"TENSORGATE_AUTH__SECRET": TEST_SECRET}
+    with (
+        ServerProcess(["--models", str(DEMO_MODELS), "--log-level", "info"], env) as server,
+        httpx.Client(
+            base_url=server.base_url,
+            headers={"Authorization": bearer(make_settings(DEMO_MODELS))},
+            timeout=30,
+        ) as client,
+    ):
+        yield client
+
+
+def test_an_envelope_bomb_is_refused_by_count(http: httpx.Client) -> None:
+    # Fails before: 400 after 3.5 s and +860 MB of RSS (one Pydantic error per field).
+    body = b'{"inputs":[' + b",".join([b"{}"] * 200_000) + b"]}"
+    start = time.perf_counter()
+    response = http.post("/v2/models/mlp/infer", content=body)
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "request has 200000 inputs; the model has 1 (input), so a request names at most 1"
+    )
+    assert elapsed < 2.0  # about 30 ms; before, 3.5 s
+
+
+def test_more_rows_than_the_queue_holds_is_413_without_retry_after(http: httpx.Client) -> None:
+    # Fails before: 503 + Retry-After: 1 on an idle server, forever.
+    rows = 128 * 64 + 1  # mlp: default max_queue_size x max_batch_size, plus one
+    body = (
+        b'{"inputs":[{"name":"input","shape":[%d,256],"datatype":"FP32","data":[' % rows
+        + b",".join([b"0"] * (rows * 256))
+        + b"]}]}"
+    )
+    response = http.post("/v2/models/mlp/infer", content=body)
+    assert response.status_code == 413
+    assert "retry-after" not in response.headers
+    assert "has 8193 rows; this model takes at most 8192 rows" in response.json()["error"]
+
+
+@pytest.mark.parametrize("version", ["%C2%B9", "1" * 5000, "01", "%EF%BC%91", "%D9%A1"])
+def test_odd_versions_are_404(http: httpx.Client, version: str) -> None:
+    # Fails before: 500 for the superscript and the 5,000 digits; the rest were version 1.
+    response = http.get(f"/v2/models/mlp/versions/{version}/ready")
+    assert response.status_code == 404
+    assert "is not a version of model 'mlp'" in response.json()["error"]
+
+
+def test_a_lone_surrogate_id_is_400(http: httpx.Client) -> None:
+    body = (
+        rb'{"id":"\ud800","inputs":[{"name":"input","shape":[1,256],"datatype":"FP32",'
+        rb'"data":[' + b",".join([b"0"] * 256) + b"]}]}"
+    )
+    response = http.post("/v2/models/mlp/infer", content=body)
+    assert response.status_code == 400
+    assert "lone UTF-16 surrogate escape" in response.json()["error"]
