@@ -18,8 +18,8 @@ NOT_FOUND: Responses = {404: _error("No model or version of that name")}
 NOT_READY: Responses = {503: _error("The model, version or server is not ready")}
 TOO_LARGE: Responses = {
     413: _error(
-        "The request body is over the configured limit (max_body_bytes; the connection is "
-        "closed), or it has more rows than the model can ever queue at once "
+        "The request body is over the configured limit (max_request_body_bytes; the connection "
+        "is closed), or it has more rows than the model can ever queue at once "
         "(max_queue_size x max_batch_size of its batching config): not worth retrying"
     )
 }
@@ -48,7 +48,7 @@ TIMED_OUT: Responses = {504: _error("The request's deadline passed before its ba
 # request with a body over the cap (the body limit wraps every route), any unexpected
 # exception (logged; the body never says more).
 EVERY_ROUTE: Responses = {
-    413: _error("The request body is over the configured limit (max_body_bytes)"),
+    413: _error("The request body is over the configured limit (max_request_body_bytes)"),
     500: _error("An unexpected error; it is logged, and the answer says no more"),
 }
 METRICS_AUTH: Responses = {
