@@ -65,7 +65,14 @@ def test_schemathesis_finds_nothing(server: ServerProcess, tmp_path: Path) -> No
         "--report-dir",
         str(tmp_path),
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    run = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+        cwd=tmp_path,  # its crash cache (.schemathesis/) stays out of the tree
+    )
     summary = run.stdout[run.stdout.find("=== SUMMARY") :] or run.stdout[-4000:]
     assert run.returncode == 0, f"{run.stdout[-12000:]}\n{run.stderr[-2000:]}"
     assert "generated" in summary
