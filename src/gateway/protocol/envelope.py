@@ -48,10 +48,15 @@ def unknown_fields(item: Mapping[str, Any], model: type[BaseModel], where: str) 
     raise InvalidInput(f"{where}unknown field(s) {names}; the fields are: {known}")
 
 
-def check_count(items: Any, what: str, specs: tuple[TensorSpec, ...]) -> None:
+def check_count(
+    items: Any,
+    what: str,
+    specs: tuple[TensorSpec, ...],
+    container: type[list[Any] | dict[str, Any]],
+) -> None:
     """A request never needs more ``what`` (inputs, outputs) than the model has: refuse
-    more before validating any of them."""
-    if isinstance(items, list | dict) and len(items) > len(specs):
+    more before validating any of them. Anything but a ``container`` is left to Pydantic."""
+    if isinstance(items, container) and len(items) > len(specs):
         names = ", ".join(spec.name for spec in specs)
         raise InvalidInput(
             f"request has {len(items)} {what}; the model has {len(specs)} ({names}), so a "
@@ -63,8 +68,8 @@ def _bound(raw: Mapping[str, Any], signature: ModelSignature) -> None:
     """Bound the work validation can do to the model's size, not the body's."""
     unknown_fields(raw, InferenceRequest, "invalid inference request: ")
     inputs, outputs = raw.get("inputs"), raw.get("outputs")
-    check_count(inputs, "inputs", signature.inputs)
-    check_count(outputs, "outputs", signature.outputs)
+    check_count(inputs, "inputs", signature.inputs, list)
+    check_count(outputs, "outputs", signature.outputs, list)
     for field, model, items in (
         ("inputs", RequestInput, inputs),
         ("outputs", RequestOutput, outputs),

@@ -49,8 +49,8 @@ def parse_typed_request(
     if not isinstance(raw, dict):
         raise InvalidInput(f"request body must be a JSON object, got {type(raw).__name__}")
     unknown_fields(raw, TypedRequest, "invalid request: ")
-    check_count(raw.get("inputs"), "inputs", signature.inputs)
-    check_count(raw.get("outputs"), "outputs", signature.outputs)
+    check_count(raw.get("inputs"), "inputs", signature.inputs, dict)
+    check_count(raw.get("outputs"), "outputs", signature.outputs, list)
     try:
         return TypedRequest.model_validate(raw)
     except ValidationError as exc:

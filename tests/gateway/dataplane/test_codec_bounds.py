@@ -49,6 +49,12 @@ BOMBS: list[tuple[str, RequestCodec, dict[str, Any], str]] = [
         "unknown field(s) 'k0', 'k1', 'k2'; the fields are: id, parameters, inputs, outputs",
     ),
     (
+        "inputs as an object",
+        PROTOCOL_JSON,
+        {"inputs": MANY_KEYS},
+        "inputs: Input should be a valid list",
+    ),
+    (
         "typed outputs",
         TYPED_JSON,
         {"inputs": {"x": [[1, 2, 3, 4]]}, "outputs": [1] * N},
