@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,6 +32,8 @@ class SettledFuture(asyncio.Future[T]):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop=loop)
         self._on_settled: list[Callable[[SettledFuture[T]], object]] = []
+        self.run_s: float | None = None
+        """How long the call ran on its thread (set before the outcome; None if it never ran)."""
 
     def on_settled(self, callback: Callable[[SettledFuture[T]], object]) -> None:
         """Call ``callback(self)`` as soon as the outcome is set (or cancelled), in that
@@ -89,11 +92,15 @@ class WorkerPool:
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             loop, future, call = job
+            started = time.perf_counter()
             try:
                 result = call()
             except BaseException as error:  # handed to the awaiting coroutine, not lost
+                future.run_s = time.perf_counter() - started
                 self._deliver(loop, _fail, future, error)
             else:
+                # Written before the hand-over: the loop reads it once the outcome is set.
+                future.run_s = time.perf_counter() - started
                 self._deliver(loop, _settle, future, result)
 
     @staticmethod

@@ -124,3 +124,22 @@ async def test_a_cancelled_job_still_reports_that_it_settled() -> None:
     release.set()
     await pool.close()  # the call finished and its outcome was delivered
     assert seen == [True]
+
+
+async def test_the_future_carries_how_long_the_call_ran_on_its_thread() -> None:
+    # The batcher sizes what it hands ahead from this, not from the time until the loop
+    # handled the outcome (which holds the loop's delay).
+    pool = WorkerPool(1, "test")
+    gate = threading.Event()
+
+    def call() -> int:
+        gate.wait(timeout=30)  # a hang guard: the test sets it at once
+        return 1
+
+    future = pool.submit(call)
+    assert future.run_s is None
+    gate.set()
+    assert await future == 1
+    assert future.run_s is not None
+    assert future.run_s >= 0
+    await pool.close()

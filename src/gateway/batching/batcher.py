@@ -55,6 +55,15 @@ class _Pending:
     future: asyncio.Future[dict[str, Array]]
 
 
+@dataclass(slots=True, eq=False)
+class _Run:
+    """One batch handed to the backend: when it started running, and its request count."""
+
+    started: float
+    entries: int
+    run_s: float | None = None  # the call's own duration, when the backend reports it
+
+
 class Batcher:
     """Merges concurrent requests for one model version into batched backend calls."""
 
@@ -79,9 +88,8 @@ class Batcher:
         self._in_flight = 0
         # Batches handed to the backend beyond the ones running: their request counts,
         # oldest first, and the sum of those counts (they count against the queue bound).
-        self._ahead: deque[int] = deque()
+        self._ahead: deque[_Run] = deque()
         self._ahead_entries = 0
-        self._last_finished = -math.inf
         self._call_s = math.inf  # smoothed duration of one backend call; unknown at first
         self._drain = DrainRate()
         self._consumer: asyncio.Task[None] | None = None
@@ -202,13 +210,14 @@ class Batcher:
         ``SettledFuture``, in the very turn the outcome arrives."""
         if not batch:
             return
+        started = self._clock()
+        run = _Run(started, len(batch))
         if self._free > 0:
             self._free -= 1
         else:  # handed ahead: it waits in the backend's queue for a running batch to end
-            self._ahead.append(len(batch))
-            self._ahead_entries += len(batch)
+            self._ahead.append(run)
+            self._ahead_entries += run.entries
         self._in_flight += 1
-        started = self._clock()
         self._observer.batch_started(
             sum(item.rows for item in batch), [started - item.enqueued for item in batch]
         )
@@ -219,23 +228,25 @@ class Batcher:
         except Exception as exc:
             # Finished from the next loop turn: _finish may launch again, and a run of
             # batches failing at once must not recurse through the whole queue.
-            asyncio.get_running_loop().call_soon(self._finish, batch, started, exc)
+            asyncio.get_running_loop().call_soon(self._finish, batch, run, exc)
             return
         self._running.add(running)
         if isinstance(running, SettledFuture):  # finish in the turn the outcome arrives
-            running.on_settled(partial(self._finished, batch, started))
+            running.on_settled(partial(self._finished, batch, run))
         else:
-            running.add_done_callback(partial(self._finished, batch, started))
+            running.add_done_callback(partial(self._finished, batch, run))
 
     def _finished(
-        self, batch: list[_Pending], started: float, running: asyncio.Future[dict[str, Array]]
+        self, batch: list[_Pending], run: _Run, running: asyncio.Future[dict[str, Array]]
     ) -> None:
         self._running.discard(running)
+        if isinstance(running, SettledFuture):
+            run.run_s = running.run_s
         if running.cancelled():
-            self._finish(batch, started, asyncio.CancelledError())
+            self._finish(batch, run, asyncio.CancelledError())
             return
         error = running.exception()
-        self._finish(batch, started, running.result() if error is None else error)
+        self._finish(batch, run, running.result() if error is None else error)
 
     def _complete(self) -> bool:
         """True when the batch at the head of the queue cannot grow any more."""
@@ -313,14 +324,12 @@ class Batcher:
         )
 
     def _finish(
-        self, batch: list[_Pending], started: float, outcome: dict[str, Array] | BaseException
+        self, batch: list[_Pending], run: _Run, outcome: dict[str, Array] | BaseException
     ) -> None:
         """Hand every caller its rows (or the batch's error), then start the next batch."""
+        now = self._clock()
         try:
-            now = self._clock()
-            # A batch handed ahead waited for the one before it: count its own run only.
-            elapsed = now - max(started, self._last_finished)
-            self._last_finished = now
+            elapsed = now - run.started  # a batch handed ahead: since it took a thread
             pieces = None
             if not isinstance(outcome, BaseException):
                 try:
@@ -334,14 +343,18 @@ class Batcher:
                     _fail(item.future, outcome)
             else:
                 self._drain.record(len(batch), elapsed, self._policy.instances)
-                self._record_call(elapsed)
+                # The thread's own measure: elapsed also holds the loop's delay in handing
+                # the next batch over, the very wait that handing ahead removes.
+                self._record_call(elapsed if run.run_s is None else run.run_s)
                 for item, piece in zip(batch, pieces, strict=True):
                     if not item.future.done():
                         item.future.set_result({name: piece[name] for name in item.outputs})
         finally:
             self._in_flight -= 1
             if self._ahead:  # the oldest batch handed ahead took this one's thread
-                self._ahead_entries -= self._ahead.popleft()
+                promoted = self._ahead.popleft()
+                self._ahead_entries -= promoted.entries
+                promoted.started = now
             else:
                 self._free += 1
             if self._in_flight == 0 and self._queue and not self._closing:
