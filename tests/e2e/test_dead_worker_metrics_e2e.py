@@ -33,7 +33,14 @@ def worker_pids(parent: int) -> list[int]:
         for task in Path(f"/proc/{parent}/task").iterdir()
         for pid in (task / "children").read_text().split()
     ]
-    return [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [pid for pid in children if b"spawn_main" in _command_line(pid)]
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # exited meanwhile
+        return b""
 
 
 async def started_lines(stream: asyncio.StreamReader, count: int) -> None:
