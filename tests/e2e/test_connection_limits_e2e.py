@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from support.app import TEST_SECRET
@@ -239,3 +240,47 @@ def test_connections_past_the_cap_are_answered_503_at_once() -> None:
                 if status(sock.recv(65536)) == 200:
                     break
             assert time.monotonic() < deadline, "the freed connections were never counted out"
+
+
+@pytest.mark.parametrize(
+    ("path", "partial"),
+    [
+        (b"/v2/models/digits/infer", BODY[:30]),
+        (b"/models/digits/predict", b'{"inputs": {"pixels": [[0, 0'),
+    ],
+    ids=["protocol", "typed"],
+)
+def test_a_client_leaving_mid_body_is_499_and_logs_no_error(
+    server: ServerProcess, path: bytes, partial: bytes
+) -> None:
+    """Issue 10, item 12, on both inference routes: no ERROR line, no traceback, and the
+    request is counted as 499 (nothing was sent), not as a 4xx or 5xx."""
+    before = len(server.lines)
+    gone = 'tensorgate_inference_requests_total{model="digits",status="499"}'
+    counted = metric(server, gone)
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n%s" % (path, partial)
+        )
+    deadline = time.monotonic() + GUARD_S
+    while metric(server, gone) == counted:  # each reading a full HTTP round trip
+        assert time.monotonic() < deadline, "the departure was never recorded as 499"
+    # A request after it marks where its log lines end.
+    marker = f"/v2/health/live?after-{time.monotonic_ns()}"
+    with connect(server) as sock:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % marker.encode())
+        assert status(read_until_closed(sock)) == 200
+    server.wait_for(re.compile(re.escape(marker)))
+    log = "".join(server.lines[before:])
+    assert "ERROR" not in log
+    assert "Traceback" not in log
+    metrics = httpx.get(f"{server.base_url}/metrics", timeout=GUARD_S).text
+    assert 'model="digits",status="400"' not in metrics
+    assert 'model="digits",status="500"' not in metrics
+
+
+def metric(server: ServerProcess, series: str) -> float:
+    text = httpx.get(f"{server.base_url}/metrics", timeout=GUARD_S).text
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
