@@ -63,6 +63,18 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response with a ``content-length``, leaving the connection open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
 def timed_answer(sock: socket.socket) -> tuple[bytes, float]:
     started = time.monotonic()
     answer = read_until_closed(sock)
@@ -213,6 +225,22 @@ def test_a_refusal_before_the_body_closes_the_connection(server: ServerProcess) 
     assert status(answer) == 404
     assert failure, f"the server kept reading: {sent} bytes taken"
     assert sent < 64 * 1024 * 1024
+
+
+def test_a_content_length_body_answered_early_is_read_to_its_end_and_the_connection_kept(
+    server: ServerProcess,
+) -> None:
+    """A declared body under the cap is bounded: after an early 404 the server reads and
+    drops the rest (a client still sending it is not reset) and serves the next request."""
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /v2/models/nothing/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % MAX_BODY
+        )
+        assert status(read_response(sock)) == 404  # answered before the body was sent
+        sock.sendall(b" " * MAX_BODY)
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status(read_until_closed(sock)) == 200
 
 
 def test_connections_past_the_cap_are_answered_503_at_once() -> None:

@@ -15,8 +15,9 @@ items 4 and 5). ``LimitedHttpToolsProtocol`` adds, per connection:
   plus one read);
 - a connection cap: past ``max_connections`` open connections a new one is answered 503
   and closed at once;
-- close once a response is sent before its request body was read: the server stops
-  reading a body it refused (a chunked body past the size cap, a 401 before the body);
+- close once a response is sent before its chunked request body was read: the server
+  stops reading a body it refused (a 401 or 404 before the body; a 413 past the size cap
+  closes through its ``Connection: close``);
 - a graceful drain on shutdown: idle connections close after ``DRAIN_S`` (a request
   already in the socket is still answered), busy ones after their answer.
 
@@ -40,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,12 @@ def error_response(status: int, message: str) -> bytes:
         _REASONS[status],
         len(body),
     ) + (b"connection: close\r\n\r\n" + body)
+
+
+def _is_chunked(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in headers
+    )
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -168,12 +175,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        """After an answer sent before its request's body was read, close: the rest of
-        that body is not read (nor is a chunked body that never ends)."""
+        """After an answer sent before its request's chunked body was read, close: a
+        chunked body need never end. The rest of a ``Content-Length`` body is read and
+        dropped as uvicorn does (bounded: a length over the cap was answered 413 with
+        ``Connection: close``), so that a client still sending it gets its answer."""
         cycle = self.cycle
         super().on_response_complete()
-        if cycle is not None and cycle.more_body and not self.transport.is_closing():
-            self._cut(None, "answered before the request body was read", None)
+        if (
+            cycle is not None
+            and cycle.more_body
+            and not self.transport.is_closing()
+            and _is_chunked(cycle.scope["headers"])
+        ):
+            self._cut(None, "answered before the chunked request body was read", None)
 
     def shutdown(self) -> None:
         """Close when idle (after ``DRAIN_S``, for a request already on its way), else
@@ -207,10 +221,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _body_stalled(self) -> None:
         self._timer = None
         cycle = self.cycle
-        if cycle is None or not cycle.more_body or cycle.response_complete:
+        if cycle is None or not cycle.more_body:
             return
         if self._server_not_reading():
             self._arm(self.limits.body_idle_timeout_s, self._body_stalled)
+        elif cycle.response_started:  # answered already: the rest of its body stalled
+            self._cut(None, "request body stalled", None)
         else:
             self._cut(408, "request body stalled", "request body stalled")
 
