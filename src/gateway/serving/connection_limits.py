@@ -92,7 +92,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
+        # One clock at a time: the head's, then the body's. It is armed only when a read
+        # leaves a head or body unfinished, so a request that arrives whole in one read
+        # (the common case) costs no timer at all.
         self._timer: asyncio.TimerHandle | None = None
+        self._head_started = 0.0  # loop time the head (or the connection) began
+        self._in_body = False
+        self._body_seen = 0.0  # loop time of the last piece of body
         # A head's size, parsed (URL and header lines) and read (whole reads after the
         # one it began in: what the parser may hold of an unfinished line); None between.
         self._head_parsed: int | None = None
@@ -108,6 +114,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.connections) > self.limits.max_connections:
             self._cut(503, "too many open connections", "the server is at its connection limit")
             return
+        self._head_started = self.loop.time()
         self._arm(self.limits.header_timeout_s, self._header_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,16 +134,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refused = self._refused or self._head_read > self.limits.max_header_bytes
         if self._refused and not self.transport.is_closing():
             self._cut(431, "request head too large", self._head_too_large())
+        elif self._timer is None and not self._refused:
+            self._time_what_is_unfinished()
+
+    def _time_what_is_unfinished(self) -> None:
+        """After a read: start the clock of a head or body it left unfinished."""
+        if self._head_parsed is not None:
+            elapsed = self.loop.time() - self._head_started
+            self._arm(self.limits.header_timeout_s - elapsed, self._header_timed_out)
+        elif self._in_body:
+            self._arm(self.limits.body_idle_timeout_s, self._body_stalled)
 
     # Parser callbacks
     def on_message_begin(self) -> None:
-        """A request starts: count its head, and time it unless the clock already runs."""
+        """A request starts: count its head; its time runs from now, or from the
+        connection's start for the first one."""
         super().on_message_begin()
         self._head_parsed = 0
         self._head_read = 0
         self._head_began_in_read = True
         if self._timer is None:
-            self._arm(self.limits.header_timeout_s, self._header_timed_out)
+            self._head_started = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         """Count the URL into the head."""
@@ -150,7 +168,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        """The head is in: start the request, then time the body's pieces."""
+        """The head is in: start the request; its body is timed from now."""
         self._head_parsed = None
         self._disarm()
         if self._refused:
@@ -158,19 +176,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self._draining and self.cycle is not None:
             self.cycle.keep_alive = False
-        self._arm(self.limits.body_idle_timeout_s, self._body_stalled)
+        self._in_body = True
+        self._body_seen = self.loop.time()
 
     def on_body(self, body: bytes) -> None:
-        """A piece of body: the idle clock starts again."""
+        """A piece of body: the idle gap starts again."""
         if self._refused:
             return
-        self._arm(self.limits.body_idle_timeout_s, self._body_stalled)
+        self._body_seen = self.loop.time()
         super().on_body(body)
 
     def on_message_complete(self) -> None:
         """The body is in: stop timing it."""
         if self._refused:
             return
+        self._in_body = False
         self._disarm()
         super().on_message_complete()
 
@@ -211,7 +231,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _header_timed_out(self) -> None:
         self._timer = None
-        if self._server_not_reading():
+        if self._server_not_reading():  # the client cannot send: its time starts again
+            self._head_started = self.loop.time()
             self._arm(self.limits.header_timeout_s, self._header_timed_out)
         elif self._request_in_flight():  # a pipelined head behind an answer in progress
             self._cut(None, "headers not received in time", None)
@@ -221,10 +242,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _body_stalled(self) -> None:
         self._timer = None
         cycle = self.cycle
-        if cycle is None or not cycle.more_body:
+        if cycle is None or not self._in_body:
             return
-        if self._server_not_reading():
-            self._arm(self.limits.body_idle_timeout_s, self._body_stalled)
+        now = self.loop.time()
+        if self._server_not_reading():  # the client cannot send: its time starts again
+            self._body_seen = now
+        idle = now - self._body_seen
+        if idle < self.limits.body_idle_timeout_s:  # a piece came since: wait out the rest
+            self._arm(self.limits.body_idle_timeout_s - idle, self._body_stalled)
         elif cycle.response_started:  # answered already: the rest of its body stalled
             self._cut(None, "request body stalled", None)
         else:
