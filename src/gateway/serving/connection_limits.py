@@ -25,8 +25,9 @@ Every cut is one warning line on the ``gateway.serving`` logger naming the peer 
 The keep-alive timeout and the shutdown grace period are uvicorn's own options
 (``serving/options.py``).
 
-It relies on uvicorn's internals: the parser callbacks (``on_message_begin``, ``on_url``,
-``on_header``, ``on_headers_complete``, ``on_body``, ``on_message_complete``),
+It relies on uvicorn's internals: the parser callbacks (``on_message_begin``,
+``on_headers_complete``, ``on_body``, ``on_message_complete``), the parsed head
+(``url``, ``headers``),
 ``data_received``, ``on_response_complete``, ``shutdown``, and the attributes
 ``connections``, ``cycle`` (``more_body``, ``response_started``, ``response_complete``,
 ``keep_alive``, ``disconnected``, ``message_event``), ``flow.read_paused``,
@@ -99,9 +100,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started = 0.0  # loop time the head (or the connection) began
         self._in_body = False
         self._body_seen = 0.0  # loop time of the last piece of body
-        # A head's size, parsed (URL and header lines) and read (whole reads after the
-        # one it began in: what the parser may hold of an unfinished line); None between.
-        self._head_parsed: int | None = None
+        # Whether a head is being read, and how many bytes came in
+        # whole reads after the one it began in: what the parser may hold of it.
+        self._head_open = False
         self._head_read = 0
         self._head_began_in_read = False
         self._refused = False
@@ -127,9 +128,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._head_began_in_read = False
-        counting = self._head_parsed is not None
+        counting = self._head_open
         super().data_received(data)
-        if counting and self._head_parsed is not None and not self._head_began_in_read:
+        if counting and self._head_open and not self._head_began_in_read:
             self._head_read += len(data)
             self._refused = self._refused or self._head_read > self.limits.max_header_bytes
         if self._refused and not self.transport.is_closing():
@@ -139,7 +140,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _time_what_is_unfinished(self) -> None:
         """After a read: start the clock of a head or body it left unfinished."""
-        if self._head_parsed is not None:
+        if self._head_open:
             elapsed = self.loop.time() - self._head_started
             self._arm(self.limits.header_timeout_s - elapsed, self._header_timed_out)
         elif self._in_body:
@@ -150,28 +151,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """A request starts: count its head; its time runs from now, or from the
         connection's start for the first one."""
         super().on_message_begin()
-        self._head_parsed = 0
+        self._head_open = True
         self._head_read = 0
         self._head_began_in_read = True
         if self._timer is None:
             self._head_started = self.loop.time()
 
-    def on_url(self, url: bytes) -> None:
-        """Count the URL into the head."""
-        self._count_head(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """Count the header line (name, value, ``": "`` and CRLF) into the head."""
-        self._count_head(len(name) + len(value) + 4)
-        if not self._refused:
-            super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        """The head is in: start the request; its body is timed from now."""
-        self._head_parsed = None
+        """The head is in: start the request (431 if it is over the cap); its body is
+        timed from now."""
+        self._head_open = False
         self._disarm()
-        if self._refused:
+        # Its size as parsed: request target, and each header line with ": " and CRLF.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if self._refused or size > self.limits.max_header_bytes:
+            self._refused = True
             return
         super().on_headers_complete()
         if self._draining and self.cycle is not None:
@@ -263,16 +257,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return self.cycle is not None and not self.cycle.response_complete
 
     def _idle(self) -> bool:
-        return not self._request_in_flight() and not self.pipeline and self._head_parsed is None
+        return not self._request_in_flight() and not self.pipeline and not self._head_open
 
     def _close_if_idle(self) -> None:
         if self._idle() and not self.transport.is_closing():
             self.transport.close()
-
-    def _count_head(self, size: int) -> None:
-        if self._head_parsed is not None and not self._refused:
-            self._head_parsed += size
-            self._refused = self._head_parsed > self.limits.max_header_bytes
 
     def _head_too_large(self) -> str:
         return f"request head larger than {self.limits.max_header_bytes} bytes"

@@ -74,8 +74,6 @@ OVERRIDDEN = (
     "connection_lost",
     "data_received",
     "on_message_begin",
-    "on_url",
-    "on_header",
     "on_headers_complete",
     "on_body",
     "on_message_complete",
@@ -98,8 +96,12 @@ def test_the_methods_the_limits_override_are_still_uvicorns() -> None:
 
 async def test_the_attributes_the_limits_read_are_still_there() -> None:
     protocol = HttpToolsProtocol(config=Config(app=_app), server_state=ServerState(), app_state={})
-    for name in ("connections", "cycle", "flow", "transport", "client", "loop", "pipeline"):
+    attributes = ("connections", "cycle", "flow", "transport", "client", "loop", "pipeline")
+    for name in (*attributes, "headers"):
         assert hasattr(protocol, name), f"HttpToolsProtocol has no {name} any more"
+    # The head's parts as parsed, which give its size.
+    assert "self.url += url" in inspect.getsource(HttpToolsProtocol.on_url)
+    assert "self.headers.append((name, value))" in inspect.getsource(HttpToolsProtocol.on_header)
     cycle_init = inspect.getsource(RequestResponseCycle.__init__)
     for name in (
         "more_body",
