@@ -8,11 +8,13 @@ so a limit that does not hold fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -180,6 +182,37 @@ def test_an_unfinished_two_mib_head_is_431_before_it_is_all_sent(server: ServerP
             pass
         answer = read_until_closed(sock)
     assert status(answer) == 431
+
+
+def rss_mib(server: ServerProcess) -> float:
+    pid = re.search(r"Started server process \[(\d+)\]", "".join(server.lines))
+    assert pid is not None
+    status_text = Path(f"/proc/{pid.group(1)}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status_text)
+    assert found is not None
+    return int(found.group(1)) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+def test_unfinished_big_heads_cost_no_memory(server: ServerProcess) -> None:
+    """Issue 10, item 5: 100 connections each sending an unfinished 2 MiB header (without
+    the cap: about +200 MiB of RSS, most of it kept)."""
+    before = rss_mib(server)
+    socks = [connect(server) for _ in range(100)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        for _ in range(2 * 1024 // 64):  # 2 MiB each, spread over all connections
+            for sock in socks:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(b"a" * 65536)
+        during = rss_mib(server)
+        assert all(status(read_until_closed(sock)) == 431 for sock in socks)
+    finally:
+        for sock in socks:
+            sock.close()
+    assert during - before < 50, f"RSS {before:.0f} -> {during:.0f} MiB"
+    assert rss_mib(server) - before < 50
 
 
 def endless_chunked_body(server: ServerProcess, path: bytes) -> tuple[bytes, list[OSError], int]:
