@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -33,9 +34,10 @@ def request(path: str, body: object | None, token: str, method: str = "POST") ->
     return head.encode() + payload
 
 
-def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, object]]]:
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, dict[str, Any]]]:
     """``count`` responses off the socket, each cut at its Content-Length."""
-    buffer, answers = b"", []
+    buffer = b""
+    answers: list[tuple[int, dict[str, Any]]] = []
     while len(answers) < count:
         while b"\r\n\r\n" not in buffer:
             chunk = sock.recv(65536)
@@ -84,6 +86,6 @@ def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None
     assert [status for status, _ in answers] == [200, 400, 200, 200, 404]
     assert answers[0][1]["id"] == "first"
     assert "dimension 1 is 3" in str(answers[1][1]["error"])
-    assert set(answers[2][1]["outputs"]) == {"label", "probabilities"}  # type: ignore[arg-type]
+    assert set(answers[2][1]["outputs"]) == {"label", "probabilities"}
     assert answers[3][1] == {"name": "digits", "version": "1", "ready": True}
     assert "unknown model 'nope'" in str(answers[4][1]["error"])
