@@ -4,7 +4,9 @@ ends, nothing hangs, and the exit status is 0 in one-process and ``--workers`` m
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -158,3 +160,43 @@ def test_workers_mode_exits_0_within_the_grace_period_with_a_stalled_upload(
         assert stalled.status() in (0, 503)
     assert code == 0
     assert elapsed < 20
+
+
+def test_a_request_sent_on_an_idle_connection_as_shutdown_starts_is_answered(
+    quick_model: Path,
+) -> None:
+    """A keep-alive connection idle when SIGTERM arrives, whose next request is already
+    on its way: it is read and answered (with ``Connection: close``), not reset or
+    dropped (the old server closed every idle connection at once)."""
+    with serve(quick_model, grace_s=30) as server:
+        kept = [connect(server) for _ in range(5)]
+        for sock in kept:
+            sock.sendall(REQUEST)
+            answer = b""
+            while not answer.endswith(b"]}]}"):
+                answer += sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200")
+        pid = re.search(r"Started server process \[(\d+)\]", "".join(server.lines))
+        assert pid is not None
+        os.kill(int(pid.group(1)), signal.SIGTERM)
+        server.wait_for(re.compile(r"Shutting down"))
+        for sock in kept:
+            sock.sendall(REQUEST)
+        answers = []
+        for sock in kept:
+            with sock:
+                answers.append(read_all(sock))
+        code = server.stop()
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers), answers
+    assert all(b"connection: close" in answer.lower() for answer in answers)
+    assert code == 0
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        data += b" <reset>"
+    return data
