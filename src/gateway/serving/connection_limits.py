@@ -25,10 +25,12 @@ Every cut is one warning line on the ``gateway.serving`` logger naming the peer 
 The keep-alive timeout and the shutdown grace period are uvicorn's own options
 (``serving/options.py``).
 
+Measured cost: within the spread of 4 alternating wrk rounds against the same tree
+without it (digits, 32 connections); a request that arrives in one read arms no timer.
+
 It relies on uvicorn's internals: the parser callbacks (``on_message_begin``,
-``on_headers_complete``, ``on_body``, ``on_message_complete``), the parsed head
-(``url``, ``headers``),
-``data_received``, ``on_response_complete``, ``shutdown``, and the attributes
+``on_headers_complete``, ``on_body``, ``on_message_complete``), the parsed head (``url``,
+``headers``), ``data_received``, ``on_response_complete``, ``shutdown``, and the attributes
 ``connections``, ``cycle`` (``more_body``, ``response_started``, ``response_complete``,
 ``keep_alive``, ``disconnected``, ``message_event``), ``flow.read_paused``,
 ``transport``, ``client``, ``loop`` and ``pipeline``. tests/gateway/serving/
@@ -100,8 +102,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started = 0.0  # loop time the head (or the connection) began
         self._in_body = False
         self._body_seen = 0.0  # loop time of the last piece of body
-        # Whether a head is being read, and how many bytes came in
-        # whole reads after the one it began in: what the parser may hold of it.
+        # Whether a head is being read, and the bytes of the whole reads after the one
+        # it began in: what the parser may hold of it.
         self._head_open = False
         self._head_read = 0
         self._head_began_in_read = False
