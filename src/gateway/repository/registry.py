@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,20 +20,10 @@ from gateway.batching.policy import BatchPolicy
 from gateway.errors import ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
 from gateway.repository.scanning import ModelSource, scan_repository
+from gateway.repository.versions import VERSION_FORMAT, parse_version
 from gateway.validation import shown
 
 logger = logging.getLogger(__name__)
-
-VERSION_FORMAT = "a positive whole number in ASCII digits without leading zeros, such as 1 or 12"
-# ASCII only: str.isdigit() and int() also take "01", fullwidth and Arabic-Indic digits (and
-# int() raises on superscripts and past 4,300 digits); nine digits keep it inside int32.
-_VERSION = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
-
-
-def parse_version(text: str) -> int | None:
-    """The version number ``text`` spells in the one accepted form, else None."""
-    return int(text) if _VERSION.fullmatch(text) else None
-
 
 BackendLoader = Callable[[Path, RuntimeOptions, str], Backend]
 """Creates a backend from a model file; blocking, so the registry calls it in a thread."""

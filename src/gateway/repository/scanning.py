@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.repository.config import ConfigError, ModelConfig, load_model_config
+from gateway.repository.versions import parse_version
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,9 @@ def read_model(directory: Path) -> ModelSource:
     except ConfigError as exc:
         return ModelSource(name, directory, ModelConfig(), (), problem=str(exc))
     available = [
-        int(child.name)
+        number
         for child in directory.iterdir()
-        if child.is_dir() and child.name.isdigit() and int(child.name) > 0
+        if child.is_dir() and (number := parse_version(child.name)) is not None
     ]
     if not available:
         problem = f"no version directories: expected {directory}/<version>/{MODEL_FILE}"
