@@ -40,6 +40,13 @@ class ServerProcess:
         self.base_url = self.wait_for(_LISTENING).group(1)
         return self
 
+    def peak_rss_bytes(self) -> int:
+        """The server process's peak resident memory so far (``VmHWM``), Linux only."""
+        assert self._process is not None
+        status = Path(f"/proc/{self._process.pid}/status").read_text()
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(kib) * 1024
+
     def _pump(self) -> None:
         assert self._process is not None
         assert self._process.stdout is not None
