@@ -9,7 +9,7 @@ RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: bench-ab serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
+.PHONY: bench-ab hostile serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ unit-fast: $(DEV_STAMP)
 # Only the tests that start real tensorgate processes or drive Swagger UI in Chromium.
 e2e: $(DEV_STAMP) $(CHROMIUM)
 	$(BIN)/pytest -m "e2e or browser"
+
+# The hostile-traffic suite alone (bounded; part of make test too): slow headers and bodies,
+# header floods, pipelining, envelope and row bombs, odd versions and unicode, mid-body
+# disconnects, SIGTERM with stalled and in-flight clients, schemathesis.
+hostile: $(DEV_STAMP)
+	$(BIN)/pytest -m hostile
 
 test: lint typecheck unit
 

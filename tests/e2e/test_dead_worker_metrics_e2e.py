@@ -61,6 +61,7 @@ async def hammer(client: httpx.AsyncClient, stop: asyncio.Event) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.hostile
 async def test_a_killed_workers_queue_depth_does_not_stay_in_the_gauge(tmp_path: Path) -> None:
     port = free_port()
     exe = Path(sys.executable).with_name("tensorgate")

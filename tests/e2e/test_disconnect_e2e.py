@@ -23,7 +23,7 @@ from support.server_process import ServerProcess
 ITERATIONS = 400_000  # about a second per call on a 2-core CI machine
 GUARD_S = 60  # hang guard only
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.hostile]
 
 
 @pytest.fixture(scope="module")

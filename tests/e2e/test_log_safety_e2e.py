@@ -26,6 +26,7 @@ def exchange(base_url: str, head: str) -> bytes:
 
 
 @pytest.mark.e2e
+@pytest.mark.hostile
 def test_a_client_cannot_forge_log_lines_or_read_tokens_into_the_log(tmp_path: Path) -> None:
     forged = FORGED.replace(" ", "%20")
     env = {"TENSORGATE_AUTH__STATE_DIR": str(tmp_path / "state")}

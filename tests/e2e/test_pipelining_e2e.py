@@ -19,7 +19,7 @@ from support.app import TEST_SECRET, bearer, make_settings
 from support.paths import DEMO_MODELS
 from support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.hostile]
 
 PIXELS = [0.0] * 20 + [16.0] * 24 + [0.0] * 20
 GUARD_S = 20.0  # socket timeout: a hang guard only

@@ -11,7 +11,7 @@ from support.app import TEST_SECRET, bearer, make_settings
 from support.paths import DEMO_MODELS
 from support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.hostile]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ import pytest
 from gateway.api.exception_handlers import error_response
 from support.app import make_settings, open_client
 
+pytestmark = pytest.mark.hostile
+
 INPUT = b'{"name":"%s","shape":[1,256],"datatype":"FP32","data":[%s]}'
 ZEROS = b",".join([b"0"] * 256)
 

@@ -13,6 +13,8 @@ from backends.base import ModelSignature, TensorSpec
 from gateway.dataplane.codecs import PROTOCOL_JSON, TYPED_JSON, RequestCodec
 from gateway.errors import InvalidInput
 
+pytestmark = pytest.mark.hostile
+
 SIGNATURE = ModelSignature(
     inputs=(TensorSpec("x", np.dtype("float32"), (None, 4)),),
     outputs=(TensorSpec("y", np.dtype("float32"), (None, 2)),),

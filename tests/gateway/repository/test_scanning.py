@@ -53,7 +53,7 @@ def test_model_names_are_url_safe() -> None:
 def test_only_strict_version_directories_count(tmp_path: Path) -> None:
     # Fails before: "¹" crashed the scan (int() raised) and "01" was taken as version 1,
     # whose file was then looked for under 1/.
-    for odd in ("¹", "01", "１", "١", "0", "1" * 12):
+    for odd in ("\u00b9", "01", "\uff11", "\u0661", "0", "1" * 12):
         make_version(tmp_path, "m", odd)
     make_version(tmp_path, "m", "2")
     (source,) = scan_repository(tmp_path)
