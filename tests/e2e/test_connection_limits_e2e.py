@@ -23,7 +23,7 @@ from support.app import TEST_SECRET
 from support.paths import DEMO_MODELS
 from support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.hostile]
 
 LIMIT_S = 1.0  # header, body idle and keep-alive timeouts of the server under test
 GUARD_S = 10.0  # socket timeout: far above every limit, a hang guard only

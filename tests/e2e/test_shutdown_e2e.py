@@ -19,7 +19,7 @@ import pytest
 from support.onnx_models import slow_model, write_model
 from support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.hostile]
 
 GUARD_S = 60.0  # socket and wait timeouts: hang guards only
 BODY = b'{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}'

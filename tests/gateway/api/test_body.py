@@ -91,6 +91,7 @@ async def test_read_body_raises_client_disconnected_when_the_client_left_before_
         await read_body(receive, LIMIT)
 
 
+@pytest.mark.hostile
 @ROUTES
 async def test_a_client_leaving_mid_body_is_499_without_an_error_logged(
     repository: Path, path: str, caplog: pytest.LogCaptureFixture

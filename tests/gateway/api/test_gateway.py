@@ -7,12 +7,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from asgi_lifespan import LifespanManager
 from starlette.types import Message
 
 from gateway.api.app import create_app
 from support.app import bearer, make_settings, post_scope
 from support.fake_backend import FakeLoader
+
+pytestmark = pytest.mark.hostile  # SIGTERM with in-flight clients
 
 GUARD_S = 10  # hang guard only
 
