@@ -119,7 +119,8 @@ class Settings(BaseSettings):
     http_protocol: HttpProtocol = "coalescing"
     """HTTP implementation of ``tensorgate serve``: ``coalescing`` (uvicorn's httptools
     protocol, each response sent in one socket write: the fastest, docs/configuration.md
-    has the figures), or uvicorn's stock ``httptools`` or ``h11``."""
+    has the figures), ``httptools`` (the same with one write per part) or uvicorn's own
+    ``h11`` (without most connection limits, docs/operations.md)."""
     disconnect_watch: DisconnectWatchKind = "stepped"
     """How an inference request hears its client leave: ``stepped`` (steps uvicorn's
     ``receive()`` by hand, the fastest) or ``task`` (a plain asyncio Task per request)."""
