@@ -3,11 +3,15 @@ closes), and a client leaving mid-body; for FastAPI and the pipeline."""
 
 from __future__ import annotations
 
+import re
+
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.exception_handlers import gateway_error_response
 from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge
+
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
 class ClientDisconnected(Exception):
@@ -63,10 +67,13 @@ def check_declared_length(scope: Scope, max_bytes: int) -> None:
     for key, value in scope["headers"]:
         if key == b"content-length":
             declared = value.decode("latin-1")
-            if not declared.isdigit():
+            # ASCII digits only (str.isdigit takes superscripts, which int() refuses), and
+            # too many of them is over any cap without converting them.
+            if not _DIGITS.fullmatch(declared):
                 raise InvalidInput("Content-Length header is not a non-negative integer")
-            if int(declared) > max_bytes:
-                raise PayloadTooLarge(_too_large(f"Content-Length {int(declared)}", max_bytes))
+            significant = declared.lstrip("0")
+            if len(significant) > len(str(max_bytes)) or int(significant or "0") > max_bytes:
+                raise PayloadTooLarge(_too_large(f"Content-Length {declared[:20]}", max_bytes))
             return
 
 

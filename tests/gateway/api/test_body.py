@@ -14,7 +14,8 @@ from asgi_lifespan import LifespanManager
 from starlette.types import Message
 
 from gateway.api.app import create_app
-from gateway.api.body import ClientDisconnected, read_body
+from gateway.api.body import ClientDisconnected, check_declared_length, read_body
+from gateway.errors import InvalidInput, PayloadTooLarge
 from support.app import bearer, make_settings, open_client, post_scope
 
 LIMIT = 4096
@@ -121,3 +122,25 @@ async def test_a_client_leaving_mid_body_is_499_without_an_error_logged(
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert 'tensorgate_inference_requests_total{model="digits",status="499"} 1.0' in metrics
     assert 'status="400"' not in metrics
+
+
+@pytest.mark.parametrize(
+    ("declared", "error"),
+    [
+        ("\u00b9", InvalidInput),  # isdigit() says yes, int() raises: was a 500
+        ("12a", InvalidInput),
+        ("1" * 5000, PayloadTooLarge),  # past int()'s 4,300-digit limit: was a 500
+        ("1025", PayloadTooLarge),
+        ("0001024", None),
+        ("0", None),
+    ],
+)
+def test_a_declared_length_is_ascii_digits_checked_without_converting_huge_ones(
+    declared: str, error: type[Exception] | None
+) -> None:
+    scope = {"headers": [(b"content-length", declared.encode())]}
+    if error is None:
+        check_declared_length(scope, 1024)
+    else:
+        with pytest.raises(error):
+            check_declared_length(scope, 1024)
