@@ -97,8 +97,8 @@ def test_tritonclient_binary_request_gets_a_clear_400(server: ServerProcess) -> 
 def test_sigterm_shuts_down_gracefully() -> None:
     with ServerProcess(["--models", str(DEMO_MODELS)], SERVER_ENV) as process:
         code = process.stop()
-    # uvicorn re-raises the signal after a clean shutdown, so -SIGTERM is a clean exit.
-    assert code in (0, -15)
+    # uvicorn re-raises the signal after a clean shutdown; serve turns that into 0.
+    assert code == 0
     log = "".join(process.lines)
     assert "Application shutdown complete" in log
     assert "Traceback" not in log

@@ -203,7 +203,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             and not self.transport.is_closing()
             and _is_chunked(cycle.scope["headers"])
         ):
-            self._cut(None, "answered before the chunked request body was read", None)
+            # A client's own business (say, a 401 to a chunked upload): not worth a warning.
+            self._cut(None, "answered before the chunked request body was read", None, logging.INFO)
 
     def shutdown(self) -> None:
         """Close when idle (after ``DRAIN_S``, for a request already on its way), else
@@ -268,14 +269,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _head_too_large(self) -> str:
         return f"request head larger than {self.limits.max_header_bytes} bytes"
 
-    def _cut(self, status: int | None, reason: str, message: str | None) -> None:
+    def _cut(
+        self, status: int | None, reason: str, message: str | None, level: int = logging.WARNING
+    ) -> None:
         """Log one line, answer ``status`` unless a response is under way, and close."""
         self._refused = True
         self._disarm()
         if self.transport.is_closing():
             return
         peer = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown peer"
-        logger.warning("closing the connection from %s: %s", peer, reason)
+        logger.log(level, "closing the connection from %s: %s", peer, reason)
         cycle = self.cycle
         answerable = cycle is None or cycle.response_complete or not cycle.response_started
         if status is not None and message is not None and answerable:
