@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     disconnect_watch: DisconnectWatchKind = "stepped"
     """How an inference request hears its client leave: ``stepped`` (steps uvicorn's
     ``receive()`` by hand, the fastest) or ``task`` (a plain asyncio Task per request)."""
+    refusal_pacing_max_ms: Annotated[float, Field(ge=0, le=10_000)] = 100.0
+    """A 503 for a full queue is sent after the queue's estimated drain time (the precise
+    value behind ``Retry-After``), at most this long, so a client that resends at once
+    cannot spin on refusals and starve the model; 0 sends it at once."""
     readiness_requires_all_models: bool = True
     """Server readiness needs every model in the repository ready; false: any one ready."""
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0

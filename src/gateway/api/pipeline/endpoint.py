@@ -11,6 +11,7 @@ codec differs between ``POST /v2/models/.../infer`` and ``POST /models/.../predi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from gateway.api.exception_handlers import method_not_allowed
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.targets import InferenceTarget
 from gateway.api.state import AppState, app_state
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Overloaded
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class InferenceEndpoint:
         except GatewayError as exc:
             response = error_answer(exc)
             status = response.status_code
+            if isinstance(exc, Overloaded):
+                await _pace_refusal(exc, state.settings.refusal_pacing_max_ms)
             await response(scope, receive, send)
         except ClientDisconnected:
             status = CLIENT_CLOSED_REQUEST  # left mid-body: nobody to answer
@@ -106,6 +109,28 @@ class InferenceEndpoint:
         except asyncio.CancelledError:
             pending.cancel()  # withdrawn: nothing is computed for an answer never sent
             raise
+
+
+def refusal_delay_s(refusal: Overloaded, max_ms: float) -> float:
+    """How long a full queue's 503 is held back: the estimated drain time, at most
+    ``max_ms`` (the ``refusal_pacing_max_ms`` setting; 0 turns pacing off).
+
+    A client that ignores ``Retry-After`` and resends at once would otherwise spin on
+    refusals: each is cheap, but a flood of them keeps the event loop (and the GIL) busy,
+    and a model whose batches cannot grow (batching off) waits for the GIL between calls.
+    Measured with bench/flood.py (docs/batching.md): batching off kept 24% of its capacity
+    under a flood without pacing, 73-74% with it.
+    """
+    return max(0.0, min(refusal.retry_after_s, max_ms / 1000))
+
+
+async def _pace_refusal(refusal: Overloaded, max_ms: float) -> None:
+    delay_s = refusal_delay_s(refusal, max_ms)
+    if delay_s <= 0:
+        return
+    # Cancelled only when shutting down: send the refusal now rather than nothing.
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(delay_s)
 
 
 async def send_json(

@@ -7,6 +7,7 @@ inference operations declared for OpenAPI but never routed through FastAPI.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message
 
 from gateway.api.app import create_app
+from gateway.api.pipeline.endpoint import refusal_delay_s
+from gateway.errors import Overloaded
 from gateway.settings import Settings
 from support.app import bearer, make_settings, post_scope
 from support.fake_backend import FakeLoader
@@ -31,11 +34,11 @@ TYPED = ("/models/echo/predict", b'{"inputs":{"x":[[1,2,3,4]]}}')
 ROUTES = pytest.mark.parametrize(("path", "payload"), [PROTOCOL, TYPED], ids=["protocol", "typed"])
 
 
-def echo_settings(tmp_path: Path, config: str) -> Settings:
+def echo_settings(tmp_path: Path, config: str, **overrides: Any) -> Settings:
     (tmp_path / "echo" / "1").mkdir(parents=True)
     (tmp_path / "echo" / "1" / "model.onnx").write_bytes(b"fake")
     (tmp_path / "echo" / "config.yaml").write_text(config)
-    return make_settings(tmp_path)
+    return make_settings(tmp_path, **overrides)
 
 
 @asynccontextmanager
@@ -147,3 +150,41 @@ async def test_inference_operations_are_declared_for_openapi_but_never_routed_by
     assert declared <= set(document["paths"])
     routed = {getattr(route, "path", "") for route in routes}
     assert not {path for path in routed if path.endswith(("/infer", "/predict"))}
+
+
+@pytest.mark.parametrize(
+    ("retry_after_s", "max_ms", "delay_s"),
+    [(0.05, 100.0, 0.05), (1.0, 100.0, 0.1), (1.0, 0.0, 0.0), (0.001, 10_000.0, 0.001)],
+)
+def test_a_refusal_waits_out_the_drain_estimate_at_most_the_setting(
+    retry_after_s: float, max_ms: float, delay_s: float
+) -> None:
+    refusal = Overloaded("full", retry_after_s=retry_after_s)
+    assert refusal_delay_s(refusal, max_ms) == pytest.approx(delay_s)
+
+
+async def test_a_refusal_is_held_back_before_it_is_sent(tmp_path: Path) -> None:
+    # Fails before: the 503 went out at once, so a client ignoring Retry-After could spin
+    # on refusals (bench/flood.py: batching off kept 24% of capacity under a flood).
+    config = "batching: {max_queue_size: 1, max_batch_size: 1}\n"
+    settings = echo_settings(tmp_path, config, refusal_pacing_max_ms=250.0)
+    loader = FakeLoader()
+    async with serving(settings, loader) as (client, _, _routes):
+        backend = loader.backends["echo"]
+        backend.hold = True
+        path, payload = PROTOCOL
+        running = asyncio.ensure_future(client.post(path, content=payload))
+        await asyncio.wait_for(backend.started.wait(), GUARD_S)
+        # The queue holds one: of two more requests one waits and the other is refused.
+        sent = time.monotonic()
+        contenders = {asyncio.ensure_future(client.post(path, content=payload)) for _ in "ab"}
+        done, waiting = await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+        refused_after_s = time.monotonic() - sent
+        refused = done.pop().result()
+        backend.release.set()
+        assert (await running).status_code == (await waiting.pop()).status_code == 200
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    # Nothing has drained yet, so the estimate is its default (1 s), capped by the setting.
+    # A lower bound only: a sleep never ends early.
+    assert refused_after_s >= 0.25
