@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -14,16 +13,11 @@ import httpx
 import pytest
 
 from support.paths import DEMO_MODELS
+from support.workers import free_port, workers_started
 
 GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2-core box
 LOAD_CONNECTIONS = 48
 BODY = {"inputs": [{"name": "input", "shape": [4, 256], "datatype": "FP32", "data": [0.5] * 1024}]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -41,15 +35,6 @@ def _command_line(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:  # exited meanwhile
         return b""
-
-
-async def started_lines(stream: asyncio.StreamReader, count: int) -> None:
-    seen = 0
-    while seen < count:
-        line = await stream.readline()
-        if not line:
-            raise RuntimeError("tensorgate exited before its workers started")
-        seen += b"Application startup complete" in line
 
 
 async def hammer(client: httpx.AsyncClient, stop: asyncio.Event) -> None:
@@ -73,7 +58,7 @@ async def test_a_killed_workers_queue_depth_does_not_stay_in_the_gauge(tmp_path:
     )  # fmt: skip
     assert process.stderr is not None
     try:
-        await asyncio.wait_for(started_lines(process.stderr, 2), GUARD_S)
+        await asyncio.wait_for(workers_started(process.stderr, 2), GUARD_S)
         limits = httpx.Limits(max_connections=LOAD_CONNECTIONS)
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=GUARD_S) as client:
@@ -85,7 +70,7 @@ async def test_a_killed_workers_queue_depth_does_not_stay_in_the_gauge(tmp_path:
             for victim in victims:
                 os.kill(victim, signal.SIGKILL)
             # The replacements announce themselves like the first two did.
-            await asyncio.wait_for(started_lines(process.stderr, len(victims)), GUARD_S)
+            await asyncio.wait_for(workers_started(process.stderr, len(victims)), GUARD_S)
             drain = asyncio.ensure_future(process.stderr.read())  # keep the pipe from filling
             stop.set()
             await asyncio.wait_for(asyncio.gather(*load), GUARD_S)

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -14,23 +13,9 @@ import httpx
 import pytest
 
 from support.paths import DEMO_MODELS
+from support.workers import free_port, workers_started
 
 STARTUP_GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2-core box
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_for_workers(stream: asyncio.StreamReader, workers: int) -> None:
-    started = 0
-    while started < workers:
-        line = await stream.readline()
-        if not line:
-            raise RuntimeError("tensorgate exited before its workers started")
-        started += b"Application startup complete" in line
 
 
 @pytest.mark.e2e
@@ -46,7 +31,7 @@ async def test_two_workers_share_the_dev_secret_and_merge_metrics(tmp_path: Path
     )  # fmt: skip
     assert process.stderr is not None
     try:
-        await asyncio.wait_for(wait_for_workers(process.stderr, 2), STARTUP_GUARD_S)
+        await asyncio.wait_for(workers_started(process.stderr, 2), STARTUP_GUARD_S)
         drain = asyncio.ensure_future(process.stderr.read())  # keep the pipe from filling
         minted = await asyncio.create_subprocess_exec(
             str(exe), "token", stdout=asyncio.subprocess.PIPE, env=env
