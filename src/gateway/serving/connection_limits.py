@@ -107,6 +107,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_open = False
         self._head_read = 0
         self._head_began_in_read = False
+        self._read_bytes = 0  # length of the read being parsed
         self._refused = False
         self._draining = False
 
@@ -130,6 +131,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._head_began_in_read = False
+        self._read_bytes = len(data)
         counting = self._head_open
         super().data_received(data)
         if counting and self._head_open and not self._head_began_in_read:
@@ -164,9 +166,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         timed from now."""
         self._head_open = False
         self._disarm()
-        # Its size as parsed: request target, and each header line with ": " and CRLF.
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if self._refused or size > self.limits.max_header_bytes:
+        cap = self.limits.max_header_bytes
+        # A head begun and ended within one read under the cap is under it (the common
+        # case, not worth summing); else its size as parsed: request target, and each
+        # header line with ": " and CRLF.
+        whole_in_one_read = self._head_began_in_read and self._read_bytes <= cap
+        size = (
+            0
+            if whole_in_one_read
+            else len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        )
+        if self._refused or size > cap:
             self._refused = True
             return
         super().on_headers_complete()
