@@ -88,4 +88,4 @@ def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None
     assert "dimension 1 is 3" in str(answers[1][1]["error"])
     assert set(answers[2][1]["outputs"]) == {"label", "probabilities"}
     assert answers[3][1] == {"name": "digits", "version": "1", "ready": True}
-    assert "unknown model 'nope'" in str(answers[4][1]["error"])
+    assert "Request for unknown model: 'nope' is not found" in str(answers[4][1]["error"])

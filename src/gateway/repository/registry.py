@@ -32,6 +32,14 @@ RegistryListener = Callable[["ModelVersion"], None]
 """Told about a version whose state changed (loaded, failed or unloaded); quick, no I/O."""
 
 
+def unknown_model(name: str, version: int | str | None = None) -> str:
+    """Triton's wording for an unknown model or version, which Triton clients match on
+    (triton-inference-server/core ``model_repository_manager.cc``)."""
+    if version is None:
+        return f"Request for unknown model: '{name}' is not found"
+    return f"Request for unknown model: '{name}' version {version} is not found"
+
+
 def batch_policy(version: ModelVersion, backend: Backend) -> BatchPolicy:
     """The policy of ``version``'s batcher: its config, and whether its inputs stack."""
     stackable = all(spec.has_dynamic_batch for spec in backend.signature.inputs)
@@ -139,16 +147,26 @@ class ModelRegistry:
             logger.error("model %s cannot be served: %s", source.name, source.problem)
         for version in source.versions:
             await self.load_version(source.name, version, source.model_path(version), source.config)
+        # A reload: versions the directory no longer selects stop serving.
+        for version in sorted(set(entry.versions) - set(source.versions)):
+            await self.unload_version(source.name, version)
         return entry
 
     async def load_version(
         self, name: str, version: int, path: Path, config: ModelConfig
     ) -> ModelVersion:
-        """Load one version; a failure is recorded in its state, never raised."""
+        """Load one version; a failure is recorded in its state, never raised.
+
+        Reloading a ready version loads the new backend beside the old one, which keeps
+        serving until the swap (and keeps serving if the new one fails to load); the old
+        one's queue is then drained, so no request fails because of a reload.
+        """
         entry = self._models.setdefault(name, ModelEntry(name))
         previous = entry.versions.get(version)
         model_version = ModelVersion(name, version, config)
-        entry.versions[version] = model_version
+        keep_previous = previous is not None and previous.ready
+        if not keep_previous:
+            entry.versions[version] = model_version
         try:
             backend = await asyncio.to_thread(
                 self._loader, path, config.runtime_options(), f"{name} version {version}"
@@ -166,6 +184,9 @@ class ModelRegistry:
             model_version.backend, model_version.batcher = backend, batcher
             model_version.state = VersionState.READY
             logger.info("model %s version %d is ready (%s)", name, version, dict(backend.metadata))
+        if keep_previous and not model_version.ready:
+            return model_version  # the previous backend keeps serving
+        entry.versions[version] = model_version
         self._notify(model_version)
         if previous is not None:
             await previous.release()
@@ -176,13 +197,20 @@ class ModelRegistry:
         entry = self._models.get(name)
         model_version = entry.versions.pop(version, None) if entry else None
         if model_version is None:
-            raise ModelNotFound(f"unknown version {version} of model '{name}'")
+            raise ModelNotFound(unknown_model(name, version))
         model_version.state = VersionState.UNLOADING
         if entry is not None and not entry.versions and entry.problem is None:
             del self._models[name]
         self._notify(model_version)
         # Drains the queue (queued requests still get answers), then closes the backend.
         await model_version.release()
+
+    async def unload_model(self, name: str) -> None:
+        """Stop serving every version of ``name`` (each queue drained) and forget it."""
+        entry = self.entry(name)
+        for version in sorted(entry.versions, reverse=True):
+            await self.unload_version(name, version)
+        self._models.pop(name, None)
 
     async def close(self) -> None:
         """Close every backend, newest models last loaded first."""
@@ -203,7 +231,7 @@ class ModelRegistry:
         """The model called ``name``; ModelNotFound otherwise."""
         entry = self._models.get(name)
         if entry is None:
-            raise ModelNotFound(f"unknown model '{name}'")
+            raise ModelNotFound(unknown_model(name))
         return entry
 
     def versions(self) -> Iterator[ModelVersion]:
@@ -229,13 +257,12 @@ class ModelRegistry:
         if found is None:
             known = ", ".join(str(v) for v in sorted(entry.versions)) or "none"
             if number is None:
+                odd = f"'{shown(version)}'"
                 raise ModelNotFound(
-                    f"'{shown(version)}' is not a version of model '{name}': a version is "
-                    f"{VERSION_FORMAT}; known versions: {known}"
+                    f"{unknown_model(name, odd)}: {odd} is not a version of model '{name}': "
+                    f"a version is {VERSION_FORMAT}; known versions: {known}"
                 )
-            raise ModelNotFound(
-                f"unknown version '{version}' of model '{name}'; known versions: {known}"
-            )
+            raise ModelNotFound(f"{unknown_model(name, number)}; known versions: {known}")
         return found
 
     def resolve(self, name: str, version: str | None) -> ModelVersion:

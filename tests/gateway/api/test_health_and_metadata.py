@@ -40,9 +40,13 @@ async def test_model_metadata_follows_the_protocol(client: httpx.AsyncClient) ->
 @pytest.mark.parametrize(
     ("path", "status", "message"),
     [
-        ("/v2/models/nope", 404, "unknown model 'nope'"),
-        ("/v2/models/digits/versions/9", 404, "unknown version '9' of model 'digits'"),
-        ("/v2/models/nope/ready", 404, "unknown model 'nope'"),
+        ("/v2/models/nope", 404, "Request for unknown model: 'nope' is not found"),
+        (
+            "/v2/models/digits/versions/9",
+            404,
+            "Request for unknown model: 'digits' version 9 is not found",
+        ),
+        ("/v2/models/nope/ready", 404, "Request for unknown model: 'nope' is not found"),
         ("/v2/models/digits/versions/0/ready", 404, "'0' is not a version of model 'digits'"),
         ("/v2/nowhere", 404, "no such route"),
     ],

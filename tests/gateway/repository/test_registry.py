@@ -44,12 +44,13 @@ async def test_version_resolution(repo: Path) -> None:
     await registry.load_repository(repo)
     assert registry.resolve("digits", "1").version == 1
     with pytest.raises(
-        ModelNotFound, match="unknown version '7' of model 'digits'; known versions: 1, 2"
+        ModelNotFound,
+        match=r"^Request for unknown model: 'digits' version 7 is not found; known versions: 1, 2",
     ):
         registry.resolve("digits", "7")
     with pytest.raises(ModelNotFound, match="'x' is not a version of model 'digits'"):
         registry.resolve("digits", "x")
-    with pytest.raises(ModelNotFound, match="unknown model 'nope'"):
+    with pytest.raises(ModelNotFound, match=r"^Request for unknown model: 'nope' is not found$"):
         registry.resolve("nope", None)
     await registry.close()
 
@@ -75,7 +76,10 @@ async def test_only_plain_ascii_versions_resolve(repo: Path, version: str, shown
     await registry.load_repository(repo)
     with pytest.raises(ModelNotFound) as raised:
         registry.find("digits", version)
-    assert raised.value.message.startswith(f"'{shown}' is not a version of model 'digits'")
+    assert raised.value.message.startswith(
+        f"Request for unknown model: 'digits' version '{shown}' is not found: "
+        f"'{shown}' is not a version of model 'digits'"
+    )
     assert "a version is a positive whole number in ASCII digits" in raised.value.message
     await registry.close()
 
