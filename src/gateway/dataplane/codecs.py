@@ -53,7 +53,8 @@ class RequestCodec(Protocol):
 
 
 class ProtocolJsonCodec:
-    """Open Inference Protocol JSON (``POST /v2/models/.../infer``)."""
+    """Open Inference Protocol JSON (``POST /v2/models/.../infer``), with the binary tensor
+    data extension; a response with binary outputs is a ``BinaryBody``."""
 
     route = "infer"
 
@@ -66,14 +67,15 @@ class ProtocolJsonCodec:
         allow_non_finite: bool,
         max_rows: int | None = None,
     ) -> DecodedRequest:
-        """Decode the envelope and tensors; the response echoes the request id."""
+        """Decode the envelope and tensors (JSON or binary); the response echoes the
+        request id and sends the outputs asked for as binary data that way."""
         request = decode_protocol_request(
             body, headers, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
         )
-        request_id, outputs = request.id, request.outputs
+        request_id, outputs, binary = request.id, request.outputs, request.binary_outputs
 
         def encode(model: str, version: int, results: Mapping[str, Array]) -> bytes:
-            return encode_protocol_response(model, version, request_id, outputs, results)
+            return encode_protocol_response(model, version, request_id, outputs, results, binary)
 
         return DecodedRequest(request.inputs, outputs, request.parameters, encode)
 

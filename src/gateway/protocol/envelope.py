@@ -1,4 +1,4 @@
-"""The inference request's envelope: validated, binary extension refused, outputs chosen."""
+"""The inference request's envelope: validated, outputs chosen and how each is sent."""
 
 from __future__ import annotations
 
@@ -13,10 +13,6 @@ from gateway.errors import InvalidInput
 from gateway.protocol.wire import InferenceRequest, RequestInput, RequestOutput
 from gateway.validation import Location, NameAt, describe_errors, shown
 
-BINARY_HINT = (
-    "the binary tensor data extension is not supported yet; send tensors as JSON "
-    "(with tritonclient: binary_data=False on inputs and requested outputs)"
-)
 # Pydantic reports this many unknown fields at little cost, along with the missing ones.
 _FEW_FIELDS = 16
 
@@ -91,17 +87,27 @@ def parse_request(raw: Any, signature: ModelSignature) -> InferenceRequest:
         raise InvalidInput(f"invalid inference request: {detail}") from None
 
 
-def reject_binary_extension(request: InferenceRequest) -> None:
-    """Refuse requests that ask for binary tensor data in or out."""
-    params = request.parameters or {}
-    if params.get("binary_data_output") is True:
-        raise InvalidInput(f"parameter binary_data_output=true: {BINARY_HINT}")
-    for inp in request.inputs:
-        if inp.parameters and "binary_data_size" in inp.parameters:
-            raise InvalidInput(f"input '{inp.name}' has binary_data_size: {BINARY_HINT}")
-    for out in request.outputs or ():
-        if out.parameters and out.parameters.get("binary_data") is True:
-            raise InvalidInput(f"output '{out.name}' asks for binary_data: {BINARY_HINT}")
+def _flag(parameters: Mapping[str, Any] | None, key: str, where: str) -> bool | None:
+    value = (parameters or {}).get(key)
+    if value is None or type(value) is bool:
+        return value
+    raise InvalidInput(
+        f"{where}parameters.{key} must be true or false, got {shown(repr(value)[:40])}"
+    )
+
+
+def binary_outputs(request: InferenceRequest, outputs: list[str]) -> frozenset[str]:
+    """The outputs to send as binary data: those whose ``binary_data`` is true, and all the
+    others when the request's ``binary_data_output`` is (tritonclient sets it when it names
+    no output)."""
+    default = _flag(request.parameters, "binary_data_output", "") or False
+    chosen = {
+        out.name: _flag(out.parameters, "binary_data", f"output '{out.name}': ")
+        for out in request.outputs or ()
+    }
+    return frozenset(
+        name for name in outputs if (flag := chosen.get(name)) or (flag is None and default)
+    )
 
 
 def select_outputs(requested: list[RequestOutput] | None, signature: ModelSignature) -> list[str]:

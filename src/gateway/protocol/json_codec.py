@@ -243,11 +243,11 @@ def _to_float_array(
         return wide.astype(dtype, copy=False)
 
 
-def decode_tensor(
-    inp: RequestInput, spec: TensorSpec, *, allow_non_finite: bool, max_rows: int | None = None
-) -> Array:
-    """One request input as a numpy array of the spec's dtype and the declared shape;
-    ``max_rows`` bounds its batch axis, checked on the declared shape before the data."""
+def check_declaration(
+    inp: RequestInput, spec: TensorSpec, max_rows: int | None = None
+) -> tuple[int, ...]:
+    """The declared shape of a request input, once its datatype and shape fit ``spec``
+    and its batch axis is within ``max_rows`` (checked before any of its data is read)."""
     if inp.datatype not in DATATYPES:
         raise InvalidInput(
             f"input '{inp.name}': unknown datatype '{inp.datatype}'; expected one of "
@@ -259,13 +259,22 @@ def decode_tensor(
             f"input '{inp.name}': datatype {inp.datatype} does not match the model, which "
             f"expects {expected}"
         )
+    shape = _check_shape(inp, spec)
+    if shape:
+        _check_rows(f"input '{inp.name}'", shape[0], max_rows)
+    return shape
+
+
+def decode_tensor(
+    inp: RequestInput, spec: TensorSpec, *, allow_non_finite: bool, max_rows: int | None = None
+) -> Array:
+    """One request input as a numpy array of the spec's dtype and the declared shape;
+    ``max_rows`` bounds its batch axis, checked on the declared shape before the data."""
+    shape = check_declaration(inp, spec, max_rows)
     if type(inp.data) is not list:
         raise InvalidInput(
             f"input '{inp.name}': data must be a JSON array, got {_json_type(type(inp.data))}"
         )
-    shape = _check_shape(inp, spec)
-    if shape:
-        _check_rows(f"input '{inp.name}'", shape[0], max_rows)
     leaves = _flatten(inp.name, inp.data, shape)
     _check_element_types(inp, leaves, to_numpy(inp.datatype))
     return _to_array(inp, leaves, spec, allow_non_finite).reshape(shape)
@@ -275,7 +284,7 @@ def _input_names(signature: ModelSignature) -> str:
     return ", ".join(spec.name for spec in signature.inputs)
 
 
-def _check_names(inputs: Sequence[RequestInput], signature: ModelSignature) -> None:
+def check_names(inputs: Sequence[RequestInput], signature: ModelSignature) -> None:
     seen: set[str] = set()
     for inp in inputs:
         if inp.name in seen:
@@ -293,7 +302,7 @@ def _check_names(inputs: Sequence[RequestInput], signature: ModelSignature) -> N
             )
 
 
-def _check_shared_dimensions(arrays: Mapping[str, Array], signature: ModelSignature) -> None:
+def check_shared_dimensions(arrays: Mapping[str, Array], signature: ModelSignature) -> None:
     """Inputs sharing a symbolic dimension (such as ``batch``) must agree on its size."""
     sizes: dict[str, tuple[str, int]] = {}
     for spec in signature.inputs:
@@ -329,13 +338,13 @@ def decode_inputs(
 ) -> dict[str, Array]:
     """All request inputs as arrays, after checking names, types and shapes; ``max_rows``
     bounds the batch axis, checked from the declared shapes before any data is read."""
-    _check_names(inputs, signature)
+    check_names(inputs, signature)
     arrays = {
         inp.name: decode_tensor(inp, spec, allow_non_finite=allow_non_finite, max_rows=max_rows)
         for inp in inputs
         if (spec := signature.input(inp.name)) is not None
     }
-    _check_shared_dimensions(arrays, signature)
+    check_shared_dimensions(arrays, signature)
     return arrays
 
 

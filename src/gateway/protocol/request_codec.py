@@ -1,22 +1,33 @@
-"""An Open Inference Protocol JSON request to checked arrays, and the outputs back to JSON."""
+"""An Open Inference Protocol request to checked arrays, and the outputs back: JSON, with
+the binary tensor data extension on both sides (``gateway.protocol.binary_codec``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from backends.base import Array, ModelSignature
 from gateway.errors import InvalidInput
-from gateway.protocol.envelope import (
-    BINARY_HINT,
-    parse_request,
-    reject_binary_extension,
-    select_outputs,
+from gateway.protocol.binary_codec import (
+    binary_body,
+    decode_binary_tensor,
+    slice_binary,
+    split_body,
+    take_binary_sizes,
+    tensor_bytes,
 )
-from gateway.protocol.json_codec import decode_inputs, dumps, encode_tensor, parse_json
-
-BINARY_HEADER = "inference-header-content-length"
+from gateway.protocol.datatypes import from_numpy
+from gateway.protocol.envelope import binary_outputs, parse_request, select_outputs
+from gateway.protocol.json_codec import (
+    check_names,
+    check_shared_dimensions,
+    decode_tensor,
+    dumps,
+    encode_tensor,
+    parse_json,
+)
+from gateway.protocol.wire import RequestInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +38,8 @@ class ProtocolRequest:
     outputs: list[str]
     parameters: Mapping[str, Any] | None
     id: str | None
+    binary_outputs: frozenset[str] = frozenset()
+    """The outputs to send as binary data."""
 
 
 def decode_protocol_request(
@@ -37,17 +50,54 @@ def decode_protocol_request(
     allow_non_finite: bool,
     max_rows: int | None = None,
 ) -> ProtocolRequest:
-    """Parse, validate and decode one JSON inference request (lower-case ``headers``);
-    ``max_rows`` bounds the batch axis."""
-    if BINARY_HEADER in headers:
-        raise InvalidInput(f"header Inference-Header-Content-Length: {BINARY_HINT}")
-    request = parse_request(parse_json(body, allow_non_finite=allow_non_finite), signature)
-    reject_binary_extension(request)
+    """Parse, validate and decode one inference request (lower-case ``headers``), JSON or
+    with binary tensors; ``max_rows`` bounds the batch axis."""
+    header, binary = split_body(body, headers)
+    try:
+        raw = parse_json(header, allow_non_finite=allow_non_finite)
+    except InvalidInput as exc:
+        if binary is None:
+            raise
+        raise InvalidInput(
+            f"the JSON header (the first {len(header)} bytes, as Inference-Header-Content-Length "
+            f"says): {exc.message}"
+        ) from None
+    sizes = take_binary_sizes(raw, binary, len(signature.inputs))
+    request = parse_request(raw, signature)
     outputs = select_outputs(request.outputs, signature)
-    inputs = decode_inputs(
-        request.inputs, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
+    chunks = slice_binary(binary, sizes) if binary is not None else {}
+    inputs = _decode_inputs(
+        request.inputs, signature, chunks, allow_non_finite=allow_non_finite, max_rows=max_rows
     )
-    return ProtocolRequest(inputs, outputs, request.parameters, request.id)
+    return ProtocolRequest(
+        inputs, outputs, request.parameters, request.id, binary_outputs(request, outputs)
+    )
+
+
+def _decode_inputs(
+    inputs: Sequence[RequestInput],
+    signature: ModelSignature,
+    chunks: Mapping[str, memoryview],
+    *,
+    allow_non_finite: bool,
+    max_rows: int | None,
+) -> dict[str, Array]:
+    check_names(inputs, signature)
+    arrays: dict[str, Array] = {}
+    for inp in inputs:
+        spec = signature.input(inp.name)
+        if spec is None:
+            continue
+        chunk = chunks.get(inp.name)
+        arrays[inp.name] = (
+            decode_tensor(inp, spec, allow_non_finite=allow_non_finite, max_rows=max_rows)
+            if chunk is None
+            else decode_binary_tensor(
+                inp, spec, chunk, allow_non_finite=allow_non_finite, max_rows=max_rows
+            )
+        )
+    check_shared_dimensions(arrays, signature)
+    return arrays
 
 
 def encode_protocol_response(
@@ -56,13 +106,33 @@ def encode_protocol_response(
     request_id: str | None,
     outputs: list[str],
     results: Mapping[str, Array],
+    binary: frozenset[str] = frozenset(),
 ) -> bytes:
-    """The JSON response naming ``outputs`` in order."""
+    """The response naming ``outputs`` in order: JSON, or a ``BinaryBody`` when any output
+    is in ``binary``."""
+    tensors: list[bytes] = []
+    described: list[dict[str, Any]] = []
+    for name in outputs:
+        array = results[name]
+        if name not in binary:
+            described.append(encode_tensor(name, array))
+            continue
+        data = tensor_bytes(array)
+        tensors.append(data)
+        described.append(
+            {
+                "name": name,
+                "datatype": from_numpy(array.dtype),
+                "shape": list(array.shape),
+                "parameters": {"binary_data_size": len(data)},
+            }
+        )
     document: dict[str, Any] = {
         "model_name": model_name,
         "model_version": str(version),
-        "outputs": [encode_tensor(out, results[out]) for out in outputs],
+        "outputs": described,
     }
     if request_id is not None:
         document["id"] = request_id
-    return dumps(document)
+    header = dumps(document)
+    return binary_body(header, tensors) if tensors else header

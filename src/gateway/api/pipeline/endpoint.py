@@ -25,6 +25,7 @@ from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless
 from gateway.api.pipeline.targets import InferenceTarget
 from gateway.api.state import AppState, app_state
 from gateway.errors import GatewayError, Overloaded
+from gateway.protocol.binary_codec import BinaryBody
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ _WANTED_HEADERS = frozenset(
     {b"authorization", b"x-request-timeout-ms", b"inference-header-content-length"}
 )
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_BINARY_TYPE = (b"content-type", b"application/octet-stream")
 _UNKNOWN_MODEL = "(unknown)"
 SHUTTING_DOWN = b'{"error":"the server is shutting down"}'
 _CLOSE = ((b"connection", b"close"),)
@@ -76,6 +78,8 @@ class InferenceEndpoint:
         else:
             if payload is None:
                 status = CLIENT_CLOSED_REQUEST  # nothing was sent: nobody is listening
+            elif isinstance(payload, BinaryBody):
+                await send_binary(send, payload)
             else:
                 await send_json(send, status, payload)
         finally:
@@ -145,4 +149,16 @@ async def send_json(
             "headers": [*_JSON_HEADERS, length, *extra_headers],
         }
     )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def send_binary(send: Send, payload: BinaryBody) -> None:
+    """Send a complete 200 with binary outputs: ``Inference-Header-Content-Length`` says
+    where the JSON header ends and the tensors begin."""
+    headers = [
+        _BINARY_TYPE,
+        (b"inference-header-content-length", str(payload.header_length).encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
