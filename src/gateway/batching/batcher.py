@@ -25,6 +25,7 @@ from gateway.batching.drain import RATE_SMOOTHING, DrainRate
 from gateway.batching.joining import join_futures
 from gateway.batching.observer import BatchObserver, NullObserver
 from gateway.batching.policy import BatchPolicy
+from gateway.batching.statistics import BatchStatistics
 from gateway.batching.tensors import (
     ShapeKey,
     batch_rows,
@@ -61,6 +62,9 @@ class _Run:
 
     started: float
     entries: int
+    rows: int = 0
+    arrived: float = 0.0  # the sum of the requests' arrival times
+    input_s: float = 0.0  # merging the requests' inputs
     run_s: float | None = None  # the call's own duration, when the backend reports it
 
 
@@ -94,11 +98,17 @@ class Batcher:
         self._drain = DrainRate()
         self._consumer: asyncio.Task[None] | None = None
         self._closing = False
+        self._statistics = BatchStatistics()
 
     @property
     def policy(self) -> BatchPolicy:
         """How this batcher forms batches."""
         return self._policy
+
+    @property
+    def statistics(self) -> BatchStatistics:
+        """What this batcher has counted since it started (the statistics extension)."""
+        return self._statistics
 
     @property
     def depth(self) -> int:
@@ -211,19 +221,23 @@ class Batcher:
         if not batch:
             return
         started = self._clock()
-        run = _Run(started, len(batch))
+        rows = sum(item.rows for item in batch)
+        run = _Run(started, len(batch), rows)
         if self._free > 0:
             self._free -= 1
         else:  # handed ahead: it waits in the backend's queue for a running batch to end
             self._ahead.append(run)
             self._ahead_entries += run.entries
         self._in_flight += 1
-        self._observer.batch_started(
-            sum(item.rows for item in batch), [started - item.enqueued for item in batch]
-        )
+        waits = [started - item.enqueued for item in batch]
+        self._observer.batch_started(rows, waits)
+        waited = sum(waits)
+        run.arrived = started * run.entries - waited
+        self._statistics.queued(run.entries, waited)
         try:
             outputs = sorted({name for item in batch for name in item.outputs})
             merged = concatenate([item.inputs for item in batch])
+            run.input_s = self._clock() - started
             running = asyncio.ensure_future(self._infer(merged, outputs))
         except Exception as exc:
             # Finished from the next loop turn: _finish may launch again, and a run of
@@ -319,6 +333,7 @@ class Batcher:
 
     def _expire(self, item: _Pending) -> None:
         self._observer.expired()
+        self._statistics.failed(1, self._clock() - item.enqueued)
         item.future.set_exception(
             DeadlineExceeded(f"the request's deadline passed while it waited for {self._name}")
         )
@@ -339,9 +354,11 @@ class Batcher:
             self._observer.batch_finished(elapsed, failed=pieces is None)
             if pieces is None:
                 assert isinstance(outcome, BaseException)
+                self._statistics.failed(run.entries, now * run.entries - run.arrived)
                 for item in batch:
                     _fail(item.future, outcome)
             else:
+                self._record_success(run, now, elapsed)
                 self._drain.record(len(batch), elapsed, self._policy.instances)
                 # The thread's own measure: elapsed also holds the loop's delay in handing
                 # the next batch over, the very wait that handing ahead removes.
@@ -363,6 +380,20 @@ class Batcher:
                 self._launch(self._take_batch())
             self._dispatch_ahead()
             self._wakeup.set()
+
+    def _record_success(self, run: _Run, finished: float, elapsed: float) -> None:
+        """Count an answered batch: the call, the split (``finished`` to now), each wait."""
+        now = self._clock()
+        infer_s = elapsed if run.run_s is None else run.run_s
+        self._statistics.succeeded(
+            entries=run.entries,
+            rows=run.rows,
+            input_s=run.input_s,
+            infer_s=infer_s,
+            output_s=now - finished,
+            total_s=now * run.entries - run.arrived,
+            wall_ms=time.time_ns() // 1_000_000,
+        )
 
 
 def _fail(future: asyncio.Future[dict[str, Array]], error: BaseException) -> None:

@@ -1,0 +1,79 @@
+"""The model configuration extension: a version's signature and config.yaml as Triton's JSON."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from backends.base import TensorSpec
+from gateway.protocol.datatypes import from_numpy
+from gateway.protocol.triton_wire import (
+    DynamicBatching,
+    InstanceGroup,
+    ModelConfigResponse,
+    ModelTensorConfig,
+    QueuePolicy,
+)
+from gateway.repository.config import LatestVersions, ModelConfig, SpecificVersions
+from gateway.repository.registry import ModelRegistry, batch_policy
+
+# Execution providers that run on a GPU; any other one is reported as KIND_CPU.
+_GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
+
+
+def triton_data_type(spec: TensorSpec) -> str:
+    """Triton's name of a tensor's datatype: ``TYPE_FP32``; BYTES is ``TYPE_STRING``."""
+    datatype = from_numpy(spec.dtype)
+    return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
+
+
+def _tensor(spec: TensorSpec, *, batched: bool) -> ModelTensorConfig:
+    shape = spec.shape[1:] if batched else spec.shape
+    return ModelTensorConfig(
+        name=spec.name,
+        data_type=triton_data_type(spec),
+        dims=[-1 if dim is None else dim for dim in shape],
+    )
+
+
+def _version_policy(config: ModelConfig) -> dict[str, dict[str, int | list[int]]]:
+    policy = config.version_policy
+    if isinstance(policy, LatestVersions):
+        return {"latest": {"num_versions": policy.latest}}
+    if isinstance(policy, SpecificVersions):
+        return {"specific": {"versions": sorted(policy.specific)}}
+    return {"all": {}}
+
+
+def model_config(registry: ModelRegistry, name: str, version: str | None) -> ModelConfigResponse:
+    """The configuration of a ready version (the highest ready one when unversioned)."""
+    model = registry.resolve(name, version)
+    backend = model.backend
+    assert backend is not None
+    signature = backend.signature
+    batched = all(spec.has_dynamic_batch for spec in signature.inputs)
+    policy = batch_policy(model, backend)
+    section = model.config.batching
+    dynamic = None
+    if policy.batching:
+        timeout_ms = section.default_timeout_ms or 0.0
+        dynamic = DynamicBatching(
+            preferred_batch_size=list(policy.preferred_batch_sizes),
+            max_queue_delay_microseconds=round(policy.max_queue_delay_s * 1e6),
+            default_queue_policy=QueuePolicy(
+                max_queue_size=policy.max_queue_size,
+                default_timeout_microseconds=round(timeout_ms * 1000),
+            ),
+        )
+    provider = backend.metadata.get("execution_provider", "")
+    kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_GPU" if provider in _GPU_PROVIDERS else "KIND_CPU"
+    return ModelConfigResponse(
+        name=name,
+        platform=backend.metadata.get("platform", "onnxruntime_onnx"),
+        backend="onnxruntime",
+        version_policy=_version_policy(model.config),
+        max_batch_size=policy.max_batch_size if batched else 0,
+        input=[_tensor(spec, batched=batched) for spec in signature.inputs],
+        output=[_tensor(spec, batched=batched) for spec in signature.outputs],
+        dynamic_batching=dynamic,
+        instance_group=[InstanceGroup(name=name, kind=kind, count=policy.instances)],
+    )

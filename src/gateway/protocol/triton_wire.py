@@ -1,0 +1,113 @@
+"""Wire models of Triton's model configuration and statistics extensions (answers only).
+
+Field names follow Triton's JSON (``model_config.proto`` and ``extension_statistics.md``
+in triton-inference-server/server), so that ``tritonclient`` and tools written for Triton
+read them unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelTensorConfig(BaseModel):
+    """One input or output of a model's configuration."""
+
+    name: str
+    data_type: str = Field(examples=["TYPE_FP32"])
+    """Triton's datatype name: ``TYPE_`` + the protocol datatype, ``TYPE_STRING`` for BYTES."""
+    dims: list[int]
+    """The shape without the batch axis when ``max_batch_size`` > 0; -1 for a free axis."""
+
+
+class QueuePolicy(BaseModel):
+    """The bound and default deadline of a version's queue."""
+
+    max_queue_size: int
+    default_timeout_microseconds: int
+    """0: requests that name no deadline have none."""
+
+
+class DynamicBatching(BaseModel):
+    """How concurrent requests are merged (present only when batching is on)."""
+
+    preferred_batch_size: list[int]
+    max_queue_delay_microseconds: int
+    default_queue_policy: QueuePolicy
+
+
+class InstanceGroup(BaseModel):
+    """How many batches of the model may run at the same time, and where."""
+
+    name: str
+    kind: Literal["KIND_CPU", "KIND_GPU"]
+    count: int
+
+
+class ModelConfigResponse(BaseModel):
+    """A model's configuration, in Triton's JSON form."""
+
+    name: str
+    platform: str
+    backend: str
+    version_policy: dict[str, dict[str, int | list[int]]] = Field(
+        examples=[{"all": {}}, {"latest": {"num_versions": 1}}, {"specific": {"versions": [1]}}]
+    )
+    max_batch_size: int
+    """Most rows of one backend call; 0 when the model has no batch axis to merge on."""
+    input: list[ModelTensorConfig]
+    output: list[ModelTensorConfig]
+    dynamic_batching: DynamicBatching | None = None
+    instance_group: list[InstanceGroup]
+
+
+class StatDuration(BaseModel):
+    """A count and a cumulative duration in nanoseconds."""
+
+    count: int
+    ns: int
+
+
+class InferStatistics(BaseModel):
+    """Per-request counts and cumulative durations of one model version."""
+
+    success: StatDuration
+    fail: StatDuration
+    queue: StatDuration
+    compute_input: StatDuration
+    compute_infer: StatDuration
+    compute_output: StatDuration
+
+
+class InferBatchStatistics(BaseModel):
+    """The backend calls made with one batch size."""
+
+    batch_size: int
+    compute_input: StatDuration
+    compute_infer: StatDuration
+    compute_output: StatDuration
+
+
+class ModelStatistics(BaseModel):
+    """The statistics of one model version."""
+
+    name: str
+    version: str
+    last_inference: int
+    """Milliseconds since the epoch of the last successful inference; 0: none yet."""
+    inference_count: int
+    """Rows answered successfully (each row of a batched request counts)."""
+    execution_count: int
+    """Backend calls (batches) that succeeded."""
+    inference_stats: InferStatistics
+    batch_stats: list[InferBatchStatistics]
+
+
+class ModelStatisticsResponse(BaseModel):
+    """Statistics of the model versions asked for."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_stats: list[ModelStatistics]
