@@ -19,7 +19,7 @@ from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
 from gateway.api.gateway import Gateway
 from gateway.api.openapi import build_openapi
-from gateway.api.routes import health, metrics, models
+from gateway.api.routes import health, metrics, models, repository, shared_memory
 from gateway.api.routes.typed import TypedRoutes
 from gateway.api.state import AppState
 from gateway.auth.authenticator import Authenticator
@@ -88,6 +88,8 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(repository.router)
+    app.include_router(shared_memory.router)
     app.include_router(metrics.router)
     typed_routes = TypedRoutes(app)
     install_docs(app, dependencies=[DOCS_ACCESS])

@@ -120,6 +120,7 @@ class ModelRegistry:
         self._batchers = batchers
         self._models: dict[str, ModelEntry] = {}
         self._listeners: list[RegistryListener] = []
+        self._control = asyncio.Lock()  # loads and unloads of whole models, one at a time
 
     def add_listener(self, listener: RegistryListener) -> Callable[[], None]:
         """Call ``listener`` after every load or unload; returns a function removing it."""
@@ -139,18 +140,24 @@ class ModelRegistry:
         for source in scan_repository(root):
             await self.add_model(source)
 
-    async def add_model(self, source: ModelSource) -> ModelEntry:
-        """Register a model directory and load the versions its policy selects."""
-        entry = self._models.setdefault(source.name, ModelEntry(source.name))
-        entry.problem = source.problem
-        if source.problem:
-            logger.error("model %s cannot be served: %s", source.name, source.problem)
-        for version in source.versions:
-            await self.load_version(source.name, version, source.model_path(version), source.config)
-        # A reload: versions the directory no longer selects stop serving.
-        for version in sorted(set(entry.versions) - set(source.versions)):
-            await self.unload_version(source.name, version)
-        return entry
+    async def add_model(self, source: ModelSource) -> list[ModelVersion]:
+        """Register a model directory and load the versions its policy selects (a reload
+        when it is known: the versions it no longer selects are unloaded); returns the
+        outcome of each load. One model operation runs at a time."""
+        async with self._control:
+            entry = self._models.setdefault(source.name, ModelEntry(source.name))
+            entry.problem = source.problem
+            if source.problem:
+                logger.error("model %s cannot be served: %s", source.name, source.problem)
+            loaded = [
+                await self.load_version(
+                    source.name, version, source.model_path(version), source.config
+                )
+                for version in source.versions
+            ]
+            for version in sorted(set(entry.versions) - set(source.versions)):
+                await self.unload_version(source.name, version)
+            return loaded
 
     async def load_version(
         self, name: str, version: int, path: Path, config: ModelConfig
@@ -207,10 +214,11 @@ class ModelRegistry:
 
     async def unload_model(self, name: str) -> None:
         """Stop serving every version of ``name`` (each queue drained) and forget it."""
-        entry = self.entry(name)
-        for version in sorted(entry.versions, reverse=True):
-            await self.unload_version(name, version)
-        self._models.pop(name, None)
+        async with self._control:
+            entry = self.entry(name)
+            for version in sorted(entry.versions, reverse=True):
+                await self.unload_version(name, version)
+            self._models.pop(name, None)
 
     async def close(self) -> None:
         """Close every backend, newest models last loaded first."""

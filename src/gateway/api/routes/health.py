@@ -24,7 +24,9 @@ def _version() -> str:
 @router.get("/v2", operation_id="server_metadata")
 async def server_metadata() -> ServerMetadataResponse:
     """Name, version and protocol extensions of this server."""
-    return ServerMetadataResponse(name="tensorgate", version=_version(), extensions=[])
+    return ServerMetadataResponse(
+        name="tensorgate", version=_version(), extensions=["model_repository"]
+    )
 
 
 @router.get("/v2/health/live", operation_id="server_live")

@@ -1,13 +1,13 @@
-"""Model metadata, model readiness and the repository index."""
+"""Model metadata and model readiness."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from gateway.api.dependencies import REQUIRE_READ, RegistryDep
-from gateway.api.responses import AUTH, MODEL_ROUTE
+from gateway.api.responses import MODEL_ROUTE
 from gateway.dataplane import metadata
-from gateway.protocol.wire import ModelMetadataResponse, ModelReadyResponse, RepositoryIndexEntry
+from gateway.protocol.wire import ModelMetadataResponse, ModelReadyResponse
 
 router = APIRouter(tags=["models"], dependencies=[REQUIRE_READ])
 
@@ -46,14 +46,3 @@ async def model_version_ready(
 ) -> ModelReadyResponse:
     """200 when this version is ready, 503 when not, 404 when unknown."""
     return metadata.model_ready(registry, model_name, model_version)
-
-
-@router.post(
-    "/v2/repository/index",
-    operation_id="repository_index",
-    tags=["repository"],
-    responses=AUTH,
-)
-async def repository_index(registry: RegistryDep) -> list[RepositoryIndexEntry]:
-    """Every model version with its state and, when it cannot serve, the reason."""
-    return metadata.repository_index(registry)
