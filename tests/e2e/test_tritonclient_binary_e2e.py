@@ -13,6 +13,7 @@ import onnxruntime as ort
 import orjson
 import pytest
 import tritonclient.http as triton
+import tritonclient.http.aio as triton_aio
 
 from demo_models import digits_split
 from support.app import TEST_SECRET, bearer, make_settings
@@ -71,6 +72,20 @@ def test_defaults_binary_in_and_out_with_no_output_named(
     got = result.as_numpy("probabilities")
     assert got is not None
     np.testing.assert_allclose(got, probabilities, rtol=1e-6)
+
+
+async def test_the_aio_client_on_its_defaults(server: ServerProcess) -> None:
+    _, x_test, _, y_test = digits_split()
+    client = triton_aio.InferenceServerClient(url=server.base_url.removeprefix("http://"))
+    try:
+        tensor = triton_aio.InferInput("pixels", [16, 64], "FP32")
+        tensor.set_data_from_numpy(x_test[:16])
+        result = await client.infer("digits", [tensor], headers=auth())
+    finally:
+        await client.close()
+    labels = result.as_numpy("label")
+    assert labels is not None
+    assert np.mean(labels == y_test[:16]) >= 0.75
 
 
 def test_named_outputs_binary_and_json_mixed(client: triton.InferenceServerClient) -> None:
