@@ -19,7 +19,15 @@ from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
 from gateway.api.gateway import Gateway
 from gateway.api.openapi import build_openapi
-from gateway.api.routes import health, metrics, models, repository, shared_memory
+from gateway.api.routes import (
+    health,
+    metrics,
+    model_config,
+    models,
+    repository,
+    shared_memory,
+    statistics,
+)
 from gateway.api.routes.typed import TypedRoutes
 from gateway.api.state import AppState
 from gateway.auth.authenticator import Authenticator
@@ -87,9 +95,11 @@ def create_app(
         openapi_url=None,
     )
     app.include_router(health.router)
+    app.include_router(statistics.router)  # before models: /v2/models/stats
     app.include_router(models.router)
     app.include_router(repository.router)
     app.include_router(shared_memory.router)
+    app.include_router(model_config.router)
     app.include_router(metrics.router)
     typed_routes = TypedRoutes(app)
     install_docs(app, dependencies=[DOCS_ACCESS])

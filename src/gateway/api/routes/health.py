@@ -25,7 +25,9 @@ def _version() -> str:
 async def server_metadata() -> ServerMetadataResponse:
     """Name, version and protocol extensions of this server."""
     return ServerMetadataResponse(
-        name="tensorgate", version=_version(), extensions=["model_repository"]
+        name="tensorgate",
+        version=_version(),
+        extensions=["model_repository", "model_configuration", "statistics"],
     )
 
 
