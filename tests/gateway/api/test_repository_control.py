@@ -221,3 +221,17 @@ async def test_shared_memory_routes_name_the_unsupported_extension(
     response = await client.request(method, f"/v2/{extension}/{tail}", json={})
     assert response.status_code == 400
     assert f"({extension}) is not supported" in response.json()["error"]
+
+
+async def test_the_body_is_json_whatever_its_content_type(client: httpx.AsyncClient) -> None:
+    # tritonclient sends its JSON body with no Content-Type; before, FastAPI refused it.
+    plain = await client.post(
+        "/v2/repository/models/echo/unload", content=b'{"parameters": {"unload_dependents": false}}'
+    )
+    assert plain.status_code == 200
+    bad = await client.post("/v2/repository/models/echo/load", content=b"{oops")
+    assert bad.status_code == 400
+    assert "not JSON" in bad.json()["error"]
+    extra = await client.post("/v2/repository/models/echo/load", json={"config": "{}"})
+    assert extra.status_code == 400
+    assert "config" in extra.json()["error"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from gateway.api.dependencies import REQUIRE_READ, RegistryDep, SettingsDep, require_scopes
 from gateway.api.responses import AUTH, BAD_REQUEST, NOT_FOUND, Responses
 from gateway.auth.principal import ADMIN
 from gateway.dataplane import metadata, repository
+from gateway.errors import InvalidInput
 from gateway.protocol.wire import RepositoryIndexEntry
+from gateway.validation import describe_errors
 
 router = APIRouter(tags=["repository"])
 _REQUIRE_ADMIN = require_scopes(ADMIN)
@@ -33,20 +36,41 @@ class IndexRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ready: bool = False
+    ready: StrictBool = False
     """List only ready versions."""
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+async def _read(request: Request, model: type[_Body]) -> _Body | None:
+    """The optional JSON body, whatever its Content-Type: tritonclient sends none."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return model.model_validate(json.loads(raw))
+    except ValueError as exc:
+        if isinstance(exc, ValidationError):
+            raise InvalidInput(describe_errors(exc.errors())) from None
+        raise InvalidInput(f"the body is not JSON: {exc}") from None
+
+
+def _declare(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
 
 
 @router.post(
     "/v2/repository/index",
     operation_id="repository_index",
-    responses=AUTH,
+    responses={**AUTH, **BAD_REQUEST},
     dependencies=[REQUIRE_READ],
+    openapi_extra=_declare(IndexRequest),
 )
-async def repository_index(
-    registry: RegistryDep, body: IndexRequest | None = None
-) -> list[RepositoryIndexEntry]:
+async def repository_index(request: Request, registry: RegistryDep) -> list[RepositoryIndexEntry]:
     """Every model version with its state and, when it cannot serve, the reason."""
+    body = await _read(request, IndexRequest)
     entries = metadata.repository_index(registry)
     if body is not None and body.ready:
         entries = [entry for entry in entries if entry.state == "READY"]
@@ -59,16 +83,15 @@ async def repository_index(
     responses={**_DONE, **AUTH, **BAD_REQUEST},
     response_class=Response,
     dependencies=[_REQUIRE_ADMIN],
+    openapi_extra=_declare(ModelControlRequest),
 )
 async def repository_model_load(
-    model_name: str,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    body: ModelControlRequest | None = None,
+    model_name: str, request: Request, registry: RegistryDep, settings: SettingsDep
 ) -> Response:
     """Load ``<repository>/<model>`` (reload it when loaded: the old one serves until the
     new one is ready); a Triton configuration in ``parameters.config`` overrides its
     ``config.yaml`` where the fields map, and anything else is a 400 naming it."""
+    body = await _read(request, ModelControlRequest)
     raw = None if body is None else body.model_dump()
     await repository.load_model(registry, settings.model_repository, model_name, raw)
     return Response(status_code=200)
@@ -80,11 +103,13 @@ async def repository_model_load(
     responses={**_DONE, **AUTH, **BAD_REQUEST, **NOT_FOUND},
     response_class=Response,
     dependencies=[_REQUIRE_ADMIN],
+    openapi_extra=_declare(ModelControlRequest),
 )
 async def repository_model_unload(
-    model_name: str, registry: RegistryDep, body: ModelControlRequest | None = None
+    model_name: str, request: Request, registry: RegistryDep
 ) -> Response:
     """Stop serving a model: queued requests still get their answers, then it closes."""
+    body = await _read(request, ModelControlRequest)
     raw = None if body is None else body.model_dump()
     await repository.unload_model(registry, model_name, raw)
     return Response(status_code=200)

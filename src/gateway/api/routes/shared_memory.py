@@ -9,11 +9,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gateway.api.dependencies import REQUIRE_READ
-from gateway.api.responses import AUTH, BAD_REQUEST
 from gateway.errors import InvalidInput
 
 router = APIRouter(tags=["shared memory"], dependencies=[REQUIRE_READ])
-_REFUSED = {**AUTH, **BAD_REQUEST}
 _EXTENSIONS = {"systemsharedmemory": "system", "cudasharedmemory": "CUDA"}
 
 
@@ -41,9 +39,10 @@ def _add(extension: str) -> None:
                 handler,
                 methods=[method],
                 operation_id=f"{extension}_{action}{suffix}",
-                responses=_REFUSED,
                 summary=f"{action} ({extension}): not supported, always 400",
                 status_code=400,
+                # Not operations of this server: undocumented, as Triton's unused routes.
+                include_in_schema=False,
             )
 
 
