@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from backends.base import RuntimeOptions
+from backends.errors import ModelLoadError
 from gateway.auth.principal import MODELS_INFER, MODELS_READ
 from support.app import bearer, make_settings, open_client
 from support.fake_backend import FakeBackend, FakeLoader
@@ -41,9 +42,12 @@ class SignallingLoader(FakeLoader):
     def __init__(self) -> None:
         super().__init__()
         self.loaded = threading.Event()
+        self.fail_with: Exception | None = None
 
     def __call__(self, path: Path, options: RuntimeOptions, label: str) -> FakeBackend:
-        """Load as FakeLoader does, then signal."""
+        """Load as FakeLoader does (or raise ``fail_with``), then signal."""
+        if self.fail_with is not None:
+            raise self.fail_with
         backend = super().__call__(path, options, label)
         self.loaded.set()
         return backend
@@ -235,3 +239,19 @@ async def test_the_body_is_json_whatever_its_content_type(client: httpx.AsyncCli
     extra = await client.post("/v2/repository/models/echo/load", json={"config": "{}"})
     assert extra.status_code == 400
     assert "config" in extra.json()["error"]
+
+
+async def test_a_reload_that_fails_keeps_the_old_version_serving(
+    client: httpx.AsyncClient, fakes: SignallingLoader
+) -> None:
+    old = fakes.backends["echo"]
+    fakes.fail_with = ModelLoadError("the new file is not a model")
+    response = await client.post("/v2/repository/models/echo/load")
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "failed to load 'echo': version 1: the new file is not a model"
+    )
+    assert not old.closed
+    assert (await client.post("/v2/models/echo/infer", json=infer_body())).status_code == 200
+    index = (await client.post("/v2/repository/index")).json()
+    assert {"name": "echo", "version": "1", "state": "READY", "reason": ""} in index
