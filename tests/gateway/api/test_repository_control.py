@@ -255,3 +255,17 @@ async def test_a_reload_that_fails_keeps_the_old_version_serving(
     assert (await client.post("/v2/models/echo/infer", json=infer_body())).status_code == 200
     index = (await client.post("/v2/repository/index")).json()
     assert {"name": "echo", "version": "1", "state": "READY", "reason": ""} in index
+
+
+async def test_typed_routes_and_the_openapi_document_follow_loads_and_unloads(
+    client: httpx.AsyncClient, root: Path
+) -> None:
+    add_model(root, "later", 1)
+    predict = {"inputs": {"x": [[1.0, 2.0, 3.0, 4.0]]}}
+    assert (await client.post("/models/later/predict", json=predict)).status_code == 404
+    assert (await client.post("/v2/repository/models/later/load")).status_code == 200
+    assert (await client.post("/models/later/predict", json=predict)).status_code == 200
+    assert "/models/later/predict" in (await client.get("/openapi.json")).json()["paths"]
+    assert (await client.post("/v2/repository/models/later/unload")).status_code == 200
+    assert (await client.post("/models/later/predict", json=predict)).status_code == 404
+    assert "/models/later/predict" not in (await client.get("/openapi.json")).json()["paths"]
