@@ -89,7 +89,10 @@ def _batching(triton: dict[str, Any], batching: dict[str, Any]) -> None:
         if key not in _DYNAMIC_BATCHING:
             raise InvalidInput(f"unsupported field config.dynamic_batching.{key}")
         if key == "max_queue_delay_microseconds":
-            value = int(value) / 1000 if isinstance(value, int | str) else value
+            # Protobuf's JSON mapping writes 64-bit integers as strings ("2000").
+            if isinstance(value, str) and value.isascii() and value.isdigit():
+                value = int(value)
+            value = value / 1000 if isinstance(value, int) else value
         batching[_DYNAMIC_BATCHING[key]] = value
 
 

@@ -45,6 +45,8 @@ def test_max_batch_size_zero_turns_batching_off_and_latest_maps() -> None:
     assert not config.batching.enabled
     assert config.version_policy == LatestVersions(latest=2)
     assert override({"version_policy": {"all": {}}}).version_policy == "all"
+    delay = {"dynamic_batching": {"max_queue_delay_microseconds": "2000"}}
+    assert override(delay).batching.max_queue_delay_ms == 2.0  # protobuf JSON's int64
 
 
 @pytest.mark.parametrize(
@@ -58,6 +60,7 @@ def test_max_batch_size_zero_turns_batching_off_and_latest_maps() -> None:
         ({"instance_group": [{"count": 1}, {"count": 1}]}, "exactly one group"),
         ({"version_policy": {"newest": {}}}, "config.version_policy.newest"),
         ({"instance_group": [{"count": 0}]}, "parameters.config"),
+        ({"dynamic_batching": {"max_queue_delay_microseconds": "soon"}}, "max_queue_delay_ms"),
         ([], "must be a JSON object"),
     ],
 )
