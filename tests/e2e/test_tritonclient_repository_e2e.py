@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +117,35 @@ def test_load_needs_the_admin_scope(client: triton.InferenceServerClient, reposi
     with pytest.raises(InferenceServerException) as forbidden:
         client.load_model("mlp", headers=reader)
     assert forbidden.value.status() == "403"
+
+
+def test_reloads_while_requests_flow_fail_none(server: ServerProcess, repository: Path) -> None:
+    stop = threading.Event()
+    url = server.base_url.removeprefix("http://")
+
+    def flow() -> tuple[int, list[str]]:
+        sent, failures = 0, []
+        http = triton.InferenceServerClient(url=url)
+        try:
+            while not stop.is_set():
+                try:
+                    infer_mlp(http, auth(repository))
+                except InferenceServerException as exc:
+                    failures.append(exc.message())
+                sent += 1
+        finally:
+            http.close()
+        return sent, failures
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        flows = [pool.submit(flow) for _ in range(4)]
+        admin = triton.InferenceServerClient(url=url)
+        try:
+            for _ in range(5):
+                admin.load_model("mlp", headers=auth(repository))
+        finally:
+            admin.close()
+            stop.set()
+        results = [f.result(timeout=60) for f in flows]
+    assert sum(sent for sent, _ in results) > 0
+    assert [message for _, failures in results for message in failures] == []
