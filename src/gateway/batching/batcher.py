@@ -21,7 +21,7 @@ from functools import partial
 
 from backends.base import Array
 from backends.worker_pool import SettledFuture
-from gateway.batching.drain import RATE_SMOOTHING, DrainRate
+from gateway.batching.drain import CallTime, DrainRate
 from gateway.batching.joining import join_futures
 from gateway.batching.observer import BatchObserver, NullObserver
 from gateway.batching.policy import BatchPolicy
@@ -94,7 +94,7 @@ class Batcher:
         # oldest first, and the sum of those counts (they count against the queue bound).
         self._ahead: deque[_Run] = deque()
         self._ahead_entries = 0
-        self._call_s = math.inf  # smoothed duration of one backend call; unknown at first
+        self._call = CallTime()
         self._drain = DrainRate()
         self._consumer: asyncio.Task[None] | None = None
         self._closing = False
@@ -272,7 +272,7 @@ class Batcher:
         beyond the running ones, so that its threads start the next call the moment one
         ends: a batch launched from ``_finish`` reaches them only after a loop turn, and
         under a flood of rejected requests a turn lasts many calls (docs/batching.md)."""
-        limit = int(self._policy.dispatch_ahead_s / max(self._call_s, 1e-6))
+        limit = int(self._policy.dispatch_ahead_s / max(self._call.seconds, 1e-6))
         while self._queue and not self._free and len(self._ahead) < limit and self._complete():
             batch = self._take_batch()
             if not batch:
@@ -325,12 +325,6 @@ class Batcher:
         self._observer.queue_depth(len(self._queue) + self._ahead_entries)
         return batch[:keep]
 
-    def _record_call(self, seconds: float) -> None:
-        if math.isinf(self._call_s):
-            self._call_s = seconds
-        else:
-            self._call_s += RATE_SMOOTHING * (seconds - self._call_s)
-
     def _expire(self, item: _Pending) -> None:
         self._observer.expired()
         self._statistics.failed(1, self._clock() - item.enqueued)
@@ -362,7 +356,7 @@ class Batcher:
                 self._drain.record(len(batch), elapsed, self._policy.instances)
                 # The thread's own measure: elapsed also holds the loop's delay in handing
                 # the next batch over, the very wait that handing ahead removes.
-                self._record_call(elapsed if run.run_s is None else run.run_s)
+                self._call.record(elapsed if run.run_s is None else run.run_s)
                 for item, piece in zip(batch, pieces, strict=True):
                     if not item.future.done():
                         item.future.set_result({name: piece[name] for name in item.outputs})

@@ -1,7 +1,8 @@
-"""The rate at which a queue drains, behind the ``Retry-After`` of a full queue."""
+"""How fast a queue drains (behind ``Retry-After``) and how long one backend call takes."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # Weight of the newest batch in the average.
@@ -31,3 +32,18 @@ class DrainRate:
         if self.per_second <= 0:
             return 1.0
         return min(MAX_RETRY_AFTER_S, max(0.001, (queued + 1) / self.per_second))
+
+
+@dataclass(slots=True)
+class CallTime:
+    """The smoothed duration of one backend call, as the runtime's thread measured it;
+    infinite until one has been measured (so nothing is handed ahead before then)."""
+
+    seconds: float = math.inf
+
+    def record(self, seconds: float) -> None:
+        """One more call took ``seconds``."""
+        if math.isinf(self.seconds):
+            self.seconds = seconds
+        else:
+            self.seconds += RATE_SMOOTHING * (seconds - self.seconds)

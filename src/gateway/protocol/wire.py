@@ -228,6 +228,8 @@ class RepositoryIndexEntry(BaseModel):
 class ErrorResponse(BaseModel):
     """Every error answer: a message naming what was wrong and what was expected."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"error": "unknown model 'foo'"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": "Request for unknown model: 'foo' is not found"}]}
+    )
 
     error: str

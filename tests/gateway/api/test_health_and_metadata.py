@@ -15,6 +15,13 @@ async def test_server_metadata_and_health(client: httpx.AsyncClient) -> None:
     meta = await client.get("/v2")
     assert meta.status_code == 200
     assert meta.json()["name"] == "tensorgate"
+    # Exactly the extensions implemented: clients decide what to send from this list.
+    assert sorted(meta.json()["extensions"]) == [
+        "binary_tensor_data",
+        "model_configuration",
+        "model_repository",
+        "statistics",
+    ]
     assert (await client.get("/v2/health/live")).json() == {"live": True}
     ready = await client.get("/v2/health/ready")
     assert (ready.status_code, ready.json()) == (200, {"ready": True})
