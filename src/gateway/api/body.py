@@ -1,5 +1,6 @@
-"""The request body: its cap (413 from Content-Length, or while reading, then the connection
-closes), and a client leaving mid-body; for FastAPI and the pipeline."""
+"""The request body: its cap (413 from Content-Length, while reading, or while
+decompressing; then the connection closes), and a client leaving mid-body; for FastAPI and
+the pipeline."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.compression import decompress
 from gateway.api.exception_handlers import gateway_error_response
 from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge
 
@@ -86,10 +88,15 @@ def _too_large(what: str, max_bytes: int) -> str:
     return f"request body too large: {what} bytes exceeds the limit of {max_bytes} bytes"
 
 
-async def read_body(receive: Receive, max_bytes: int) -> bytes:
-    """The whole request body; raises ``PayloadTooLarge`` once more than ``max_bytes``
-    have arrived (a chunked body is not read further), ``ClientDisconnected`` if the
-    client leaves first."""
+async def read_body(receive: Receive, max_bytes: int, content_encoding: str | None = None) -> bytes:
+    """The whole request body, decoded from ``content_encoding`` (gzip, deflate); raises
+    ``PayloadTooLarge`` once more than ``max_bytes`` have arrived (a chunked body is not
+    read further) or would come out of decompressing, ``ClientDisconnected`` if the client
+    leaves first."""
+    return decompress(await _read_raw(receive, max_bytes), content_encoding, max_bytes)
+
+
+async def _read_raw(receive: Receive, max_bytes: int) -> bytes:
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientDisconnected

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.api.access_log import authenticate
 from gateway.api.body import ClientDisconnected, check_declared_length, error_answer, read_body
+from gateway.api.compression import chosen_coding, compress
 from gateway.api.exception_handlers import method_not_allowed
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.targets import InferenceTarget
@@ -31,7 +32,13 @@ logger = logging.getLogger(__name__)
 
 # Headers the pipeline reads; others are not decoded at all.
 _WANTED_HEADERS = frozenset(
-    {b"authorization", b"x-request-timeout-ms", b"inference-header-content-length"}
+    {
+        b"authorization",
+        b"x-request-timeout-ms",
+        b"inference-header-content-length",
+        b"content-encoding",
+        b"accept-encoding",
+    }
 )
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _BINARY_TYPE = (b"content-type", b"application/octet-stream")
@@ -78,10 +85,8 @@ class InferenceEndpoint:
         else:
             if payload is None:
                 status = CLIENT_CLOSED_REQUEST  # nothing was sent: nobody is listening
-            elif isinstance(payload, BinaryBody):
-                await send_binary(send, payload)
             else:
-                await send_json(send, status, payload)
+                await send_answer(send, payload, _accept_encoding(scope))
         finally:
             self._record(state, target, status, started)
 
@@ -106,7 +111,7 @@ class InferenceEndpoint:
         principal.require_infer(target.model)
         service = state.inference
         service.check_admission(target.model, target.version)  # before reading the body
-        body = await read_body(receive, self.max_body_bytes)
+        body = await read_body(receive, self.max_body_bytes, headers.get("content-encoding"))
         pending = service.submit(target.codec, target.model, target.version, body, headers)
         try:
             return await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
@@ -137,6 +142,33 @@ async def _pace_refusal(refusal: Overloaded, max_ms: float) -> None:
         await asyncio.sleep(delay_s)
 
 
+def _accept_encoding(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"accept-encoding":
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def send_answer(send: Send, payload: bytes, accept_encoding: str | None) -> None:
+    """Send a 200 inference answer, compressed when ``accept_encoding`` asks for gzip or
+    deflate (always, whatever its size: a client that asked may expect the header)."""
+    coding = chosen_coding(accept_encoding)
+    headers: list[tuple[bytes, bytes]] = []
+    if isinstance(payload, BinaryBody):
+        headers.append(_BINARY_TYPE)
+        # The JSON header's length within the decompressed body, as Triton sends it.
+        headers.append((b"inference-header-content-length", str(payload.header_length).encode()))
+    else:
+        headers.extend(_JSON_HEADERS)
+    body = payload
+    if coding is not None:
+        body = compress(payload, coding)
+        headers += [(b"content-encoding", coding.encode()), (b"vary", b"accept-encoding")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def send_json(
     send: Send, status: int, payload: bytes, extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
@@ -149,16 +181,4 @@ async def send_json(
             "headers": [*_JSON_HEADERS, length, *extra_headers],
         }
     )
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def send_binary(send: Send, payload: BinaryBody) -> None:
-    """Send a complete 200 with binary outputs: ``Inference-Header-Content-Length`` says
-    where the JSON header ends and the tensors begin."""
-    headers = [
-        _BINARY_TYPE,
-        (b"inference-header-content-length", str(payload.header_length).encode()),
-        (b"content-length", str(len(payload)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
