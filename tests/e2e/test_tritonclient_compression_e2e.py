@@ -1,0 +1,81 @@
+"""End to end: the official ``tritonclient.http`` with ``request_compression_algorithm``
+and ``response_compression_algorithm`` (gzip, deflate) on binary and JSON inferences
+against a real ``tensorgate serve`` (issue 11, item 2)."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tritonclient.http as triton
+
+from demo_models import digits_split
+from support.app import TEST_SECRET, bearer, make_settings
+from support.paths import DEMO_MODELS
+from support.server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = bearer(make_settings(DEMO_MODELS))
+DIGITS = DEMO_MODELS / "digits" / "1" / "model.onnx"
+CAP = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root: Path = tmp_path_factory.mktemp("models")
+    shutil.copytree(DEMO_MODELS / "digits", root / "digits")
+    env = {"TENSORGATE_AUTH__SECRET": TEST_SECRET, "TENSORGATE_MAX_REQUEST_BODY_BYTES": str(CAP)}
+    with ServerProcess(["--models", str(root)], env) as process:
+        yield process
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+@pytest.mark.parametrize("request_coding", ["gzip", "deflate", None])
+@pytest.mark.parametrize("response_coding", ["gzip", "deflate", None])
+def test_compression_both_ways(
+    server: ServerProcess, binary: bool, request_coding: str | None, response_coding: str | None
+) -> None:
+    client = triton.InferenceServerClient(url=server.base_url.removeprefix("http://"))
+    _, x_test, _, _ = digits_split()
+    batch = x_test[:16]
+    tensor = triton.InferInput("pixels", list(batch.shape), "FP32")
+    tensor.set_data_from_numpy(batch, binary_data=binary)
+    outputs = [
+        triton.InferRequestedOutput(name, binary_data=binary) for name in ("label", "probabilities")
+    ]
+    result = client.infer(
+        "digits",
+        [tensor],
+        outputs=outputs,
+        headers={"Authorization": TOKEN},
+        request_compression_algorithm=request_coding,
+        response_compression_algorithm=response_coding,
+    )
+    labels, probabilities = ort.InferenceSession(str(DIGITS)).run(None, {"pixels": batch})
+    got_labels = result.as_numpy("label")
+    got = result.as_numpy("probabilities")
+    assert got_labels is not None
+    assert got is not None
+    assert got_labels.tolist() == labels.tolist()
+    np.testing.assert_allclose(got, probabilities, rtol=1e-6)
+
+
+def test_a_decompression_bomb_over_real_http_is_413(server: ServerProcess) -> None:
+    bomb = gzip.compress(b"0" * (20 * 1024 * 1024))
+    response = httpx.post(
+        f"{server.base_url}/v2/models/digits/infer",
+        content=bomb,
+        headers={"Authorization": TOKEN, "Content-Encoding": "gzip"},
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert f"exceeds the limit of {CAP} bytes" in response.json()["error"]
+    # The server still answers afterwards.
+    assert httpx.get(f"{server.base_url}/v2/health/live", timeout=10).status_code == 200
