@@ -43,6 +43,7 @@ class BodyLimitMiddleware:
             return
         try:
             check_declared_length(scope, self.max_bytes)
+            _refuse_encoded(scope)
         except GatewayError as exc:
             await error_answer(exc)(scope, receive, send)
             return
@@ -61,6 +62,17 @@ class BodyLimitMiddleware:
             return message
 
         return limited_receive
+
+
+def _refuse_encoded(scope: Scope) -> None:
+    # Only the inference routes decompress (read_body); a compressed body elsewhere would
+    # otherwise reach the route's JSON parser and be refused with a misleading message.
+    for key, value in scope["headers"]:
+        if key == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            raise InvalidInput(
+                f"Content-Encoding {value.decode('latin-1')[:40]!r} is accepted on the "
+                "inference routes only (infer, predict)"
+            )
 
 
 def check_declared_length(scope: Scope, max_bytes: int) -> None:

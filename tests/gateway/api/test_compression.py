@@ -152,3 +152,20 @@ def test_the_cap_is_on_the_decompressed_size_whatever_the_members() -> None:
         decompress(gzip.compress(b"x" * 6) * 2, "gzip", 10)
     with pytest.raises(InvalidInput, match="data after the stream"):
         decompress(zlib.compress(b"x") + b"junk", "deflate", 10)
+
+
+async def test_a_compressed_body_on_another_route_is_400_saying_where_it_is_accepted(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.post(
+        "/v2/repository/models/digits/load",
+        content=gzip.compress(b"{}"),
+        headers={"content-encoding": "gzip"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Content-Encoding 'gzip' is accepted on the inference routes only (infer, predict)"
+    }
+    assert (
+        await http.get("/v2/models/digits", headers={"content-encoding": "identity"})
+    ).is_success
