@@ -7,7 +7,7 @@ auth, deadlines, batching, disconnects, metrics, errors) is one pipeline for all
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,9 +46,11 @@ class RequestCodec(Protocol):
         *,
         allow_non_finite: bool,
         max_rows: int | None = None,
+        labels: Mapping[str, Sequence[str]] | None = None,
     ) -> DecodedRequest:
         """The request's arrays and outputs; ``InvalidInput`` when it does not fit, and
-        ``PayloadTooLarge`` past ``max_rows`` on the batch axis (checked before the data)."""
+        ``PayloadTooLarge`` past ``max_rows`` on the batch axis (checked before the data).
+        ``labels``: the class labels of outputs, by output name (classification)."""
         ...
 
 
@@ -66,16 +68,21 @@ class ProtocolJsonCodec:
         *,
         allow_non_finite: bool,
         max_rows: int | None = None,
+        labels: Mapping[str, Sequence[str]] | None = None,
     ) -> DecodedRequest:
         """Decode the envelope and tensors (JSON or binary); the response echoes the
-        request id and sends the outputs asked for as binary data that way."""
+        request id, sends the outputs asked for as binary data that way, and those asked
+        for as classifications as their top-k classes (with ``labels``)."""
         request = decode_protocol_request(
             body, headers, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
         )
         request_id, outputs, binary = request.id, request.outputs, request.binary_outputs
+        classifications = request.classifications
 
         def encode(model: str, version: int, results: Mapping[str, Array]) -> bytes:
-            return encode_protocol_response(model, version, request_id, outputs, results, binary)
+            return encode_protocol_response(
+                model, version, request_id, outputs, results, binary, classifications, labels
+            )
 
         return DecodedRequest(request.inputs, outputs, request.parameters, encode)
 
@@ -93,9 +100,10 @@ class TypedJsonCodec:
         *,
         allow_non_finite: bool,
         max_rows: int | None = None,
+        labels: Mapping[str, Sequence[str]] | None = None,
     ) -> DecodedRequest:
         """Decode ``{"inputs": {name: nested lists}}``; no header changes how."""
-        del headers
+        del headers, labels
         inputs, outputs = decode_typed_request(
             body, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
         )

@@ -128,6 +128,7 @@ class InferenceService:
             backend.signature,
             allow_non_finite=config.allow_non_finite,
             max_rows=max_rows,
+            labels=config.class_labels,
         )
         timeout = request_timeout_s(
             request.parameters, headers.get(TIMEOUT_HEADER), config.batching.default_timeout_ms

@@ -4,7 +4,7 @@ the binary tensor data extension on both sides (``gateway.protocol.binary_codec`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import Array, ModelSignature
@@ -17,6 +17,7 @@ from gateway.protocol.binary_codec import (
     take_binary_sizes,
     tensor_bytes,
 )
+from gateway.protocol.classification import check_parameters, class_counts, classify
 from gateway.protocol.datatypes import from_numpy
 from gateway.protocol.envelope import binary_outputs, parse_request, select_outputs
 from gateway.protocol.json_codec import (
@@ -40,6 +41,8 @@ class ProtocolRequest:
     id: str | None
     binary_outputs: frozenset[str] = frozenset()
     """The outputs to send as binary data."""
+    classifications: Mapping[str, int] = field(default_factory=dict)
+    """The outputs to send as their top-k classes, with k (the classification extension)."""
 
 
 def decode_protocol_request(
@@ -64,13 +67,20 @@ def decode_protocol_request(
         ) from None
     sizes = take_binary_sizes(raw, binary, len(signature.inputs))
     request = parse_request(raw, signature)
+    check_parameters(request)
     outputs = select_outputs(request.outputs, signature)
+    classifications = class_counts(request, signature)
     chunks = slice_binary(binary, sizes) if binary is not None else {}
     inputs = _decode_inputs(
         request.inputs, signature, chunks, allow_non_finite=allow_non_finite, max_rows=max_rows
     )
     return ProtocolRequest(
-        inputs, outputs, request.parameters, request.id, binary_outputs(request, outputs)
+        inputs,
+        outputs,
+        request.parameters,
+        request.id,
+        binary_outputs(request, outputs),
+        classifications,
     )
 
 
@@ -107,13 +117,19 @@ def encode_protocol_response(
     outputs: list[str],
     results: Mapping[str, Array],
     binary: frozenset[str] = frozenset(),
+    classifications: Mapping[str, int] | None = None,
+    labels: Mapping[str, Sequence[str]] | None = None,
 ) -> bytes:
     """The response naming ``outputs`` in order: JSON, or a ``BinaryBody`` when any output
-    is in ``binary``."""
+    is in ``binary``; an output in ``classifications`` is sent as its top-k classes, with
+    the ``labels`` of that output when there are some."""
     tensors: list[bytes] = []
     described: list[dict[str, Any]] = []
     for name in outputs:
         array = results[name]
+        k = (classifications or {}).get(name)
+        if k is not None:
+            array = classify(array, k, (labels or {}).get(name))
         if name not in binary:
             described.append(encode_tensor(name, array))
             continue

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from backends.base import RuntimeOptions
 from gateway.batching.policy import (
@@ -108,6 +115,16 @@ class ModelConfig(_Section):
     """Which version directories to serve: ``all``, ``{latest: N}`` or ``{specific: [..]}``."""
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     """Dynamic batching, queue bound and default deadline of each version."""
+    labels: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
+    """Class labels files by output name (``{probabilities: labels.txt}``), relative to
+    the model directory: one label per line, line i naming class i. The classification
+    extension adds them to the classes it returns."""
+    _class_labels: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def class_labels(self) -> dict[str, tuple[str, ...]]:
+        """The labels read from the ``labels`` files, by output name."""
+        return self._class_labels
 
     @field_validator("execution_providers")
     @classmethod
@@ -175,7 +192,17 @@ def load_model_config(model_dir: Path) -> ModelConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
-    return parse_model_config(raw, str(path))
+    config = parse_model_config(raw, str(path))
+    for output, name in config.labels.items():
+        labels_path = model_dir / name
+        try:
+            text = labels_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{path}: labels of output '{output}': cannot read {name}: {exc}"
+            ) from exc
+        config.class_labels[output] = tuple(text.splitlines())
+    return config
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -18,6 +18,7 @@ async def test_server_metadata_and_health(client: httpx.AsyncClient) -> None:
     # Exactly the extensions implemented: clients decide what to send from this list.
     assert sorted(meta.json()["extensions"]) == [
         "binary_tensor_data",
+        "classification",
         "model_configuration",
         "model_repository",
         "statistics",

@@ -58,7 +58,7 @@ async def test_mlp_nested_data_and_output_subset(client: httpx.AsyncClient) -> N
     body = {
         "inputs": [{"name": "input", "shape": [3, 256], "datatype": "FP32", "data": x.tolist()}],
         "outputs": [{"name": "logits", "parameters": {"binary_data": False}}],
-        "parameters": {"custom": "kept", "priority": 1},
+        "parameters": {"timeout": 5_000_000},
     }
     response = await infer(client, "mlp", body)
     assert response.status_code == 200

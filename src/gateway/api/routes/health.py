@@ -27,7 +27,13 @@ async def server_metadata() -> ServerMetadataResponse:
     return ServerMetadataResponse(
         name="tensorgate",
         version=_version(),
-        extensions=["binary_tensor_data", "model_repository", "model_configuration", "statistics"],
+        extensions=[
+            "binary_tensor_data",
+            "classification",
+            "model_repository",
+            "model_configuration",
+            "statistics",
+        ],
     )
 
 
