@@ -33,13 +33,15 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
             f"unsupported Content-Encoding {coding[:40]!r}: "
             f"accepted are {', '.join(ACCEPTED)} and identity"
         )
-    out = bytearray()
+    parts: list[bytes] = []  # one per gzip member; joining one part copies nothing
+    produced = 0
     data = body
     try:
         while data:  # a gzip body may hold several members, one after another
             stream = zlib.decompressobj(wbits)
-            out += stream.decompress(data, max_bytes - len(out) + 1)
-            if len(out) > max_bytes:
+            parts.append(stream.decompress(data, max_bytes - produced + 1))
+            produced += len(parts[-1])
+            if produced > max_bytes:
                 raise PayloadTooLarge(
                     f"request body too large: more than {max_bytes} bytes once decompressed "
                     f"({coding}) exceeds the limit of {max_bytes} bytes"
@@ -51,7 +53,7 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
                 raise InvalidInput("request body is not valid deflate: data after the stream")
     except zlib.error as exc:
         raise InvalidInput(f"request body is not valid {coding}: {exc}") from None
-    return bytes(out)
+    return b"".join(parts)
 
 
 def chosen_coding(accept_encoding: str | None) -> str | None:
