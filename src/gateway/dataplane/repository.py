@@ -132,9 +132,11 @@ def config_override(name: str, raw: str, base: ModelConfig) -> ModelConfig:
     if "version_policy" in triton:
         merged["version_policy"] = _version_policy(triton["version_policy"])
     try:
-        return ModelConfig.model_validate(merged)
+        config = ModelConfig.model_validate(merged)
     except ValidationError as exc:
         raise InvalidInput(f"parameters.config: {describe_errors(exc.errors())}") from None
+    config.class_labels.update(base.class_labels)  # read from config.yaml's labels files
+    return config
 
 
 async def load_model(

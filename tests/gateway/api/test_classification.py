@@ -106,6 +106,22 @@ async def test_labels_file_adds_the_label(repository: Path, settings: Settings) 
     assert response.json()["outputs"][0]["data"] == expected(3, 2, LABELS)
 
 
+async def test_labels_survive_a_load_with_a_config_override(
+    repository: Path, settings: Settings
+) -> None:
+    model_dir = repository / "digits"
+    (model_dir / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    (model_dir / "config.yaml").write_text("labels: {probabilities: labels.txt}\n")
+    async with open_client(settings) as client:
+        override = {"parameters": {"config": orjson.dumps({"max_batch_size": 16}).decode()}}
+        loaded = await client.post("/v2/repository/models/digits/load", json=override)
+        assert loaded.status_code == 200, loaded.text
+        body = digits_body(1, [{"name": "probabilities", "parameters": {"classification": 1}}])
+        response = await infer(client, "digits", body)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == expected(1, 1, LABELS)
+
+
 @pytest.mark.parametrize("k", [0, -1, 1.5, "3", True, None])
 async def test_invalid_k_is_a_400(client: httpx.AsyncClient, k: Any) -> None:
     body = digits_body(1, [{"name": "probabilities", "parameters": {"classification": k}}])
