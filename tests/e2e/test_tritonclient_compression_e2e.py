@@ -67,15 +67,24 @@ def test_compression_both_ways(
     np.testing.assert_allclose(got, probabilities, rtol=1e-6)
 
 
-def test_a_decompression_bomb_over_real_http_is_413(server: ServerProcess) -> None:
-    bomb = gzip.compress(b"0" * (20 * 1024 * 1024))
-    response = httpx.post(
-        f"{server.base_url}/v2/models/digits/infer",
-        content=bomb,
-        headers={"Authorization": TOKEN, "Content-Encoding": "gzip"},
-        timeout=30,
-    )
-    assert response.status_code == 413
-    assert f"exceeds the limit of {CAP} bytes" in response.json()["error"]
+@pytest.mark.parametrize("path", ["/v2/models/digits/infer", "/models/digits/predict"])
+def test_a_decompression_bomb_over_real_http_is_413_without_rss_growth(
+    server: ServerProcess, path: str
+) -> None:
+    bomb = gzip.compress(b"0" * (100 * 1024 * 1024), compresslevel=1)  # 100 MB in ~0.5 MB
+    assert len(bomb) < CAP
+    peak_before = server.peak_rss_bytes()
+    for _ in range(3):
+        response = httpx.post(
+            f"{server.base_url}{path}",
+            content=bomb,
+            headers={"Authorization": TOKEN, "Content-Encoding": "gzip"},
+            timeout=30,
+        )
+        assert response.status_code == 413
+        assert f"exceeds the limit of {CAP} bytes" in response.json()["error"]
+    # Decompression stops at the 1 MiB cap: the server's peak RSS does not grow by
+    # anything near the 100 MB the bomb holds.
+    assert server.peak_rss_bytes() - peak_before < 16 * 1024 * 1024
     # The server still answers afterwards.
     assert httpx.get(f"{server.base_url}/v2/health/live", timeout=10).status_code == 200
