@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
+import tritonclient.http.aio as triton_aio
 
 from demo_models import digits_split
 from support.app import TEST_SECRET, bearer, make_settings
@@ -65,6 +66,29 @@ def test_compression_both_ways(
     assert got is not None
     assert got_labels.tolist() == labels.tolist()
     np.testing.assert_allclose(got, probabilities, rtol=1e-6)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_the_aio_client_compressing_both_ways(server: ServerProcess, coding: str) -> None:
+    _, x_test, _, _ = digits_split()
+    batch = x_test[:16]
+    client = triton_aio.InferenceServerClient(url=server.base_url.removeprefix("http://"))
+    try:
+        tensor = triton_aio.InferInput("pixels", list(batch.shape), "FP32")
+        tensor.set_data_from_numpy(batch)
+        result = await client.infer(
+            "digits",
+            [tensor],
+            headers={"Authorization": TOKEN},
+            request_compression_algorithm=coding,
+            response_compression_algorithm=coding,
+        )
+    finally:
+        await client.close()
+    (labels,) = ort.InferenceSession(str(DIGITS)).run(["label"], {"pixels": batch})
+    got = result.as_numpy("label")
+    assert got is not None
+    assert got.tolist() == labels.tolist()
 
 
 @pytest.mark.parametrize("path", ["/v2/models/digits/infer", "/models/digits/predict"])
