@@ -16,10 +16,10 @@ import tritonclient.http as triton
 import tritonclient.http.aio as triton_aio
 
 from demo_models import digits_split
-from support.app import TEST_SECRET, bearer, make_settings
+from support.app import bearer, make_settings
 from support.onnx_models import identity_model, write_model
 from support.paths import DEMO_MODELS
-from support.server_process import ServerProcess
+from support.server_process import ServerProcess, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -38,9 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     for name in ("digits", "mlp"):
         shutil.copytree(DEMO_MODELS / name, root / name)
     write_model(root, "identity", identity_model())
-    with ServerProcess(
-        ["--models", str(root), "--log-level", "info"], {"TENSORGATE_AUTH__SECRET": TEST_SECRET}
-    ) as process:
+    with serving(root) as process:
         yield process
 
 

@@ -16,9 +16,9 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from demo_models import digits_split
-from support.app import TEST_SECRET, bearer, make_settings
+from support.app import bearer, make_settings
 from support.paths import DEMO_MODELS
-from support.server_process import ServerProcess
+from support.server_process import ServerProcess, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -42,9 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         config.read_text(encoding="utf-8") + "labels: {probabilities: labels.txt}\n",
         encoding="utf-8",
     )
-    with ServerProcess(
-        ["--models", str(root), "--log-level", "info"], {"TENSORGATE_AUTH__SECRET": TEST_SECRET}
-    ) as process:
+    with serving(root) as process:
         yield process
 
 

@@ -92,3 +92,14 @@ class ServerProcess:
                 self._process.wait()
         if self._process is not None and self._process.stdout is not None:
             self._process.stdout.close()
+
+
+def serving(repository: Path, *args: str) -> ServerProcess:
+    """``tensorgate serve`` of ``repository`` at info level (the start line names the
+    port), signed with the tests' secret; use it as a context manager."""
+    from support.app import TEST_SECRET
+
+    return ServerProcess(
+        ["--models", str(repository), "--log-level", "info", *args],
+        {"TENSORGATE_AUTH__SECRET": TEST_SECRET},
+    )
