@@ -10,6 +10,7 @@ from gateway.protocol.triton_wire import (
     DynamicBatching,
     InstanceGroup,
     ModelConfigResponse,
+    ModelOutputConfig,
     ModelTensorConfig,
     QueuePolicy,
 )
@@ -73,7 +74,13 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
         version_policy=_version_policy(model.config),
         max_batch_size=policy.max_batch_size if batched else 0,
         input=[_tensor(spec, batched=batched) for spec in signature.inputs],
-        output=[_tensor(spec, batched=batched) for spec in signature.outputs],
+        output=[
+            ModelOutputConfig(
+                **_tensor(spec, batched=batched).model_dump(),
+                label_filename=model.config.labels.get(spec.name, ""),
+            )
+            for spec in signature.outputs
+        ],
         dynamic_batching=dynamic,
         instance_group=[InstanceGroup(name=name, kind=kind, count=policy.instances)],
     )

@@ -22,6 +22,14 @@ class ModelTensorConfig(BaseModel):
     """The shape without the batch axis when ``max_batch_size`` > 0; -1 for a free axis."""
 
 
+class ModelOutputConfig(ModelTensorConfig):
+    """One output of a model's configuration."""
+
+    label_filename: str = ""
+    """The class labels file of the classification extension (``labels`` in
+    ``config.yaml``); empty when the output has none."""
+
+
 class QueuePolicy(BaseModel):
     """The bound and default deadline of a version's queue."""
 
@@ -58,7 +66,7 @@ class ModelConfigResponse(BaseModel):
     max_batch_size: int
     """Most rows of one backend call; 0 when the model has no batch axis to merge on."""
     input: list[ModelTensorConfig]
-    output: list[ModelTensorConfig]
+    output: list[ModelOutputConfig]
     dynamic_batching: DynamicBatching | None = None
     instance_group: list[InstanceGroup]
 

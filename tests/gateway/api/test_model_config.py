@@ -24,8 +24,13 @@ async def test_config_of_a_demo_model_follows_triton(client: httpx.AsyncClient) 
         "max_batch_size": 64,
         "input": [{"name": "pixels", "data_type": "TYPE_FP32", "dims": [64]}],
         "output": [
-            {"name": "label", "data_type": "TYPE_INT64", "dims": []},
-            {"name": "probabilities", "data_type": "TYPE_FP32", "dims": [10]},
+            {"name": "label", "data_type": "TYPE_INT64", "dims": [], "label_filename": ""},
+            {
+                "name": "probabilities",
+                "data_type": "TYPE_FP32",
+                "dims": [10],
+                "label_filename": "",
+            },
         ],
         "dynamic_batching": {
             "preferred_batch_size": [],
@@ -77,6 +82,19 @@ async def test_batching_settings_show_in_the_config(repository: Path) -> None:
     assert types["in_bytes"] == "TYPE_STRING"
     assert types["in_bool"] == "TYPE_BOOL"
     assert types["in_fp16"] == "TYPE_FP16"
+
+
+async def test_a_labels_file_shows_as_the_outputs_label_filename(repository: Path) -> None:
+    # Fails before: outputs carried no label_filename, so Triton tools could not find labels.
+    digits = repository / "digits"
+    (digits / "labels.txt").write_text("".join(f"digit {n}\n" for n in range(10)))
+    config_file = digits / "config.yaml"
+    config_file.write_text(config_file.read_text() + "labels: {probabilities: labels.txt}\n")
+    async with open_client(make_settings(repository)) as http:
+        config = (await http.get("/v2/models/digits/config")).json()
+    labels = {output["name"]: output["label_filename"] for output in config["output"]}
+    assert labels == {"label": "", "probabilities": "labels.txt"}
+    assert all("label_filename" not in tensor for tensor in config["input"])
 
 
 @pytest.mark.parametrize(
