@@ -6,14 +6,12 @@ import asyncio
 import os
 import re
 import signal
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from support.paths import DEMO_MODELS
-from support.workers import free_port, workers_started
+from support.workers import free_port, spawn_workers, workers_started
 
 GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2-core box
 LOAD_CONNECTIONS = 48
@@ -49,13 +47,7 @@ async def hammer(client: httpx.AsyncClient, stop: asyncio.Event) -> None:
 @pytest.mark.hostile
 async def test_a_killed_workers_queue_depth_does_not_stay_in_the_gauge(tmp_path: Path) -> None:
     port = free_port()
-    exe = Path(sys.executable).with_name("tensorgate")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENSORGATE_")}
-    process = await asyncio.create_subprocess_exec(
-        str(exe), "serve", "--models", str(DEMO_MODELS), "--port", str(port), "--no-auth",
-        "--workers", "2", "--log-level", "info",
-        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+    process = await spawn_workers(port, "--no-auth")
     assert process.stderr is not None
     try:
         await asyncio.wait_for(workers_started(process.stderr, 2), GUARD_S)

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.paths import DEMO_MODELS
-from support.workers import free_port, workers_started
+from support.workers import free_port, spawn_workers, workers_started
 
 STARTUP_GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2-core box
 
@@ -21,14 +20,12 @@ STARTUP_GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2
 @pytest.mark.e2e
 async def test_two_workers_share_the_dev_secret_and_merge_metrics(tmp_path: Path) -> None:
     port = free_port()
+    # Dev mode: a fresh secret in a state directory of the test's own.
+    state = {"TENSORGATE_AUTH__STATE_DIR": str(tmp_path / "state")}
+    process = await spawn_workers(port, env=state)
+    # `tensorgate token` below reads the same state directory, nothing else of ours.
     exe = Path(sys.executable).with_name("tensorgate")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENSORGATE_")}
-    env["TENSORGATE_AUTH__STATE_DIR"] = str(tmp_path / "state")  # dev mode: a fresh secret
-    process = await asyncio.create_subprocess_exec(
-        str(exe), "serve", "--models", str(DEMO_MODELS), "--port", str(port),
-        "--workers", "2", "--log-level", "info",
-        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENSORGATE_")} | state
     assert process.stderr is not None
     try:
         await asyncio.wait_for(workers_started(process.stderr, 2), STARTUP_GUARD_S)

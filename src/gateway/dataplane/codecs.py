@@ -30,6 +30,18 @@ class DecodedRequest:
     encode: ResponseEncoder
 
 
+@dataclass(frozen=True, slots=True)
+class DecodingRules:
+    """What a codec checks a request against: the model's and its config's part."""
+
+    signature: ModelSignature
+    allow_non_finite: bool = False
+    max_rows: int | None = None
+    """Most rows on the batch axis (``PayloadTooLarge`` past it, checked before the data)."""
+    labels: Mapping[str, Sequence[str]] | None = None
+    """Class labels by output name, for the classification extension."""
+
+
 class RequestCodec(Protocol):
     """Decodes one route family's request bodies."""
 
@@ -42,15 +54,10 @@ class RequestCodec(Protocol):
         self,
         body: bytes,
         headers: Mapping[str, str],
-        signature: ModelSignature,
-        *,
-        allow_non_finite: bool,
-        max_rows: int | None = None,
-        labels: Mapping[str, Sequence[str]] | None = None,
+        model: DecodingRules,
     ) -> DecodedRequest:
-        """The request's arrays and outputs; ``InvalidInput`` when it does not fit, and
-        ``PayloadTooLarge`` past ``max_rows`` on the batch axis (checked before the data).
-        ``labels``: the class labels of outputs, by output name (classification)."""
+        """The request's arrays and outputs; ``InvalidInput`` when it does not fit the
+        ``model``'s rules, ``PayloadTooLarge`` past its ``max_rows``."""
         ...
 
 
@@ -64,24 +71,25 @@ class ProtocolJsonCodec:
         self,
         body: bytes,
         headers: Mapping[str, str],
-        signature: ModelSignature,
-        *,
-        allow_non_finite: bool,
-        max_rows: int | None = None,
-        labels: Mapping[str, Sequence[str]] | None = None,
+        model: DecodingRules,
     ) -> DecodedRequest:
         """Decode the envelope and tensors (JSON or binary); the response echoes the
         request id, sends the outputs asked for as binary data that way, and those asked
         for as classifications as their top-k classes (with ``labels``)."""
         request = decode_protocol_request(
-            body, headers, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
+            body,
+            headers,
+            model.signature,
+            allow_non_finite=model.allow_non_finite,
+            max_rows=model.max_rows,
         )
+        labels = model.labels
         request_id, outputs, binary = request.id, request.outputs, request.binary_outputs
         classifications = request.classifications
 
-        def encode(model: str, version: int, results: Mapping[str, Array]) -> bytes:
+        def encode(name: str, version: int, results: Mapping[str, Array]) -> bytes:
             return encode_protocol_response(
-                model, version, request_id, outputs, results, binary, classifications, labels
+                name, version, request_id, outputs, results, binary, classifications, labels
             )
 
         return DecodedRequest(request.inputs, outputs, request.parameters, encode)
@@ -96,20 +104,16 @@ class TypedJsonCodec:
         self,
         body: bytes,
         headers: Mapping[str, str],
-        signature: ModelSignature,
-        *,
-        allow_non_finite: bool,
-        max_rows: int | None = None,
-        labels: Mapping[str, Sequence[str]] | None = None,
+        model: DecodingRules,
     ) -> DecodedRequest:
         """Decode ``{"inputs": {name: nested lists}}``; no header changes how."""
-        del headers, labels
+        del headers
         inputs, outputs = decode_typed_request(
-            body, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
+            body, model.signature, allow_non_finite=model.allow_non_finite, max_rows=model.max_rows
         )
 
-        def encode(model: str, version: int, results: Mapping[str, Array]) -> bytes:
-            return encode_typed_response(model, version, results, outputs)
+        def encode(name: str, version: int, results: Mapping[str, Array]) -> bytes:
+            return encode_typed_response(name, version, results, outputs)
 
         return DecodedRequest(inputs, outputs, None, encode)
 

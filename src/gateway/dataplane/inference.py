@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from backends.base import Array
 from backends.errors import InferenceError
 from gateway.batching.policy import BatchPolicy
-from gateway.dataplane.codecs import RequestCodec, ResponseEncoder
+from gateway.dataplane.codecs import DecodingRules, RequestCodec, ResponseEncoder
 from gateway.dataplane.deadlines import TIMEOUT_HEADER, request_timeout_s
 from gateway.errors import BackendError, GatewayError, InvalidInput
 from gateway.repository.registry import ModelRegistry, ModelVersion
@@ -122,14 +122,10 @@ class InferenceService:
         assert batcher is not None
         config = model.config
         max_rows = rows_limit(batcher.policy)
-        request = codec.decode(
-            body,
-            headers,
-            backend.signature,
-            allow_non_finite=config.allow_non_finite,
-            max_rows=max_rows,
-            labels=config.class_labels,
+        rules = DecodingRules(
+            backend.signature, config.allow_non_finite, max_rows, config.class_labels
         )
+        request = codec.decode(body, headers, rules)
         timeout = request_timeout_s(
             request.parameters, headers.get(TIMEOUT_HEADER), config.batching.default_timeout_ms
         )

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.dataplane.codecs import PROTOCOL_JSON, TYPED_JSON, RequestCodec
+from gateway.dataplane.codecs import PROTOCOL_JSON, TYPED_JSON, DecodingRules, RequestCodec
 from gateway.errors import InvalidInput
 
 pytestmark = pytest.mark.hostile
@@ -96,7 +96,7 @@ def test_refusing_a_bomb_costs_no_more_than_parsing_it(
 
     def refuse() -> None:
         with pytest.raises(InvalidInput) as raised:
-            codec.decode(body, {}, SIGNATURE, allow_non_finite=False)
+            codec.decode(body, {}, DecodingRules(SIGNATURE))
         caught.append(raised.value)
 
     refusing = _peak_bytes(refuse)
