@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.stamp-runtime
 DEV_STAMP := $(VENV)/.stamp-dev
 CHROMIUM := /usr/bin/chromium
+# Debian's promtool and kubectl (with its built-in kustomize), for tests/deploy.
+PROMTOOL := $(BIN)/promtool
+KUBECTL := $(BIN)/kubectl
 
 .PHONY: bench-ab hostile serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
 
@@ -41,13 +44,30 @@ $(CHROMIUM):
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
+# tests/deploy checks the Prometheus config with Debian's promtool (package prometheus) and
+# renders the Kubernetes base with Debian's kubectl (package kubernetes-client, kustomize
+# built in). Only that one binary of each package is unpacked, into the virtual environment:
+# installing them would start a Prometheus daemon where systemd runs, and replace a kubectl
+# the machine may already have. $(call deb_binary,PACKAGE,BINARY)
+define deb_binary
+	cd $(VENV) && { apt-get download $(1) || { apt-get update && apt-get download $(1); }; }
+	dpkg-deb --fsys-tarfile $(VENV)/$(1)_*.deb | tar -x -C $(BIN) --strip-components=3 ./usr/bin/$(2)
+	rm -f $(VENV)/$(1)_*.deb
+endef
+
+$(PROMTOOL): | $(BIN)/python
+	$(call deb_binary,prometheus,promtool)
+
+$(KUBECTL): | $(BIN)/python
+	$(call deb_binary,kubernetes-client,kubectl)
+
 # Every test, with branch coverage gated by [tool.coverage.report] fail_under.
-unit: $(DEV_STAMP) $(CHROMIUM)
+unit: $(DEV_STAMP) $(CHROMIUM) $(PROMTOOL) $(KUBECTL)
 	$(BIN)/pytest --cov --cov-report=term
 
 # The in-process tests alone: no server process, no browser; coverage is measured and
 # gated on the full run (`unit`) only.
-unit-fast: $(DEV_STAMP)
+unit-fast: $(DEV_STAMP) $(PROMTOOL) $(KUBECTL)
 	$(BIN)/pytest -m "not e2e and not browser"
 
 # Only the tests that start real tensorgate processes or drive Swagger UI in Chromium.
