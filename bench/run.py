@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from binary_rows import binary_matrix, build_image, run_count
+from binary_rows import make_bodies as make_binary_bodies
 from ceiling import measure
 from progress import Progress
 from queue_runs import client_capacity, memory, overload
-from report import Measurement, Report, write_report
+from report import Measurement, Report, median_of, write_report
 from servers import Server, naive, running, tensorgate
 from wide_model import build_wide
 from wrk import WrkResult, run_wrk
@@ -41,7 +42,8 @@ WORKER_MODELS = ("mlp", "wide")
 
 
 def make_repositories(work: Path) -> dict[str, Path]:
-    """Temporary repositories: demo models as shipped plus ``wide``; batching on and off."""
+    """Temporary repositories: demo models as shipped plus ``wide``; batching on and off.
+    The batching-on one also serves ``image`` for the binary tensor data rows."""
     repos: dict[str, Path] = {}
     for variant in ("on", "off"):
         repo = work / f"repo-{variant}"
@@ -59,6 +61,7 @@ def make_repositories(work: Path) -> dict[str, Path]:
                 config["batching"] = {"enabled": False}
                 config_path.write_text(yaml.safe_dump(config))
         repos[variant] = repo
+    build_image(repos["on"] / "image")
     return repos
 
 
@@ -150,7 +153,7 @@ def matrix(
                     progress.step(label)
                     runs[kind].append(_wrk_once(servers, bodies, work, kind, model, conns, seconds))
                     progress.finish(label)
-            results += [_median_of(kind, model, conns, runs[kind]) for kind in kinds]
+            results += [median_of(kind, model, conns, runs[kind]) for kind in kinds]
     return results
 
 
@@ -178,20 +181,6 @@ def _wrk_once(
             True,
         )
     return run_wrk(server.base + url_path, body, conns, seconds, work, send_token=token)
-
-
-def _median_of(kind: str, model: str, conns: int, runs: list[WrkResult]) -> Measurement:
-    """Median rate and latencies over the rounds; errors and requests summed."""
-    return Measurement(
-        kind,
-        model,
-        conns,
-        statistics.median(r.requests_per_s for r in runs),
-        statistics.median(r.p50_ms for r in runs),
-        statistics.median(r.p99_ms for r in runs),
-        sum(r.errors for r in runs),
-        sum(r.requests for r in runs),
-    )
 
 
 def ceilings(
@@ -235,6 +224,7 @@ def main() -> None:
     ensure_wrk()
     seconds = 2
     rounds = 1 if args.quick else 3
+    binary_rounds = 1 if args.quick else 5  # binary vs JSON on mlp is a few percent apart
     queue_s = 2 if args.quick else 4  # the paced client's capacity run; overload twice that
     connections = (1, 64) if args.quick else CONNECTIONS
     memory_s = 15.0 if args.quick else 120.0
@@ -245,9 +235,13 @@ def main() -> None:
         repos = make_repositories(work)
         bodies = make_bodies(work)
         runs = rounds * sum(len(connections) * (4 if m in WORKER_MODELS else 3) for m in MODELS)
-        progress = Progress(runs + len(MODELS) + 2)
+        binary_bodies = make_binary_bodies(work)
+        progress = Progress(runs + run_count(binary_rounds) + len(MODELS) + 2)
         with all_servers(repos, work, enable_auth()) as servers:
             results = matrix(servers, bodies, work, seconds, connections, rounds, progress)
+            binary = binary_matrix(
+                servers["tensorgate"], binary_bodies, work, seconds, binary_rounds, progress
+            )
             by = {(r.server, r.model, r.connections): r for r in results}
             capacity = max(
                 by[(k, "mlp", 64)].ok_per_s for k in ("tensorgate", "tensorgate, 2 workers")
@@ -269,6 +263,8 @@ def main() -> None:
         results += ceilings(repos["on"], connections, 1.0 if args.quick else 2.0, progress)
     report = Report(
         measurements=results,
+        binary=binary,
+        binary_rounds=binary_rounds,
         overload=over,
         memory=mem,
         best_kind=best_kind,
@@ -285,7 +281,12 @@ def main() -> None:
     write_report(report, args.out)
     (args.out / "benchmarks.json").write_text(
         json.dumps(
-            {"measurements": [asdict(r) for r in results], "overload": over, "memory": mem},
+            {
+                "measurements": [asdict(r) for r in results],
+                "binary": [asdict(r) for r in binary],
+                "overload": over,
+                "memory": mem,
+            },
             indent=1,
         )
     )

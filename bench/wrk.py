@@ -1,9 +1,11 @@
-"""Drives a server with Debian's ``wrk`` and a Lua script that posts one JSON body."""
+"""Drives a server with Debian's ``wrk`` and a Lua script that posts one body (JSON unless
+other headers are given)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +14,7 @@ local f = assert(io.open("{body}", "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
-wrk.headers["Content-Type"] = "application/json"
-local token = os.getenv("BENCH_BEARER_TOKEN")
+{headers}local token = os.getenv("BENCH_BEARER_TOKEN")
 if token ~= nil and token ~= "" and {send_token} then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
@@ -57,11 +58,22 @@ def parse(output: str) -> WrkResult:
 
 
 def run_wrk(
-    url: str, body: Path, connections: int, seconds: float, workdir: Path, *, send_token: bool
+    url: str,
+    body: Path,
+    connections: int,
+    seconds: float,
+    workdir: Path,
+    *,
+    send_token: bool,
+    headers: Mapping[str, str] | None = None,
 ) -> WrkResult:
     """One wrk run: one thread per 64 connections (at most 2), ``seconds`` long."""
-    script = workdir / f"post-{body.stem}-{int(send_token)}.lua"
-    script.write_text(LUA.format(body=body, send_token="true" if send_token else "false"))
+    script = workdir / f"post-{body.name}-{int(send_token)}.lua"
+    sent = headers if headers is not None else {"Content-Type": "application/json"}
+    header_lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in sent.items())
+    script.write_text(
+        LUA.format(body=body, headers=header_lines, send_token="true" if send_token else "false")
+    )
     threads = max(1, min(2, connections // 64))
     command = [
         "wrk",

@@ -73,29 +73,32 @@ def take_binary_sizes(raw: Any, binary: memoryview | None, max_inputs: int) -> d
         if not isinstance(parameters, dict) or "binary_data_size" not in parameters:
             continue
         name = item.get("name")
-        label = f"input '{shown(name)}'" if isinstance(name, str) else "an input"
         size = parameters["binary_data_size"]
         if type(size) is not int or size < 0:
             raise InvalidInput(
-                f"{label}: parameters.binary_data_size must be a non-negative integer (its "
-                f"length in bytes), got {shown(repr(size)[:40])}"
+                f"{_label(name)}: parameters.binary_data_size must be a non-negative integer "
+                f"(its length in bytes), got {shown(repr(size)[:40])}"
             )
         if "data" in item:
             raise InvalidInput(
-                f"{label} has both data and parameters.binary_data_size; send its tensor "
-                "either as JSON data or as binary data, not both"
+                f"{_label(name)} has both data and parameters.binary_data_size; send its "
+                "tensor either as JSON data or as binary data, not both"
             )
         if binary is None:
             raise InvalidInput(
-                f"{label} has parameters.binary_data_size but the request has no "
+                f"{_label(name)} has parameters.binary_data_size but the request has no "
                 "Inference-Header-Content-Length header, so its body holds no binary data"
             )
         if isinstance(name, str):
             if name in sizes:
-                raise InvalidInput(f"{label} is given more than once")
+                raise InvalidInput(f"{_label(name)} is given more than once")
             sizes[name] = size
         item["data"] = []
     return sizes
+
+
+def _label(name: object) -> str:
+    return f"input '{shown(name)}'" if isinstance(name, str) else "an input"
 
 
 def slice_binary(binary: memoryview, sizes: Mapping[str, int]) -> dict[str, memoryview]:

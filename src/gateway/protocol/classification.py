@@ -28,24 +28,24 @@ OUTPUT_PARAMETERS = frozenset({"binary_data", "classification"})
 
 
 def _refuse_unknown(
-    parameters: Mapping[str, Any] | None, known: frozenset[str], where: str
+    parameters: Mapping[str, Any] | None, known: frozenset[str], kind: str, name: str | None = None
 ) -> None:
     for key in parameters or ():
         if key not in known:
-            names = ", ".join(sorted(known))
+            where = f"{kind} " if name is None else f"{kind} '{shown(name)}': "
             raise InvalidInput(
                 f"{where}parameter '{shown(str(key))}' is not supported; the supported "
-                f"ones are: {names}"
+                f"ones are: {', '.join(sorted(known))}"
             )
 
 
 def check_parameters(request: InferenceRequest) -> None:
     """Refuse any parameter tensorgate does not implement, naming it: none is ignored."""
-    _refuse_unknown(request.parameters, REQUEST_PARAMETERS, "request ")
+    _refuse_unknown(request.parameters, REQUEST_PARAMETERS, "request")
     for inp in request.inputs:
-        _refuse_unknown(inp.parameters, INPUT_PARAMETERS, f"input '{shown(inp.name)}': ")
+        _refuse_unknown(inp.parameters, INPUT_PARAMETERS, "input", inp.name)
     for out in request.outputs or ():
-        _refuse_unknown(out.parameters, OUTPUT_PARAMETERS, f"output '{shown(out.name)}': ")
+        _refuse_unknown(out.parameters, OUTPUT_PARAMETERS, "output", out.name)
 
 
 def class_counts(request: InferenceRequest, signature: ModelSignature) -> dict[str, int]:

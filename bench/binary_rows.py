@@ -1,0 +1,144 @@
+"""The binary tensor data rows of ``make bench``: the same model and input sent as JSON and
+as binary (Triton's binary tensor extension, as ``tritonclient.http`` sends by default),
+alternating in every round, against one tensorgate server.
+
+``image`` is generated here: float32 [batch, 3, 224, 224] -> global average pool -> a
+3 x 10 dense layer, so the cost that differs between the two rows (reading 150,528 numbers
+per request) is most of the request's cost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from progress import Progress
+from report import BINARY as BINARY_ROW
+from report import BINARY_JSON as JSON_ROW
+from report import Measurement, median_of
+from servers import Server
+from wrk import WrkResult, run_wrk
+
+IMAGE_SHAPE = (3, 224, 224)
+IMAGE_CONFIG = "execution_providers: [cpu]\nintra_op_threads: 1\n"
+BINARY_MODELS = {"mlp": ("input", (256,)), "image": ("image", IMAGE_SHAPE)}
+BINARY_CONNECTIONS = (1, 64)
+
+
+@dataclass(frozen=True)
+class Body:
+    """One request body on disk and the headers it is sent with."""
+
+    path: Path
+    headers: dict[str, str]
+
+
+def build_image(directory: Path) -> None:
+    """Write the ``image`` model (fixed seed) and its config into a model directory."""
+    rng = np.random.default_rng(20261130)
+    weight = numpy_helper.from_array(rng.standard_normal((10, 3)).astype(np.float32), "fc.weight")
+    bias = numpy_helper.from_array(np.zeros(10, np.float32), "fc.bias")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "image",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", *IMAGE_SHAPE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        initializer=[weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (directory / "1").mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(directory / "1" / "model.onnx"))
+    (directory / "config.yaml").write_text(IMAGE_CONFIG)
+
+
+def make_bodies(work: Path) -> dict[tuple[str, str], Body]:
+    """A JSON and a binary body per model, carrying the same numbers; the binary one also
+    asks for binary outputs, as the Triton client does when no output is named."""
+    rng = np.random.default_rng(2)
+    bodies: dict[tuple[str, str], Body] = {}
+    for model, (name, row_shape) in BINARY_MODELS.items():
+        numbers = rng.uniform(0, 1, (1, *row_shape)).round(6)  # six digits, as clients send
+        array = numbers.astype(np.float32)
+        shape = list(array.shape)
+        as_json = {
+            "inputs": [
+                {"name": name, "shape": shape, "datatype": "FP32", "data": numbers.ravel().tolist()}
+            ]
+        }
+        json_path = work / f"{model}-oip.json"
+        json_path.write_text(json.dumps(as_json))
+        bodies[(model, JSON_ROW)] = Body(json_path, {"Content-Type": "application/json"})
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": name,
+                        "shape": shape,
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": array.nbytes},
+                    }
+                ],
+                "parameters": {"binary_data_output": True},
+            }
+        ).encode()
+        binary_path = work / f"{model}-oip.bin"
+        binary_path.write_bytes(header + array.tobytes())
+        bodies[(model, BINARY_ROW)] = Body(
+            binary_path,
+            {
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(len(header)),
+            },
+        )
+    return bodies
+
+
+def binary_matrix(
+    server: Server,
+    bodies: dict[tuple[str, str], Body],
+    work: Path,
+    seconds: int,
+    rounds: int,
+    progress: Progress,
+) -> list[Measurement]:
+    """wrk with each body at 1 and 64 connections; JSON and binary take turns in every
+    round, and each figure is the median over the rounds."""
+    results: list[Measurement] = []
+    for model in BINARY_MODELS:
+        for conns in BINARY_CONNECTIONS:
+            runs: dict[str, list[WrkResult]] = {JSON_ROW: [], BINARY_ROW: []}
+            for _ in range(rounds):
+                for row, collected in runs.items():
+                    label = f"{row} {model} c={conns}"
+                    progress.step(label)
+                    body = bodies[(model, row)]
+                    collected.append(
+                        run_wrk(
+                            f"{server.base}/v2/models/{model}/infer",
+                            body.path,
+                            conns,
+                            seconds,
+                            work,
+                            send_token=True,
+                            headers=body.headers,
+                        )
+                    )
+                    progress.finish(label)
+            results += [median_of(row, model, conns, collected) for row, collected in runs.items()]
+    return results
+
+
+def run_count(rounds: int) -> int:
+    """How many wrk runs ``binary_matrix`` makes (for the progress bar)."""
+    return rounds * len(BINARY_MODELS) * len(BINARY_CONNECTIONS) * 2
