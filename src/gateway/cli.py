@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         help="HTTP implementation (default: coalescing, docs/configuration.md)",
     )
     serve.add_argument(
+        "--repository-poll-s",
+        type=float,
+        metavar="SECONDS",
+        help="watch the model repository for changes every SECONDS (default: off)",
+    )
+    serve.add_argument(
         "--no-auth",
         action="store_true",
         help="turn authentication OFF: every route open to anyone (logs a warning)",
@@ -86,7 +92,15 @@ def _duration(text: str) -> int:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         key: value
-        for key in ("model_repository", "host", "port", "log_level", "workers", "http_protocol")
+        for key in (
+            "model_repository",
+            "host",
+            "port",
+            "log_level",
+            "workers",
+            "http_protocol",
+            "repository_poll_s",
+        )
         if (value := getattr(args, key, None)) is not None
     }
     settings = Settings(**overrides)

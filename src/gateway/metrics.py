@@ -90,31 +90,32 @@ class GatewayMetrics:
 
         self.requests_total = Counter(
             "tensorgate_inference_requests",
-            "Inference requests answered, by model and HTTP status",
-            ("model", "status"),
+            "Inference requests answered, by model, version that answered (empty when none "
+            "was chosen) and HTTP status",
+            ("model", "version", "status"),
             registry=self.registry,
         )
         self.request_seconds = Histogram(
             "tensorgate_inference_request_seconds",
             "Time from the start of an inference request to its answer",
-            ("model",),
+            ("model", "version"),
             registry=self.registry,
             buckets=_SECONDS,
         )
-        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    def record_request(self, model: str, status: int, seconds: float) -> None:
+    def record_request(self, model: str, version: str, status: int, seconds: float) -> None:
         """Count one answered inference request and its duration."""
-        children = self._request_children.get((model, status))
+        children = self._request_children.get((model, version, status))
         if children is None:
             # Bound the label cache: model names come from clients (404s included).
             if len(self._request_children) > 4096:
                 self._request_children.clear()
             children = (
-                self.requests_total.labels(model, str(status)),
-                self.request_seconds.labels(model),
+                self.requests_total.labels(model, version, str(status)),
+                self.request_seconds.labels(model, version),
             )
-            self._request_children[(model, status)] = children
+            self._request_children[(model, version, status)] = children
         children[0].inc()
         children[1].observe(seconds)
 

@@ -129,7 +129,12 @@ class Settings(BaseSettings):
     value behind ``Retry-After``), at most this long, so a client that resends at once
     cannot spin on refusals and starve the model; 0 sends it at once."""
     readiness_requires_all_models: bool = True
-    """Server readiness needs every model in the repository ready; false: any one ready."""
+    """Server readiness needs every model in the repository ready (a model is ready when
+    one of its versions is); false: any one model ready."""
+    repository_poll_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    """Watch the model repository, every this many seconds, and load, reload and unload
+    model versions as their files change (acted on once unchanged across two polls);
+    none (the default): the repository changes only through the repository API."""
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     """Time a connection has to deliver a request's headers once it opens or the request
     starts; past it the connection is answered 408 and closed (docs/operations.md)."""
@@ -144,6 +149,10 @@ class Settings(BaseSettings):
     max_connections: Annotated[int, Field(ge=1)] = 4096
     """Open connections per serving process; past it a new connection is answered 503 and
     closed at once. Also lowered to fit the process's file-descriptor limit."""
+    shutdown_delay_s: Annotated[float, Field(ge=0, le=300)] = 0.0
+    """On SIGTERM, how long to keep accepting connections and serving (readiness already
+    answering 503) before the shutdown starts, so that load balancers that probe
+    readiness stop sending first (docs/operations.md)."""
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 20.0
     """On SIGTERM, how long requests already received have to finish; then the rest are
     answered 503 and stalled uploads cut (docs/operations.md)."""

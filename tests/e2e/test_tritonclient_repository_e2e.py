@@ -63,7 +63,7 @@ def test_unload_then_load_with_the_official_client(
 ) -> None:
     headers = auth(repository)
     index = client.get_model_repository_index(headers=headers)
-    assert {"name": "mlp", "version": "1", "state": "READY", "reason": ""} in index
+    assert {"name": "mlp", "version": "1", "state": "READY", "reason": "", "labels": []} in index
     before = infer_mlp(client, headers)
 
     client.unload_model("mlp", headers=auth(repository))

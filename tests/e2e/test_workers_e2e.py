@@ -52,7 +52,8 @@ async def test_two_workers_share_the_dev_secret_and_merge_metrics(tmp_path: Path
             metrics = (await client.get("/metrics")).text
             openapi = [(await client.get("/openapi.json")).json() for _ in range(2)]
         served = re.search(
-            r'tensorgate_inference_requests_total\{model="digits",status="200"\} (\S+)', metrics
+            r'tensorgate_inference_requests_total\{model="digits",status="200",version="1"\} (\S+)',
+            metrics,
         )
         assert served is not None
         assert float(served.group(1)) == 12.0  # whichever worker answered the scrape

@@ -82,14 +82,22 @@ class FakeBackend:
 
 
 class FakeLoader:
-    """A ``BackendLoader`` that makes a FakeBackend for every model and keeps it by name."""
+    """A ``BackendLoader`` that makes a FakeBackend for every model version and keeps the
+    latest by model name (``backends``) and by (name, version) (``by_version``);
+    ``loads`` lists every load in order."""
 
     def __init__(self, signature: ModelSignature | None = None) -> None:
         self.signature = signature
         self.backends: dict[str, FakeBackend] = {}
+        self.by_version: dict[tuple[str, int], FakeBackend] = {}
+        self.loads: list[tuple[str, int]] = []
 
     def __call__(self, path: Path, options: RuntimeOptions, label: str) -> FakeBackend:
         """Load the model file at ``<repository>/<name>/<version>/model.onnx`` (never read)."""
         backend = FakeBackend(self.signature)
-        self.backends[path.parent.parent.name] = backend
+        name = path.parent.parent.name
+        version = int(path.parent.name) if path.parent.name.isdigit() else 0
+        self.backends[name] = backend
+        self.by_version[(name, version)] = backend
+        self.loads.append((name, version))
         return backend

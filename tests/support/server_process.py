@@ -67,11 +67,16 @@ class ServerProcess:
             if match := pattern.search(line):
                 return match
 
-    def stop(self) -> int:
-        """SIGTERM by PID, wait for the exit, return the exit code."""
+    def terminate(self) -> None:
+        """SIGTERM by PID, without waiting."""
         assert self._process is not None
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> int:
+        """SIGTERM by PID, wait for the exit, return the exit code."""
+        assert self._process is not None
+        self.terminate()
         code = self._process.wait(timeout=30)
         while (line := self._lines.get(timeout=30)) is not None:
             self.lines.append(line)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,12 +31,13 @@ from gateway.api.routes import (
     statistics,
 )
 from gateway.api.routes.typed import TypedRoutes
-from gateway.api.state import AppState
+from gateway.api.state import AppState, Lifecycle
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.keyring import KeyRing, build_key_ring
 from gateway.batching.batcher import Batcher, Clock
 from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
+from gateway.repository.polling import RepositoryWatcher
 from gateway.repository.registry import BackendLoader, ModelRegistry, ModelVersion, batch_policy
 from gateway.settings import AuthSettings, Settings
 
@@ -46,14 +49,14 @@ def create_app(
     loader: BackendLoader = OnnxRuntimeBackend.load,
     *,
     clock: Clock = time.monotonic,
-    on_ready: Callable[[], None] | None = None,
+    on_ready: Callable[[AppState], None] | None = None,
 ) -> FastAPI:
     """Build the gateway; models load when the lifespan starts, not here.
 
     ``clock`` times the queue's deadlines (tests inject one). ``on_ready`` runs once the
     models are loaded, before the first request: ``tensorgate serve`` tunes the garbage
-    collector there (``gateway.serving.heap``), never tests, which build hundreds of apps
-    in one process.
+    collector and hooks its shutdown signals there (``gateway.serving``), never tests,
+    which build hundreds of apps in one process.
     """
     collectors = GatewayMetrics()
 
@@ -69,7 +72,16 @@ def create_app(
             # Registered before close, so closing still removes the typed routes.
             stack.callback(typed_routes.watch(registry))
             stack.push_async_callback(registry.close)
+            watcher = None
+            if settings.repository_poll_s is not None:
+                watcher = RepositoryWatcher(
+                    registry, settings.model_repository, settings.repository_poll_s
+                )
+                await watcher.baseline()
             await registry.load_repository(settings.model_repository)
+            if watcher is not None:
+                # Stopped before the registry closes (the stack unwinds in reverse).
+                stack.push_async_callback(_cancel, asyncio.create_task(watcher.run()))
             ready = sum(1 for v in registry.versions() if v.ready)
             logger.info(
                 "serving %d ready model version(s) from %s", ready, settings.model_repository
@@ -80,9 +92,10 @@ def create_app(
                 inference=InferenceService(registry),
                 metrics=collectors,
                 authenticator=await _authenticator(settings.auth, stack),
+                lifecycle=Lifecycle(),
             )
             if on_ready is not None:
-                on_ready()
+                on_ready(state)
             yield state.as_lifespan_state()
 
     app = Gateway(
@@ -108,6 +121,12 @@ def create_app(
     Instrumentator(registry=collectors.registry, excluded_handlers=["/metrics"]).instrument(app)
     app.openapi = partial(build_openapi, app, typed_routes)  # type: ignore[method-assign]
     return app
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _authenticator(auth: AuthSettings, stack: AsyncExitStack) -> Authenticator:

@@ -15,6 +15,20 @@ from gateway.settings import Settings
 _KEY = "tensorgate"
 
 
+class Lifecycle:
+    """Where the serving process is in its life: draining from the moment it is told to
+    stop (readiness answers 503 from then on)."""
+
+    __slots__ = ("draining",)
+
+    def __init__(self) -> None:
+        self.draining = False
+
+    def begin_draining(self) -> None:
+        """Answer readiness with 503 from now on; safe to call from a signal handler."""
+        self.draining = True
+
+
 @dataclass(frozen=True, slots=True)
 class AppState:
     """What the lifespan made; Starlette copies the lifespan state into every request."""
@@ -24,6 +38,7 @@ class AppState:
     inference: InferenceService
     metrics: GatewayMetrics
     authenticator: Authenticator
+    lifecycle: Lifecycle
 
     def as_lifespan_state(self) -> dict[str, AppState]:
         """The mapping the lifespan yields."""

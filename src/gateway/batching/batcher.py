@@ -174,12 +174,17 @@ class Batcher:
             self._wakeup.set()
         return future
 
+    @property
+    def accepting(self) -> bool:
+        """False once closing (or before starting): ``submit`` would refuse."""
+        return not self._closing and self._consumer is not None
+
     def check_admission(self, entries: int = 1) -> None:
         """Raise what ``submit`` would for a full queue or a closing batcher; costs nothing.
 
         Callers check before reading and decoding a body, so that refusing is cheap.
         """
-        if self._closing or self._consumer is None:
+        if not self.accepting:
             raise ModelNotReady(f"{self._name} is not accepting requests")
         if len(self._queue) + self._ahead_entries + entries > self._policy.max_queue_size:
             self._observer.rejected()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from backends.base import Array
 from backends.errors import InferenceError
@@ -88,6 +89,16 @@ def rows_limit(policy: BatchPolicy) -> int | None:
     return policy.max_queue_size * policy.max_batch_size
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request let in before its body was read: what it named, and the version chosen."""
+
+    name: str
+    version: str | None
+    key: str | None
+    model: ModelVersion
+
+
 class InferenceService:
     """Runs inference requests, whatever their codec, against the registry's models."""
 
@@ -99,24 +110,33 @@ class InferenceService:
         """Where requests are resolved to a model version."""
         return self._registry
 
-    def check_admission(self, name: str, version: str | None) -> None:
-        """Refuse at once (404, 503) what could not be queued, before the body is read."""
-        batcher = self._registry.resolve(name, version).batcher
+    def admit(self, name: str, version: str | None, key: str | None = None) -> Admission:
+        """The ready version the request runs on (a label resolved, the traffic split
+        applied with the caller's sticky ``key``), refused at once (404, 503) when it
+        could not be queued: before the body is read."""
+        model = self._registry.route(name, version, key)
+        batcher = model.batcher
         assert batcher is not None  # resolve() returns ready versions only
         batcher.check_admission()
+        return Admission(name, version, key, model)
 
     def submit(
         self,
         codec: RequestCodec,
-        name: str,
-        version: str | None,
+        admission: Admission,
         body: bytes,
         headers: Mapping[str, str],
     ) -> PendingInference:
-        """Decode one request with ``codec`` and queue it; raises at once when it cannot
-        be admitted. ``headers`` maps lower-case names to values (the codec's, and
-        ``X-Request-Timeout-Ms``, else the model's default deadline applies)."""
-        model = self._registry.resolve(name, version)
+        """Decode one admitted request with ``codec`` and queue it; raises at once when
+        it cannot be queued. ``headers`` maps lower-case names to values (the codec's, and
+        ``X-Request-Timeout-Ms``, else the model's default deadline applies).
+
+        A version swapped out (reloaded, unloaded) while the body was read is replaced by
+        what the request names now, so that a reload fails no request.
+        """
+        model = admission.model
+        if not model.accepting:
+            model = self._registry.route(admission.name, admission.version, admission.key)
         backend, batcher = model.backend, model.batcher
         assert backend is not None  # resolve() returns ready versions only
         assert batcher is not None

@@ -10,6 +10,7 @@ from gateway.protocol.wire import (
     ModelReadyResponse,
     RepositoryIndexEntry,
     TensorMetadata,
+    VersionStatus,
 )
 from gateway.repository.registry import ModelRegistry
 
@@ -29,7 +30,9 @@ def model_metadata(
     model = registry.resolve(name, version)
     assert model.backend is not None
     signature = model.backend.signature
-    versions = [str(v) for v in sorted(registry.entry(name).versions)]
+    entry = registry.entry(name)
+    versions = [str(v) for v in sorted(entry.versions)]
+    routing = entry.routing
     return ModelMetadataResponse(
         name=name,
         versions=versions if version is None else [str(model.version)],
@@ -37,6 +40,16 @@ def model_metadata(
         inputs=[_tensor(spec) for spec in signature.inputs],
         outputs=[_tensor(spec) for spec in signature.outputs],
         parameters={"version": str(model.version), **model.backend.metadata},
+        version_states=[
+            VersionStatus(
+                version=str(v.version),
+                state=v.state.value,
+                reason=v.reason,
+                labels=routing.labels_of(v.version),
+            )
+            for v in sorted(entry.versions.values(), key=lambda v: v.version)
+        ],
+        traffic=dict(routing.split),
     )
 
 
@@ -65,7 +78,11 @@ def repository_index(registry: ModelRegistry) -> list[RepositoryIndexEntry]:
     """Every model version with its state and, when it cannot serve, the reason."""
     entries = [
         RepositoryIndexEntry(
-            name=v.name, version=str(v.version), state=v.state.value, reason=v.reason
+            name=v.name,
+            version=str(v.version),
+            state=v.state.value,
+            reason=v.reason,
+            labels=registry.entry(v.name).routing.labels_of(v.version),
         )
         for v in registry.versions()
     ]

@@ -158,6 +158,15 @@ class TensorMetadata(BaseModel):
     shape: list[int]
 
 
+class VersionStatus(BaseModel):
+    """One version of a model: its state, why it is not ready, and its labels."""
+
+    version: str
+    state: str
+    reason: str = ""
+    labels: list[str] = Field(default_factory=list)
+
+
 class ModelMetadataResponse(BaseModel):
     """Body of ``GET /v2/models/{name}[/versions/{version}]``."""
 
@@ -186,6 +195,11 @@ class ModelMetadataResponse(BaseModel):
     outputs: list[TensorMetadata]
     parameters: dict[str, str] = Field(default_factory=dict)
     """tensorgate extension: facts such as the execution provider in use."""
+    version_states: list[VersionStatus] = Field(default_factory=list)
+    """tensorgate extension: every version of the model, its state and labels."""
+    traffic: dict[str, int] = Field(default_factory=dict)
+    """tensorgate extension: the weights by which the unversioned routes share requests
+    between versions (by label or version number); empty: the newest ready version."""
 
 
 class ServerMetadataResponse(BaseModel):
@@ -223,6 +237,8 @@ class RepositoryIndexEntry(BaseModel):
     version: str
     state: str
     reason: str = ""
+    labels: list[str] = Field(default_factory=list)
+    """tensorgate extension: the version labels naming this version."""
 
 
 class ErrorResponse(BaseModel):

@@ -13,6 +13,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from backends.base import RuntimeOptions
@@ -24,9 +25,14 @@ from gateway.batching.policy import (
     DEFAULT_MAX_QUEUE_SIZE,
     BatchPolicy,
 )
+from gateway.repository.versions import parse_version
 from gateway.validation import describe_errors
 
 CONFIG_FILE = "config.yaml"
+Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+"""A version label: a lower-case letter, then up to 31 lower-case letters, digits, _ or -."""
+ROUTING_FIELDS = frozenset({"version_labels", "traffic", "version_policy"})
+"""Fields that only choose versions or route requests: changing them reloads no version."""
 
 # Short names users may write in a config; anything else must be a full provider name.
 _PROVIDER_ALIASES = {
@@ -90,6 +96,52 @@ class BatchingConfig(_Section):
         return sorted(set(sizes))
 
 
+class StickyHeader(_Section):
+    """Keep a caller on one version by the value of a request header."""
+
+    header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+    """The header whose value is hashed (case-insensitive name), such as ``X-User-Id``."""
+
+
+class TrafficConfig(_Section):
+    """How the unversioned routes share requests between versions."""
+
+    split: dict[str, Annotated[int, Field(ge=0, le=1_000_000)]]
+    """Weight by version label or version number, such as ``{stable: 95, canary: 5}``.
+    A target with no ready version takes no share; its weight goes to the others."""
+    sticky: Literal["subject"] | StickyHeader | None = None
+    """Keep one caller on one version: ``subject`` (the token's subject) or
+    ``{header: X-User-Id}``. A request without that key is routed at random by weight."""
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _keys_as_text(cls, split: Any) -> Any:
+        # YAML reads `{2: 5}` with an integer key: version numbers are keys too.
+        if isinstance(split, dict):
+            return {str(key): weight for key, weight in split.items()}
+        return split
+
+    @field_validator("split")
+    @classmethod
+    def _some_weight(cls, split: dict[str, int]) -> dict[str, int]:
+        if sum(split.values()) == 0:
+            raise ValueError("needs at least one target with a weight above 0")
+        return split
+
+
+class WarmupConfig(_Section):
+    """Runs a new version makes before it takes traffic (docs/operations.md)."""
+
+    runs: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Backend calls per batch size; 0 turns warm-up off."""
+    batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)] = [1]
+    """Rows per warm-up call, each input generated: random values of its type and shape,
+    1 for dynamic axes other than the batch axis. Ignored when ``inputs`` names files."""
+    inputs: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
+    """``.npy`` files by input name, relative to the model directory, used as they are
+    (with their own batch size) instead of generated inputs; every input must be named."""
+
+
 class ModelConfig(_Section):
     """Everything ``models/<name>/config.yaml`` may set; every field has a default."""
 
@@ -115,6 +167,16 @@ class ModelConfig(_Section):
     """Which version directories to serve: ``all``, ``{latest: N}`` or ``{specific: [..]}``."""
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     """Dynamic batching, queue bound and default deadline of each version."""
+    version_labels: dict[Label, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    """Names for versions, accepted wherever a version number is: with ``{stable: 1,
+    canary: 2}``, ``/v2/models/m/versions/canary/infer`` runs version 2. A label is a
+    lower-case letter, then up to 31 lower-case letters, digits, ``_`` or ``-``."""
+    traffic: TrafficConfig | None = None
+    """A weighted split of the unversioned routes between versions; none: the newest ready
+    version takes every request."""
+    warmup: WarmupConfig | None = None
+    """Runs with generated or given inputs before a version takes traffic; none: no
+    warm-up. A version whose warm-up fails never takes traffic."""
     labels: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
     """Class labels files by output name (``{probabilities: labels.txt}``), relative to
     the model directory: one label per line, line i naming class i. The classification
@@ -125,6 +187,18 @@ class ModelConfig(_Section):
     def class_labels(self) -> dict[str, tuple[str, ...]]:
         """The labels read from the ``labels`` files, by output name."""
         return self._class_labels
+
+    @model_validator(mode="after")
+    def _split_targets_exist(self) -> ModelConfig:
+        if self.traffic is not None:
+            for target in self.traffic.split:
+                if target not in self.version_labels and parse_version(target) is None:
+                    defined = ", ".join(self.version_labels) or "none defined"
+                    raise ValueError(
+                        f"traffic.split: '{target}' is neither a version label ({defined}) "
+                        "nor a version number"
+                    )
+        return self
 
     @field_validator("execution_providers")
     @classmethod

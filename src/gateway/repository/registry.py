@@ -19,8 +19,10 @@ from gateway.batching.batcher import Batcher
 from gateway.batching.policy import BatchPolicy
 from gateway.errors import ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
-from gateway.repository.scanning import ModelSource, scan_repository
-from gateway.repository.versions import VERSION_FORMAT, parse_version
+from gateway.repository.routing import Routing
+from gateway.repository.scanning import Fingerprint, ModelSource, scan_repository
+from gateway.repository.versions import VERSION_FORMAT
+from gateway.repository.warmup import WarmupError, file_batch, generated_batches, warm_up
 from gateway.validation import shown
 
 logger = logging.getLogger(__name__)
@@ -75,11 +77,18 @@ class ModelVersion:
     reason: str = ""
     backend: Backend | None = None
     batcher: Batcher | None = None
+    fingerprint: Fingerprint | None = None
+    """What it was loaded from (file size and time, config); None: not from a repository."""
 
     @property
     def ready(self) -> bool:
         """True when the version can serve inference."""
         return self.state is VersionState.READY and self.batcher is not None
+
+    @property
+    def accepting(self) -> bool:
+        """True while new requests may be queued: ready, and not being swapped out."""
+        return self.batcher is not None and self.batcher.accepting
 
     @property
     def label(self) -> str:
@@ -103,6 +112,7 @@ class ModelEntry:
     name: str
     versions: dict[int, ModelVersion] = field(default_factory=dict)
     problem: str | None = None
+    routing: Routing = field(default_factory=Routing)
 
     def ready_versions(self) -> list[ModelVersion]:
         """Ready versions, highest first."""
@@ -110,6 +120,11 @@ class ModelEntry:
         if len(ready) > 1:  # the hot path usually has one version: skip the sort
             ready.sort(key=lambda v: -v.version)
         return ready
+
+    def ready_version(self, number: int) -> ModelVersion | None:
+        """Version ``number`` if it is ready."""
+        found = self.versions.get(number)
+        return found if found is not None and found.ready else None
 
 
 class ModelRegistry:
@@ -120,7 +135,8 @@ class ModelRegistry:
         self._batchers = batchers
         self._models: dict[str, ModelEntry] = {}
         self._listeners: list[RegistryListener] = []
-        self._control = asyncio.Lock()  # loads and unloads of whole models, one at a time
+        # Loads and unloads of one model run one at a time; other models are not held up.
+        self._control: dict[str, asyncio.Lock] = {}
 
     def add_listener(self, listener: RegistryListener) -> Callable[[], None]:
         """Call ``listener`` after every load or unload; returns a function removing it."""
@@ -140,37 +156,70 @@ class ModelRegistry:
         for source in scan_repository(root):
             await self.add_model(source)
 
-    async def add_model(self, source: ModelSource) -> list[ModelVersion]:
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._control.setdefault(name, asyncio.Lock())
+
+    async def add_model(
+        self, source: ModelSource, *, changed_only: bool = False
+    ) -> list[ModelVersion]:
         """Register a model directory and load the versions its policy selects (a reload
         when it is known: the versions it no longer selects are unloaded); returns the
-        outcome of each load. One model operation runs at a time."""
-        async with self._control:
+        outcome of each load. ``changed_only`` keeps ready versions whose file and config
+        are unchanged (repository polling); otherwise each selected version is reloaded.
+
+        A source with a problem (say, a broken ``config.yaml``) leaves the versions that
+        serve as they are: the problem is reported, nothing is unloaded.
+        """
+        async with self._lock(source.name):
             entry = self._models.setdefault(source.name, ModelEntry(source.name))
             entry.problem = source.problem
             if source.problem:
                 logger.error("model %s cannot be served: %s", source.name, source.problem)
-            loaded = [
-                await self.load_version(
-                    source.name, version, source.model_path(version), source.config
+                if entry.ready_versions():
+                    return []
+            routing = Routing.of(source.config)
+            if routing != entry.routing:
+                entry.routing = routing
+                for known in entry.versions.values():
+                    self._notify(known)  # labels changed: say so even if nothing reloads
+            fingerprints = await asyncio.to_thread(source.fingerprints)
+            loaded = []
+            for version in source.versions:
+                current = entry.versions.get(version)
+                fingerprint = fingerprints.get(version)
+                unchanged = current is not None and current.fingerprint == fingerprint
+                if changed_only and unchanged and current is not None and current.ready:
+                    continue
+                loaded.append(
+                    await self.load_version(
+                        source.name,
+                        version,
+                        source.model_path(version),
+                        source.config,
+                        fingerprint,
+                    )
                 )
-                for version in source.versions
-            ]
             for version in sorted(set(entry.versions) - set(source.versions)):
                 await self.unload_version(source.name, version)
             return loaded
 
     async def load_version(
-        self, name: str, version: int, path: Path, config: ModelConfig
+        self,
+        name: str,
+        version: int,
+        path: Path,
+        config: ModelConfig,
+        fingerprint: Fingerprint | None = None,
     ) -> ModelVersion:
-        """Load one version; a failure is recorded in its state, never raised.
+        """Load and warm up one version; a failure is recorded in its state, never raised.
 
-        Reloading a ready version loads the new backend beside the old one, which keeps
-        serving until the swap (and keeps serving if the new one fails to load); the old
-        one's queue is then drained, so no request fails because of a reload.
+        Reloading a ready version loads and warms up the new backend beside the old one,
+        which keeps serving until the swap (and keeps serving if the new one fails); the
+        old one's queue is then drained, so no request fails because of a reload.
         """
         entry = self._models.setdefault(name, ModelEntry(name))
         previous = entry.versions.get(version)
-        model_version = ModelVersion(name, version, config)
+        model_version = ModelVersion(name, version, config, fingerprint=fingerprint)
         keep_previous = previous is not None and previous.ready
         if not keep_previous:
             entry.versions[version] = model_version
@@ -186,18 +235,55 @@ class ModelRegistry:
             model_version.reason = f"unexpected {type(exc).__name__} while loading"
             logger.exception("model %s version %d failed to load", name, version)
         else:
-            batcher = self._batchers(model_version, backend)
-            batcher.start()
-            model_version.backend, model_version.batcher = backend, batcher
-            model_version.state = VersionState.READY
-            logger.info("model %s version %d is ready (%s)", name, version, dict(backend.metadata))
+            if not await self._warmed_up(model_version, backend, path.parent.parent):
+                await backend.close()
+            else:
+                batcher = self._batchers(model_version, backend)
+                batcher.start()
+                model_version.backend, model_version.batcher = backend, batcher
+                model_version.state = VersionState.READY
+                logger.info(
+                    "model %s version %d is ready (%s)", name, version, dict(backend.metadata)
+                )
         if keep_previous and not model_version.ready:
-            return model_version  # the previous backend keeps serving
+            assert previous is not None
+            previous.reason = (
+                f"reload failed, the version loaded before serves: {model_version.reason}"
+            )
+            self._notify(previous)
+            return model_version
         entry.versions[version] = model_version
         self._notify(model_version)
         if previous is not None:
             await previous.release()
         return model_version
+
+    @staticmethod
+    async def _warmed_up(model_version: ModelVersion, backend: Backend, model_dir: Path) -> bool:
+        """Run the configured warm-up; False (the reason recorded) when it failed."""
+        config = model_version.config.warmup
+        if config is None or config.runs == 0:
+            return True
+        try:
+            if config.inputs:
+                batch = await asyncio.to_thread(
+                    file_batch, backend.signature, config.inputs, model_dir
+                )
+                batches = [batch]
+            else:
+                batches = generated_batches(backend.signature, config)
+            seconds = await warm_up(backend, batches, config.runs)
+        except WarmupError as exc:
+            model_version.state, model_version.reason = VersionState.FAILED, str(exc)
+            logger.error("%s failed its warm-up: %s", model_version.label, exc)
+            return False
+        logger.info(
+            "%s warmed up: %d call(s) in %.0f ms",
+            model_version.label,
+            len(batches) * config.runs,
+            seconds * 1000,
+        )
+        return True
 
     async def unload_version(self, name: str, version: int) -> None:
         """Stop serving a version and release its backend."""
@@ -214,7 +300,7 @@ class ModelRegistry:
 
     async def unload_model(self, name: str) -> None:
         """Stop serving every version of ``name`` (each queue drained) and forget it."""
-        async with self._control:
+        async with self._lock(name):
             entry = self.entry(name)
             for version in sorted(entry.versions, reverse=True):
                 await self.unload_version(name, version)
@@ -250,48 +336,69 @@ class ModelRegistry:
                 yield entry.versions[version]
 
     def find(self, name: str, version: str | None) -> ModelVersion:
-        """The version a request names (or the highest ready one), ready or not."""
+        """The version a request names by number or label, ready or not; unversioned, the
+        highest ready version (ModelNotReady when there is none)."""
         entry = self.entry(name)
         if version is None:
-            ready = entry.ready_versions()
-            if ready:
-                return ready[0]
-            why = entry.problem or "; ".join(
-                f"version {v.version} is {v.state.value}" for v in entry.versions.values()
-            )
-            raise ModelNotReady(f"model '{name}' has no ready version ({why})")
-        number = parse_version(version)
+            return _newest_ready(entry)
+        number = entry.routing.version_of(version)
         found = entry.versions.get(number) if number is not None else None
         if found is None:
             known = ", ".join(str(v) for v in sorted(entry.versions)) or "none"
+            labels = ", ".join(f"{k}={v}" for k, v in sorted(entry.routing.labels.items()))
             if number is None:
                 odd = f"'{shown(version)}'"
                 raise ModelNotFound(
                     f"{unknown_model(name, odd)}: {odd} is not a version of model '{name}': "
-                    f"a version is {VERSION_FORMAT}; known versions: {known}"
+                    f"a version is {VERSION_FORMAT}, or a label ({labels or 'none defined'}); "
+                    f"known versions: {known}"
                 )
-            raise ModelNotFound(f"{unknown_model(name, number)}; known versions: {known}")
+            named = "" if version == str(number) else f" (label '{version}')"
+            raise ModelNotFound(f"{unknown_model(name, number)}{named}; known versions: {known}")
         return found
 
     def resolve(self, name: str, version: str | None) -> ModelVersion:
-        """The ready version a request should run on; 404 or 503 errors otherwise."""
-        found = self.find(name, version)
-        if not found.ready:
-            raise ModelNotReady(
-                f"model '{name}' version {found.version} is not ready ({found.state.value})"
-            )
-        return found
+        """The ready version ``find`` names; 404 or 503 errors otherwise."""
+        return _ready(self.find(name, version))
+
+    def route(self, name: str, version: str | None, key: str | None) -> ModelVersion:
+        """The ready version an inference request runs on: the one it names, else the
+        traffic split's pick (``key``: the caller's sticky key), else the highest ready."""
+        entry = self.entry(name)
+        if version is None:
+            chosen = entry.routing.choose(entry.ready_version, key)
+            if chosen is not None:
+                return chosen
+        return _ready(self.find(name, version))
+
+    def sticky(self, name: str) -> str | None:
+        """What makes ``name``'s traffic split sticky: ``subject``, a lower-case header
+        name, or None (no split, or not sticky; also for an unknown model)."""
+        entry = self._models.get(name)
+        return entry.routing.sticky if entry is not None else None
 
     def is_ready(self, *, require_all: bool) -> bool:
-        """Server readiness: every model ready (or any, when relaxed); never with no models."""
+        """Server readiness: every model (or any, when relaxed) has a ready version; never
+        with no models."""
         if not self._models:
             return False
-        ready = [
-            entry.problem is None
-            and bool(entry.versions)
-            and all(v.ready for v in entry.versions.values())
-            for entry in self._models.values()
-        ]
-        if require_all:
-            return all(ready)
-        return any(entry.ready_versions() for entry in self._models.values())
+        ready = [bool(entry.ready_versions()) for entry in self._models.values()]
+        return all(ready) if require_all else any(ready)
+
+
+def _newest_ready(entry: ModelEntry) -> ModelVersion:
+    ready = entry.ready_versions()
+    if ready:
+        return ready[0]
+    why = entry.problem or "; ".join(
+        f"version {v.version} is {v.state.value}" for v in entry.versions.values()
+    )
+    raise ModelNotReady(f"model '{entry.name}' has no ready version ({why})")
+
+
+def _ready(found: ModelVersion) -> ModelVersion:
+    if not found.ready:
+        raise ModelNotReady(
+            f"model '{found.name}' version {found.version} is not ready ({found.state.value})"
+        )
+    return found

@@ -7,7 +7,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.repository.config import ConfigError, ModelConfig, load_model_config
+from gateway.repository.config import (
+    ROUTING_FIELDS,
+    ConfigError,
+    ModelConfig,
+    load_model_config,
+)
 from gateway.repository.versions import parse_version
 
 logger = logging.getLogger(__name__)
@@ -29,6 +34,31 @@ class ModelSource:
     def model_path(self, version: int) -> Path:
         """Where the ONNX file of ``version`` lives."""
         return self.directory / str(version) / MODEL_FILE
+
+    def fingerprints(self) -> dict[int, Fingerprint]:
+        """What each selected version would be loaded from (blocking: run it in a thread);
+        a version whose file cannot be read is left out."""
+        settings = self.config.model_dump_json(exclude=set(ROUTING_FIELDS))
+        labels = tuple(sorted(self.config.class_labels.items()))
+        found: dict[int, Fingerprint] = {}
+        for version in self.versions:
+            try:
+                stat = self.model_path(version).stat()
+            except OSError:
+                continue
+            found[version] = Fingerprint(stat.st_size, stat.st_mtime_ns, settings, labels)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What a version was loaded from: a change means it must be loaded again."""
+
+    size: int
+    mtime_ns: int
+    settings: str
+    """Its ``config.yaml`` settings, the routing ones left out."""
+    labels: tuple[tuple[str, tuple[str, ...]], ...]
 
 
 def is_valid_model_name(name: str) -> bool:

@@ -13,7 +13,7 @@ import uvicorn
 from gateway.api.app import create_app
 from gateway.metrics import MULTIPROC_ENV
 from gateway.serving.descriptors import raise_descriptor_limit
-from gateway.serving.heap import settle_heap
+from gateway.serving.draining import on_serving_ready
 from gateway.serving.options import uvicorn_options
 from gateway.serving.workers import ENV_PREFIX, settings_environment
 from gateway.settings import Settings
@@ -35,7 +35,9 @@ def run_server(settings: Settings) -> None:
     # after the graceful shutdown it ends with status 0, as the --workers supervisor does.
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.run(create_app(settings, on_ready=settle_heap), **uvicorn_options(settings))
+        uvicorn.run(
+            create_app(settings, on_ready=on_serving_ready(settings)), **uvicorn_options(settings)
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from gateway.api.app import create_app
-from gateway.serving.heap import settle_heap
+from gateway.serving.draining import on_serving_ready
 from gateway.settings import Settings
 
 ENV_PREFIX = "TENSORGATE_"
@@ -47,4 +47,4 @@ def create_worker_app() -> FastAPI:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
-    return create_app(settings, on_ready=settle_heap)
+    return create_app(settings, on_ready=on_serving_ready(settings))

@@ -123,7 +123,13 @@ async def test_broken_models_are_reported_and_do_not_disturb_others(
     assert index["broken"]["state"] == "UNAVAILABLE"
     assert "could not load" in index["broken"]["reason"]
     assert "instances" in index["misconfigured"]["reason"]
-    assert index["digits"] == {"name": "digits", "version": "1", "state": "READY", "reason": ""}
+    assert index["digits"] == {
+        "name": "digits",
+        "version": "1",
+        "state": "READY",
+        "reason": "",
+        "labels": [],
+    }
     good = await broken_client.get("/v2/models/digits/ready")
     assert good.status_code == 200
 

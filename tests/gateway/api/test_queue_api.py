@@ -198,7 +198,10 @@ async def test_a_client_that_disconnects_is_removed_from_the_queue(
         # Both routes answer a vanished client alike: nothing sent, a 499 recorded.
         assert sent == []
         metrics = (await client.get("/metrics")).text
-        assert 'tensorgate_inference_requests_total{model="echo",status="499"} 1.0' in metrics
+        assert (
+            'tensorgate_inference_requests_total{model="echo",status="499",version="1"} 1.0'
+            in metrics
+        )
 
 
 async def test_credentials_are_checked_before_the_body_is_read(
@@ -228,8 +231,14 @@ async def test_credentials_are_checked_before_the_body_is_read(
         assert made_up.status_code == 401
         metrics = (await client.get("/metrics")).text
         # Names that are not models share one label, so clients cannot grow the series.
-        assert 'tensorgate_inference_requests_total{model="(unknown)",status="401"} 1.0' in metrics
-        assert 'tensorgate_inference_requests_total{model="echo",status="403"} 1.0' in metrics
+        assert (
+            'tensorgate_inference_requests_total{model="(unknown)",status="401",version=""} 1.0'
+            in metrics
+        )
+        assert (
+            'tensorgate_inference_requests_total{model="echo",status="403",version=""} 1.0'
+            in metrics
+        )
 
 
 async def test_other_methods_and_paths_still_reach_fastapi(

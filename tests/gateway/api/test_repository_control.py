@@ -84,7 +84,7 @@ async def test_a_model_added_to_the_directory_loads_and_serves(
     assert (loaded.status_code, loaded.content) == (200, b"")
     assert (await client.post("/v2/models/later/infer", json=infer_body())).status_code == 200
     index = (await client.post("/v2/repository/index")).json()
-    assert {"name": "later", "version": "2", "state": "READY", "reason": ""} in index
+    assert {"name": "later", "version": "2", "state": "READY", "reason": "", "labels": []} in index
     ready_only = await client.post("/v2/repository/index", json={"ready": True})
     assert all(entry["state"] == "READY" for entry in ready_only.json())
 
@@ -254,7 +254,14 @@ async def test_a_reload_that_fails_keeps_the_old_version_serving(
     assert not old.closed
     assert (await client.post("/v2/models/echo/infer", json=infer_body())).status_code == 200
     index = (await client.post("/v2/repository/index")).json()
-    assert {"name": "echo", "version": "1", "state": "READY", "reason": ""} in index
+    reason = "reload failed, the version loaded before serves: the new file is not a model"
+    assert {
+        "name": "echo",
+        "version": "1",
+        "state": "READY",
+        "reason": reason,
+        "labels": [],
+    } in index
 
 
 async def test_typed_routes_and_the_openapi_document_follow_loads_and_unloads(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from asgi_lifespan import LifespanManager
 
 from gateway.api.app import create_app
-from gateway.serving import workers
+from gateway.api.state import AppState, Lifecycle
+from gateway.serving import draining, workers
 from gateway.serving.heap import YOUNG_GENERATION_THRESHOLD, settle_heap
 from support.app import make_settings
 
@@ -36,17 +39,27 @@ def test_settle_heap_freezes_what_survives_and_collects_the_young_less_often() -
 
 
 async def test_on_ready_runs_once_when_the_lifespan_starts(repository: Path) -> None:
-    calls: list[None] = []
-    app = create_app(make_settings(repository), on_ready=lambda: calls.append(None))
+    calls: list[AppState] = []
+    app = create_app(make_settings(repository), on_ready=calls.append)
     assert calls == []
     async with LifespanManager(app):
-        assert calls == [None]
+        assert len(calls) == 1
+        assert isinstance(calls[0], AppState)
 
 
 def test_serving_processes_tune_the_collector_and_tests_do_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    made: list[dict[str, object]] = []
+    made: list[dict[str, Callable[[AppState], None]]] = []
     monkeypatch.setattr(workers, "create_app", lambda settings, **kwargs: made.append(kwargs))
+    settled: list[bool] = []
+    hooked: list[float] = []
+    monkeypatch.setattr(draining, "settle_heap", lambda: settled.append(True))
+    monkeypatch.setattr(
+        draining, "hook_shutdown_signals", lambda _begin, delay: hooked.append(delay)
+    )
     workers.create_worker_app()
-    assert made == [{"on_ready": settle_heap}]
+    [kwargs] = made
+    kwargs["on_ready"](cast(AppState, SimpleNamespace(lifecycle=Lifecycle())))
+    assert settled == [True]
+    assert hooked == [0.0]

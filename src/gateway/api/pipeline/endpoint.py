@@ -18,15 +18,17 @@ from collections.abc import Sequence
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.api.access_log import authenticate
+from gateway.api.access_log import Exchange, log_inference
 from gateway.api.body import ClientDisconnected, check_declared_length, error_answer, read_body
 from gateway.api.compression import chosen_coding, compress
 from gateway.api.exception_handlers import method_not_allowed
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.targets import InferenceTarget
 from gateway.api.state import AppState, app_state
+from gateway.auth.principal import Principal
 from gateway.errors import GatewayError, Overloaded
 from gateway.protocol.binary_codec import BinaryBody
+from gateway.repository.routing import STICKY_SUBJECT
 
 logger = logging.getLogger(__name__)
 
@@ -59,45 +61,54 @@ class InferenceEndpoint:
         """Answer one inference request and record it in the request metrics."""
         started = time.perf_counter()
         state = app_state(scope)
-        status = 200
+        exchange = Exchange()
         try:
             if scope["method"] != "POST":
-                status = 405
+                exchange.status = 405
                 await method_not_allowed("POST")(scope, receive, send)
                 return
-            payload = await self._answer(state, scope, receive, target)
+            payload = await self._answer(state, scope, receive, target, exchange)
         except GatewayError as exc:
             response = error_answer(exc)
-            status = response.status_code
+            exchange.status = response.status_code
             if isinstance(exc, Overloaded):
                 await _pace_refusal(exc, state.settings.refusal_pacing_max_ms)
             await response(scope, receive, send)
         except ClientDisconnected:
-            status = CLIENT_CLOSED_REQUEST  # left mid-body: nobody to answer
+            exchange.status = CLIENT_CLOSED_REQUEST  # left mid-body: nobody to answer
         except asyncio.CancelledError:
             # Only the server cancels a request: at the end of the shutdown grace period.
-            status = 503
-            await send_json(send, status, SHUTTING_DOWN, _CLOSE)
+            exchange.status = 503
+            await send_json(send, exchange.status, SHUTTING_DOWN, _CLOSE)
         except Exception:
-            status = 500
+            exchange.status = 500
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            await send_json(send, status, b'{"error":"internal server error"}')
+            await send_json(send, exchange.status, b'{"error":"internal server error"}')
         else:
             if payload is None:
-                status = CLIENT_CLOSED_REQUEST  # nothing was sent: nobody is listening
+                exchange.status = CLIENT_CLOSED_REQUEST  # nothing sent: nobody is listening
             else:
                 await send_answer(send, payload, _accept_encoding(scope))
         finally:
-            self._record(state, target, status, started)
+            self._record(state, scope, target, exchange, started)
 
     @staticmethod
-    def _record(state: AppState, target: InferenceTarget, status: int, started: float) -> None:
+    def _record(
+        state: AppState, scope: Scope, target: InferenceTarget, exchange: Exchange, started: float
+    ) -> None:
         # Names clients make up would grow the label set without bound; they share one.
         model = target.model if state.registry.knows(target.model) else _UNKNOWN_MODEL
-        state.metrics.record_request(model, status, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        state.metrics.record_request(model, exchange.version, exchange.status, seconds)
+        log_inference(scope, target.model, exchange, seconds)
 
     async def _answer(
-        self, state: AppState, scope: Scope, receive: Receive, target: InferenceTarget
+        self,
+        state: AppState,
+        scope: Scope,
+        receive: Receive,
+        target: InferenceTarget,
+        exchange: Exchange,
     ) -> bytes | None:
         check_declared_length(scope, self.max_body_bytes)
         headers = {
@@ -105,19 +116,34 @@ class InferenceEndpoint:
             for key, value in scope["headers"]
             if key in _WANTED_HEADERS
         }
-        principal = await authenticate(
-            state.authenticator, "POST", scope["path"], headers.get("authorization")
-        )
+        principal = await state.authenticator.authenticate(headers.get("authorization"))
+        exchange.subject = principal.subject
         principal.require_infer(target.model)
         service = state.inference
-        service.check_admission(target.model, target.version)  # before reading the body
+        key = _sticky_key(service.registry.sticky(target.model), principal, scope)
+        admission = service.admit(target.model, target.version, key)  # before the body
+        exchange.version = str(admission.model.version)
         body = await read_body(receive, self.max_body_bytes, headers.get("content-encoding"))
-        pending = service.submit(target.codec, target.model, target.version, body, headers)
+        pending = service.submit(target.codec, admission, body, headers)
+        exchange.version = str(pending.model.version)
         try:
             return await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
         except asyncio.CancelledError:
             pending.cancel()  # withdrawn: nothing is computed for an answer never sent
             raise
+
+
+def _sticky_key(sticky: str | None, principal: Principal, scope: Scope) -> str | None:
+    """The caller's key for a sticky traffic split: the token subject or a header."""
+    if sticky is None:
+        return None
+    if sticky == STICKY_SUBJECT:
+        return principal.subject
+    wanted = sticky.encode("latin-1")
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def refusal_delay_s(refusal: Overloaded, max_ms: float) -> float:

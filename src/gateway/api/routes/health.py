@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from gateway.api.dependencies import RegistryDep, SettingsDep
 from gateway.api.responses import NOT_READY
+from gateway.api.state import app_state
 from gateway.dataplane.metadata import check_server_ready
+from gateway.errors import ModelNotReady
 from gateway.protocol.wire import LiveResponse, ReadyResponse, ServerMetadataResponse
 
 router = APIRouter(tags=["health"])
@@ -44,7 +46,12 @@ async def server_live() -> LiveResponse:
 
 
 @router.get("/v2/health/ready", operation_id="server_ready", responses=NOT_READY)
-async def server_ready(registry: RegistryDep, settings: SettingsDep) -> ReadyResponse:
-    """200 when the models the repository asks for are ready, 503 otherwise."""
+async def server_ready(
+    request: Request, registry: RegistryDep, settings: SettingsDep
+) -> ReadyResponse:
+    """200 when the models the repository asks for are ready (a model is ready when one
+    of its versions is), 503 otherwise and from the moment the server is told to stop."""
+    if app_state(request.scope).lifecycle.draining:
+        raise ModelNotReady("server is not ready: it is shutting down")
     check_server_ready(registry, require_all=settings.readiness_requires_all_models)
     return ReadyResponse(ready=True)

@@ -157,6 +157,19 @@ class TypedRoutes:
                 )
                 for version, key in sorted(ready, key=lambda pair: pair[0])
             )
+            signatures = dict(ready)
+            plans.extend(
+                _Plan(
+                    f"/models/{name}/versions/{label}/predict",
+                    _unique(f"{operation}_{_snake(label)}", operations),
+                    name,
+                    label,
+                    by_signature[signatures[version]],
+                    _description(name, f"label `{label}`, now version {version}", signature),
+                )
+                for label, version in sorted(registry.entry(name).routing.labels.items())
+                if version in signatures
+            )
         self._schemas = schemas
         return plans
 
@@ -180,6 +193,8 @@ def _declare(plan: _Plan) -> APIRoute:
         **infer_security(plan.model),
     }
     which = "its highest ready version" if plan.version is None else f"version {plan.version}"
+    if plan.version is not None and not plan.version.isdigit():
+        which = f"label {plan.version}"
     return declare_inference(
         plan.path,
         name=plan.operation_id,
