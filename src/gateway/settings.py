@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     """A 503 for a full queue is sent after the queue's estimated drain time (the precise
     value behind ``Retry-After``), at most this long, so a client that resends at once
     cannot spin on refusals and starve the model; 0 sends it at once."""
+    access_log: bool = True
+    """One line per request on standard output (docs/operations.md#access-log)."""
+    access_log_format: Literal["auto", "json", "text"] = "auto"
+    """``json`` (one object per line), ``text`` (one readable line), or ``auto``: text
+    when standard output is a terminal, JSON otherwise."""
     readiness_requires_all_models: bool = True
     """Server readiness needs every model in the repository ready (a model is ready when
     one of its versions is); false: any one model ready."""

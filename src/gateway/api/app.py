@@ -16,6 +16,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from backends.base import Backend
 from backends.onnxruntime import OnnxRuntimeBackend
+from gateway.api.access_log import AccessLog, chosen_format
 from gateway.api.dependencies import DOCS_ACCESS
 from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
@@ -68,6 +69,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         async with AsyncExitStack() as stack:
+            access_log = None
+            if settings.access_log:
+                access_log = AccessLog(chosen_format(settings.access_log_format))
+                stack.callback(access_log.flush)  # the last lines, at shutdown
             registry = ModelRegistry(loader, make_batcher)
             # Registered before close, so closing still removes the typed routes.
             stack.callback(typed_routes.watch(registry))
@@ -93,6 +98,7 @@ def create_app(
                 metrics=collectors,
                 authenticator=await _authenticator(settings.auth, stack),
                 lifecycle=Lifecycle(),
+                access_log=access_log,
             )
             if on_ready is not None:
                 on_ready(state)

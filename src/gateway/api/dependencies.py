@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
-from gateway.api.access_log import authenticate
+from gateway.api.exchange import exchange_of
 from gateway.api.state import app_state
 from gateway.auth.principal import (
     METRICS_READ,
@@ -17,6 +17,7 @@ from gateway.auth.principal import (
     Principal,
     infer_scope,
 )
+from gateway.errors import Unauthorized
 from gateway.metrics import GatewayMetrics
 from gateway.repository.registry import ModelRegistry
 from gateway.settings import Settings
@@ -48,9 +49,18 @@ def _metrics(request: Request) -> GatewayMetrics:
 
 
 async def _authenticate(request: Request) -> Principal:
+    """The caller, its subject (or why it was refused) noted for the access log."""
     authenticator = app_state(request.scope).authenticator
-    authorization = request.headers.get("authorization")
-    return await authenticate(authenticator, request.method, request.url.path, authorization)
+    exchange = exchange_of(request.scope)
+    try:
+        principal = await authenticator.authenticate(request.headers.get("authorization"))
+    except Unauthorized as exc:
+        if exchange is not None:
+            exchange.failed(exc.message)
+        raise
+    if exchange is not None:
+        exchange.subject = principal.subject
+    return principal
 
 
 async def _principal(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.body import BodyLimitMiddleware
+from gateway.api.exchange import begin_exchange
 from gateway.api.pipeline.endpoint import SHUTTING_DOWN, InferenceEndpoint, send_json
 from gateway.api.pipeline.targets import inference_target
+from gateway.api.state import app_state
 
 
 class Gateway(FastAPI):
@@ -31,12 +34,28 @@ class Gateway(FastAPI):
         await super().__call__(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Inference paths to the pipeline, the rest through the body limit to FastAPI."""
+        """Inference paths to the pipeline, the rest through the body limit to FastAPI;
+        every HTTP request gets a request id and one access-log line."""
+        if scope["type"] != "http":
+            await self._rest(scope, receive, send)  # the lifespan
+            return
+        started = time.perf_counter()
+        exchange = begin_exchange(scope)
+        send = exchange.wrap(send)
         target = inference_target(scope)
-        if target is None:
-            await self._rest_until_shutdown(scope, receive, send)
-        else:
-            await self._inference.serve(scope, receive, send, target)
+        try:
+            if target is None:
+                await self._rest_until_shutdown(scope, receive, send)
+            else:
+                await self._inference.serve(scope, receive, send, target, exchange)
+        except BaseException:
+            if exchange.status == 0:
+                exchange.status = 500  # uvicorn answers 500 to what escapes the app
+            raise
+        finally:
+            access_log = app_state(scope).access_log
+            if access_log is not None:
+                access_log.record(scope, exchange, time.perf_counter() - started)
 
     async def _rest_until_shutdown(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The rest, answered 503 if the server cancels it at the end of the shutdown grace

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.api.access_log import AccessLog
 from gateway.auth.authenticator import Authenticator
 from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
@@ -39,6 +40,8 @@ class AppState:
     metrics: GatewayMetrics
     authenticator: Authenticator
     lifecycle: Lifecycle
+    access_log: AccessLog | None
+    """None when the ``access_log`` setting is off."""
 
     def as_lifespan_state(self) -> dict[str, AppState]:
         """The mapping the lifespan yields."""

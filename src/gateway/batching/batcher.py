@@ -23,7 +23,7 @@ from backends.base import Array
 from backends.worker_pool import SettledFuture
 from gateway.batching.drain import CallTime, DrainRate
 from gateway.batching.joining import join_futures
-from gateway.batching.observer import BatchObserver, NullObserver
+from gateway.batching.observer import BatchObserver, BatchTrace, NullObserver
 from gateway.batching.policy import BatchPolicy
 from gateway.batching.statistics import BatchStatistics
 from gateway.batching.tensors import (
@@ -54,6 +54,7 @@ class _Pending:
     deadline: float
     enqueued: float
     future: asyncio.Future[dict[str, Array]]
+    trace: BatchTrace | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -128,8 +129,10 @@ class Batcher:
         inputs: Mapping[str, Array],
         outputs: Sequence[str],
         timeout_s: float | None = None,
+        trace: BatchTrace | None = None,
     ) -> asyncio.Future[dict[str, Array]]:
-        """Queue one request; its future resolves to that request's outputs.
+        """Queue one request; its future resolves to that request's outputs; ``trace``
+        (optional) learns its time in queue and batch size.
 
         A request with more rows than ``max_batch_size`` is split into parts of at most
         that many rows, queued one after another, and joined back in order. Raises at
@@ -146,18 +149,24 @@ class Batcher:
         deadline = math.inf if timeout_s is None else now + timeout_s
         if parts > 1:
             futures = [
-                self._enqueue(piece, outputs, deadline, now) for piece in split_rows(inputs, limit)
+                self._enqueue(piece, outputs, deadline, now, trace)
+                for piece in split_rows(inputs, limit)
             ]
             return join_futures(futures)
-        return self._enqueue(inputs, outputs, deadline, now)
+        return self._enqueue(inputs, outputs, deadline, now, trace)
 
     def _enqueue(
-        self, inputs: Mapping[str, Array], outputs: Sequence[str], deadline: float, now: float
+        self,
+        inputs: Mapping[str, Array],
+        outputs: Sequence[str],
+        deadline: float,
+        now: float,
+        trace: BatchTrace | None,
     ) -> asyncio.Future[dict[str, Array]]:
         future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
         key = shape_key(inputs) if self._policy.batching else None
         rows = batch_rows(inputs)
-        self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future))
+        self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future, trace))
         self._rows_queued += rows
         company_useful = self._policy.batching and self._in_flight > 0
         if self._free > 0 and len(self._queue) == 1 and not company_useful:
@@ -236,6 +245,9 @@ class Batcher:
         self._in_flight += 1
         waits = [started - item.enqueued for item in batch]
         self._observer.batch_started(rows, waits)
+        for item, wait in zip(batch, waits, strict=True):
+            if item.trace is not None:
+                item.trace.started(wait, rows)
         waited = sum(waits)
         run.arrived = started * run.entries - waited
         self._statistics.queued(run.entries, waited)

@@ -25,6 +25,24 @@ class BatchObserver(Protocol):
         """A batch's backend call ended after ``seconds``."""
 
 
+class BatchTrace:
+    """What one request met in the batcher, for its access-log line: time in queue and the
+    rows of the batch it ran in (a request split into parts: its longest wait, its last
+    batch)."""
+
+    __slots__ = ("batch_rows", "queue_s")
+
+    def __init__(self) -> None:
+        self.queue_s: float | None = None
+        self.batch_rows: int | None = None
+
+    def started(self, waited_s: float, rows: int) -> None:
+        """The request's batch (or one part's) started after ``waited_s`` in the queue."""
+        if self.queue_s is None or waited_s > self.queue_s:
+            self.queue_s = waited_s
+        self.batch_rows = rows
+
+
 class NullObserver:
     """An observer that records nothing."""
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from backends.base import Array
 from backends.errors import InferenceError
+from gateway.batching.observer import BatchTrace
 from gateway.batching.policy import BatchPolicy
 from gateway.dataplane.codecs import DecodingRules, RequestCodec, ResponseEncoder
 from gateway.dataplane.deadlines import TIMEOUT_HEADER, request_timeout_s
@@ -126,10 +127,12 @@ class InferenceService:
         admission: Admission,
         body: bytes,
         headers: Mapping[str, str],
+        trace: BatchTrace | None = None,
     ) -> PendingInference:
         """Decode one admitted request with ``codec`` and queue it; raises at once when
         it cannot be queued. ``headers`` maps lower-case names to values (the codec's, and
-        ``X-Request-Timeout-Ms``, else the model's default deadline applies).
+        ``X-Request-Timeout-Ms``, else the model's default deadline applies); ``trace``
+        learns the request's time in queue and batch size.
 
         A version swapped out (reloaded, unloaded) while the body was read is replaced by
         what the request names now, so that a reload fails no request.
@@ -149,5 +152,5 @@ class InferenceService:
         timeout = request_timeout_s(
             request.parameters, headers.get(TIMEOUT_HEADER), config.batching.default_timeout_ms
         )
-        future = batcher.submit(request.inputs, request.outputs, timeout)
+        future = batcher.submit(request.inputs, request.outputs, timeout, trace)
         return PendingInference(model, future, request.encode)

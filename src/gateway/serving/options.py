@@ -42,9 +42,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": http_implementation(settings),
         "timeout_keep_alive": settings.keep_alive_timeout_s,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
-        # uvicorn formats an access-log line's fields (client, quoted path) for every
-        # response before its logger drops them; below info nobody would see them.
-        "access_log": settings.log_level in ("info", "debug"),
+        # tensorgate writes its own access log (gateway.api.access_log), uvicorn none.
+        "access_log": False,
         # Control characters a client sent are escaped in every line (docs/authentication.md).
         "log_config": uvicorn_log_config(settings.log_level, process_ids=settings.workers > 1),
     }

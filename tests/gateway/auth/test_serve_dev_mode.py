@@ -40,8 +40,8 @@ class Server:
         self.process = subprocess.Popen(
             [str(TENSORGATE), "serve", "--port", str(port), "--models", str(DEMO_MODELS)],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,  # the access log
+            stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # no controlling terminal, as under a service manager
         )
@@ -49,13 +49,13 @@ class Server:
         self.reader.start()
 
     def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
     def wait_for(self, pattern: str) -> list[str]:
-        """Every stderr line up to and including the first that matches ``pattern``."""
+        """Every output line up to and including the first that matches ``pattern``."""
         seen: list[str] = []
         while True:
             line = self.lines.get(timeout=STARTUP_TIMEOUT_S)  # a hang guard only
@@ -70,8 +70,8 @@ class Server:
         self.process.terminate()
         self.process.wait(timeout=30)
         self.reader.join(timeout=30)
-        assert self.process.stderr is not None
-        self.process.stderr.close()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
 
 
 @pytest.fixture
@@ -131,4 +131,4 @@ def test_dev_banner_token_and_cli_token_work(
             assert response.status_code == 200, response.text
         refused = client.get("/v2/models/digits", headers={"Authorization": f"Bearer {minted}"})
         assert refused.status_code == 403
-    server.wait_for(r"sub='e2e'")
+    server.wait_for(r'"subject":"e2e"')

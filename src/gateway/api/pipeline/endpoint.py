@@ -18,14 +18,15 @@ from collections.abc import Sequence
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.api.access_log import Exchange, log_inference
 from gateway.api.body import ClientDisconnected, check_declared_length, error_answer, read_body
 from gateway.api.compression import chosen_coding, compress
 from gateway.api.exception_handlers import method_not_allowed
+from gateway.api.exchange import Exchange
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.targets import InferenceTarget
 from gateway.api.state import AppState, app_state
 from gateway.auth.principal import Principal
+from gateway.batching.observer import BatchTrace
 from gateway.errors import GatewayError, Overloaded
 from gateway.protocol.binary_codec import BinaryBody
 from gateway.repository.routing import STICKY_SUBJECT
@@ -56,21 +57,25 @@ class InferenceEndpoint:
         self.max_body_bytes = max_body_bytes
 
     async def serve(
-        self, scope: Scope, receive: Receive, send: Send, target: InferenceTarget
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        target: InferenceTarget,
+        exchange: Exchange,
     ) -> None:
-        """Answer one inference request and record it in the request metrics."""
+        """Answer one inference request, recording it in ``exchange`` and the metrics."""
         started = time.perf_counter()
         state = app_state(scope)
-        exchange = Exchange()
+        exchange.model = target.model
         try:
             if scope["method"] != "POST":
-                exchange.status = 405
                 await method_not_allowed("POST")(scope, receive, send)
                 return
             payload = await self._answer(state, scope, receive, target, exchange)
         except GatewayError as exc:
             response = error_answer(exc)
-            exchange.status = response.status_code
+            exchange.failed(exc.message)
             if isinstance(exc, Overloaded):
                 await _pace_refusal(exc, state.settings.refusal_pacing_max_ms)
             await response(scope, receive, send)
@@ -78,29 +83,28 @@ class InferenceEndpoint:
             exchange.status = CLIENT_CLOSED_REQUEST  # left mid-body: nobody to answer
         except asyncio.CancelledError:
             # Only the server cancels a request: at the end of the shutdown grace period.
-            exchange.status = 503
-            await send_json(send, exchange.status, SHUTTING_DOWN, _CLOSE)
+            exchange.failed("the server is shutting down")
+            await send_json(send, 503, SHUTTING_DOWN, _CLOSE)
         except Exception:
-            exchange.status = 500
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            await send_json(send, exchange.status, b'{"error":"internal server error"}')
+            exchange.failed("internal server error")
+            await send_json(send, 500, b'{"error":"internal server error"}')
         else:
             if payload is None:
                 exchange.status = CLIENT_CLOSED_REQUEST  # nothing sent: nobody is listening
             else:
                 await send_answer(send, payload, _accept_encoding(scope))
         finally:
-            self._record(state, scope, target, exchange, started)
+            self._record(state, target, exchange, started)
 
     @staticmethod
     def _record(
-        state: AppState, scope: Scope, target: InferenceTarget, exchange: Exchange, started: float
+        state: AppState, target: InferenceTarget, exchange: Exchange, started: float
     ) -> None:
         # Names clients make up would grow the label set without bound; they share one.
         model = target.model if state.registry.knows(target.model) else _UNKNOWN_MODEL
         seconds = time.perf_counter() - started
-        state.metrics.record_request(model, exchange.version, exchange.status, seconds)
-        log_inference(scope, target.model, exchange, seconds)
+        state.metrics.record_request(model, exchange.version or "", exchange.status, seconds)
 
     async def _answer(
         self,
@@ -124,7 +128,8 @@ class InferenceEndpoint:
         admission = service.admit(target.model, target.version, key)  # before the body
         exchange.version = str(admission.model.version)
         body = await read_body(receive, self.max_body_bytes, headers.get("content-encoding"))
-        pending = service.submit(target.codec, admission, body, headers)
+        exchange.trace = BatchTrace()
+        pending = service.submit(target.codec, admission, body, headers, exchange.trace)
         exchange.version = str(pending.model.version)
         try:
             return await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
