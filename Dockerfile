@@ -6,7 +6,7 @@
 #
 # Settings come from TENSORGATE_* variables (docs/configuration.md); the model repository is
 # /models: the directory named by the MODELS build argument is baked in there, and a volume
-# mounted on /models replaces it. docs/deployment.md has the rest.
+# mounted on /models replaces it. docs/operations.md has the rest.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # Build stage: the package and its dependencies (all wheels) into a virtual environment that

@@ -1,7 +1,7 @@
 """``make bench-ab BASE=<rev>``: this tree against another revision, and each fenced speed
 trick switched off, in alternating rounds of one session; writes docs/benchmarks-ab.md.
 
-The servers are those of ``make bench`` (auth and metrics on, ``--log-level warning``),
+The servers are those of ``make bench`` (auth, metrics and the access log on, defaults),
 started side by side: the revision under test from this checkout, the base from a git
 worktree of ``BASE``, and this tree again with ``--http httptools`` and with
 ``disconnect_watch=task``. In each round every server takes its turn on each model and
@@ -204,7 +204,7 @@ def main() -> None:
         "",
         f"`make bench-ab BASE={args.base}` at {head}: {args.rounds} alternating rounds of "
         f"{args.seconds} s wrk runs per server, model and connection count, one process "
-        "each, auth and metrics on, `--log-level warning` (the servers of `make bench`). "
+        "each, auth, metrics and the access log on (the servers of `make bench`). "
         "Successful requests per second; the spread is the lowest and highest round. "
         f"Load average {load_before:.2f} before, {load_average():.2f} after; "
         f"{time.monotonic() - begun:.0f} s in all.",

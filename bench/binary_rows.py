@@ -10,6 +10,7 @@ per request) is most of the request's cost.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from alternating import alternating
 from progress import Progress
 from report import BINARY as BINARY_ROW
 from report import BINARY_JSON as JSON_ROW
-from report import Measurement, median_of
+from report import Measurement
 from servers import Server
 from wrk import WrkResult, run_wrk
 
@@ -114,28 +116,19 @@ def binary_matrix(
 ) -> list[Measurement]:
     """wrk with each body at 1 and 64 connections; JSON and binary take turns in every
     round, and each figure is the median over the rounds."""
+
+    def run(model: str, row: str, conns: int) -> Callable[[], WrkResult]:
+        body = bodies[(model, row)]
+        url = f"{server.base}/v2/models/{model}/infer"
+        return lambda: run_wrk(
+            url, body.path, conns, seconds, work, send_token=True, headers=body.headers
+        )
+
     results: list[Measurement] = []
     for model in BINARY_MODELS:
         for conns in BINARY_CONNECTIONS:
-            runs: dict[str, list[WrkResult]] = {JSON_ROW: [], BINARY_ROW: []}
-            for _ in range(rounds):
-                for row, collected in runs.items():
-                    label = f"{row} {model} c={conns}"
-                    progress.step(label)
-                    body = bodies[(model, row)]
-                    collected.append(
-                        run_wrk(
-                            f"{server.base}/v2/models/{model}/infer",
-                            body.path,
-                            conns,
-                            seconds,
-                            work,
-                            send_token=True,
-                            headers=body.headers,
-                        )
-                    )
-                    progress.finish(label)
-            results += [median_of(row, model, conns, collected) for row, collected in runs.items()]
+            variants = {row: run(model, row, conns) for row in (JSON_ROW, BINARY_ROW)}
+            results += alternating(variants, model, conns, rounds, progress)
     return results
 
 

@@ -19,6 +19,8 @@ ON = "tensorgate"
 OFF = "tensorgate, batching off"
 TWO = "tensorgate, 2 workers"
 CEILING = "onnxruntime in-process (ceiling)"
+ACCESS_LOG_ON = "tensorgate"
+ACCESS_LOG_OFF = "tensorgate, access log off"
 BINARY_JSON = "tensorgate JSON"
 BINARY = "tensorgate binary"
 KINDS = (NAIVE, OFF, ON, TWO, CEILING)
@@ -68,6 +70,8 @@ class Report:
     binary: list[Measurement]
     """JSON and binary bodies (``tensorgate JSON`` / ``tensorgate binary``), same server."""
     binary_rounds: int
+    access_log: list[Measurement]
+    """``mlp`` with the access log on (``tensorgate``) and off, same run, in turns."""
     overload: dict[str, float]
     memory: dict[str, float]
     best_kind: str
@@ -160,6 +164,7 @@ def _targets(report: Report) -> list[tuple[str, str, bool]]:
             )
         )
     rows += _binary_targets(report)
+    rows += _access_log_targets(report)
     m = report.memory
     rows.append(
         (
@@ -207,6 +212,44 @@ def _binary_targets(report: Report) -> list[tuple[str, str, bool]]:
             )
         )
     return rows
+
+
+def _access_log_pair(report: Report, conns: int) -> tuple[Measurement, Measurement] | None:
+    found = {(m.server, m.connections): m for m in report.access_log}
+    on, off = found.get((ACCESS_LOG_ON, conns)), found.get((ACCESS_LOG_OFF, conns))
+    return (on, off) if on and off else None
+
+
+def _access_log_targets(report: Report) -> list[tuple[str, str, bool]]:
+    pair = _access_log_pair(report, 64)
+    if pair is None:
+        return []
+    on, off = pair
+    share = on.ok_per_s / off.ok_per_s if off.ok_per_s else math.nan
+    return [
+        (
+            "access log on >= 90% of the req/s with it off (`mlp`, 64 connections)",
+            f"{on.ok_per_s:,.0f} vs {off.ok_per_s:,.0f} req/s = {share:.0%}",
+            share >= 0.9,
+        )
+    ]
+
+
+def _access_log_table(report: Report) -> list[str]:
+    lines = [
+        "| conns | on: ok req/s | p50 ms | p99 ms | off: ok req/s | p50 ms | p99 ms | on / off |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for conns in (1, 64):
+        if (pair := _access_log_pair(report, conns)) is None:
+            continue
+        on, off = pair
+        lines.append(
+            f"| {conns} | {on.ok_per_s:,.0f} | {on.p50_ms:.2f} | {on.p99_ms:.2f} | "
+            f"{off.ok_per_s:,.0f} | {off.p50_ms:.2f} | {off.p99_ms:.2f} | "
+            f"{on.ok_per_s / off.ok_per_s:.0%} |"
+        )
+    return [*lines, ""]
 
 
 def _binary_table(report: Report) -> list[str]:
@@ -305,8 +348,10 @@ def write_report(report: Report, out: Path) -> None:
         "- **naive**: bench/naive_server.py, the fixed baseline (one `async def` FastAPI route, "
         "Pydantic body `x: list[list[float]]`, one ONNX Runtime call per request, one uvicorn "
         "worker, no auth).",
-        "- **tensorgate**: `tensorgate serve` with the shipped model configs, batching on, "
-        "Prometheus metrics collected and `/metrics` served"
+        "- **tensorgate**: `tensorgate serve` as users run it: default settings (log level "
+        "`info`, the access log on, one JSON line per request into the server's log file), "
+        "the shipped model configs, batching on, Prometheus metrics collected and `/metrics` "
+        "served"
         + (", JWT auth on" if report.auth else ", auth not enabled (not merged at run time)")
         + "; **2 workers** is the same with `--workers 2`; **batching off** sets "
         "`batching.enabled: false` (one ONNX Runtime call per request).",
@@ -346,6 +391,14 @@ def write_report(report: Report, out: Path) -> None:
         "binary) is most of its cost.",
         "",
         *_binary_table(report),
+        "## Access log",
+        "",
+        "`mlp` on the one-worker server with its default access log (one JSON line per "
+        "request, written to the server's log file) and on a second one-worker server "
+        "started with `TENSORGATE_ACCESS_LOG=false`; the two take turns in every round "
+        f"({report.binary_rounds} rounds, medians).",
+        "",
+        *_access_log_table(report),
         "## Overload",
         "",
         "A paced asyncio client (bench/paced_client.py) first measured the one-worker "

@@ -18,19 +18,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from alternating import alternating
 from binary_rows import binary_matrix, build_image, run_count
 from binary_rows import make_bodies as make_binary_bodies
 from ceiling import measure
 from progress import Progress
 from queue_runs import client_capacity, memory, overload
-from report import Measurement, Report, median_of, write_report
+from report import ACCESS_LOG_OFF, ACCESS_LOG_ON, Measurement, Report, median_of, write_report
 from servers import Server, naive, running, tensorgate
 from wide_model import build_wide
 from wrk import WrkResult, run_wrk
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("mlp", "digits", "wide")
 CONNECTIONS = (1, 16, 64, 256)
 WORKER_MODELS = ("mlp", "wide")
+ACCESS_LOG_CONNECTIONS = (1, 64)
 
 
 def make_repositories(work: Path) -> dict[str, Path]:
@@ -116,6 +118,14 @@ def all_servers(
             "tensorgate, 2 workers": stack.enter_context(
                 running(tensorgate(repos["on"], 2), "/v2/health/ready", work / "on2.log", env)
             ),
+            ACCESS_LOG_OFF: stack.enter_context(
+                running(
+                    tensorgate(repos["on"], 1),
+                    "/v2/health/ready",
+                    work / "quiet.log",
+                    {**env, "TENSORGATE_ACCESS_LOG": "false"},
+                )
+            ),
         }
         for model in MODELS:
             servers[f"naive {model}"] = stack.enter_context(
@@ -183,6 +193,29 @@ def _wrk_once(
     return run_wrk(server.base + url_path, body, conns, seconds, work, send_token=token)
 
 
+def access_log_rows(
+    servers: dict[str, Server],
+    bodies: dict[tuple[str, str], Path],
+    work: Path,
+    seconds: int,
+    rounds: int,
+    progress: Progress,
+) -> list[Measurement]:
+    """``mlp`` at 1 and 64 connections with the access log on (the default) and off, the
+    two one-worker servers taking turns in every round."""
+    body = bodies[("mlp", "tensorgate")]
+
+    def run(kind: str, conns: int) -> Callable[[], WrkResult]:
+        url = servers[kind].base + "/v2/models/mlp/infer"
+        return lambda: run_wrk(url, body, conns, seconds, work, send_token=True)
+
+    results: list[Measurement] = []
+    for conns in ACCESS_LOG_CONNECTIONS:
+        variants = {kind: run(kind, conns) for kind in (ACCESS_LOG_ON, ACCESS_LOG_OFF)}
+        results += alternating(variants, "mlp", conns, rounds, progress)
+    return results
+
+
 def ceilings(
     repo: Path, connections: tuple[int, ...], seconds: float, progress: Progress
 ) -> list[Measurement]:
@@ -236,12 +269,14 @@ def main() -> None:
         bodies = make_bodies(work)
         runs = rounds * sum(len(connections) * (4 if m in WORKER_MODELS else 3) for m in MODELS)
         binary_bodies = make_binary_bodies(work)
-        progress = Progress(runs + run_count(binary_rounds) + len(MODELS) + 2)
+        log_runs = binary_rounds * len(ACCESS_LOG_CONNECTIONS) * 2
+        progress = Progress(runs + run_count(binary_rounds) + log_runs + len(MODELS) + 2)
         with all_servers(repos, work, enable_auth()) as servers:
             results = matrix(servers, bodies, work, seconds, connections, rounds, progress)
             binary = binary_matrix(
                 servers["tensorgate"], binary_bodies, work, seconds, binary_rounds, progress
             )
+            logged = access_log_rows(servers, bodies, work, seconds, binary_rounds, progress)
             by = {(r.server, r.model, r.connections): r for r in results}
             capacity = max(
                 by[(k, "mlp", 64)].ok_per_s for k in ("tensorgate", "tensorgate, 2 workers")
@@ -265,6 +300,7 @@ def main() -> None:
         measurements=results,
         binary=binary,
         binary_rounds=binary_rounds,
+        access_log=logged,
         overload=over,
         memory=mem,
         best_kind=best_kind,
@@ -284,6 +320,7 @@ def main() -> None:
             {
                 "measurements": [asdict(r) for r in results],
                 "binary": [asdict(r) for r in binary],
+                "access_log": [asdict(r) for r in logged],
                 "overload": over,
                 "memory": mem,
             },

@@ -95,7 +95,8 @@ def running(
 
 
 def tensorgate(repository: Path, workers: int) -> list[str]:
-    """The command line of ``tensorgate serve``."""
+    """The command line of ``tensorgate serve``, its settings the defaults (log level and
+    access log included) but the port and workers."""
     exe = Path(sys.executable).with_name("tensorgate")
     return [
         str(exe),
@@ -106,8 +107,6 @@ def tensorgate(repository: Path, workers: int) -> list[str]:
         "{port}",
         "--workers",
         str(workers),
-        "--log-level",
-        "warning",
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from gateway.auth.minting import mint_token, parse_duration, signing_key
 from gateway.auth.principal import ADMIN, MODELS_INFER, MODELS_READ
 from gateway.log_safety import configure_logging
 from gateway.repository.config import config_json_schema
-from gateway.settings import Settings
+from gateway.settings import Settings, TlsSettings
 
 logger = logging.getLogger("gateway")
 
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="watch the model repository for changes every SECONDS (default: off)",
+    )
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--tls-client-ca", type=Path, help="PEM CA bundle: require client certificates (mTLS)"
     )
     serve.add_argument(
         "--no-auth",
@@ -103,6 +109,17 @@ def _settings(args: argparse.Namespace) -> Settings:
         )
         if (value := getattr(args, key, None)) is not None
     }
+    tls = {
+        key: value
+        for key, flag in (
+            ("certfile", "tls_cert"),
+            ("keyfile", "tls_key"),
+            ("client_ca", "tls_client_ca"),
+        )
+        if (value := getattr(args, flag, None)) is not None
+    }
+    if tls:
+        overrides["tls"] = {**Settings().tls.model_dump(exclude_none=True), **tls}
     settings = Settings(**overrides)
     if getattr(args, "no_auth", False):
         settings = _with_auth(settings, enabled=False)
@@ -121,6 +138,18 @@ def _with_dev_secret(settings: Settings) -> Settings:
     return _with_auth(settings, secret=SecretStr(secret))
 
 
+def check_tls(tls: TlsSettings) -> None:
+    """Load the certificate, key and client CA as the server will: a missing file, a key
+    that does not match or a wrong password fails here, before anything starts."""
+    if not tls.enabled:
+        return
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    password = tls.keyfile_password.get_secret_value() if tls.keyfile_password else None
+    context.load_cert_chain(str(tls.certfile), str(tls.keyfile), password)
+    if tls.client_ca is not None:
+        context.load_verify_locations(str(tls.client_ca))
+
+
 def _serve(settings: Settings) -> int:
     from gateway.serving.run import run_server
 
@@ -135,7 +164,13 @@ def _serve(settings: Settings) -> int:
     except KeyConfigError as exc:
         logger.error("authentication settings: %s", exc)
         return 2
-    base = f"http://{settings.host}:{settings.port}"
+    try:
+        check_tls(settings.tls)
+    except (OSError, ssl.SSLError) as exc:
+        logger.error("TLS settings: %s", exc)
+        return 2
+    scheme = "https" if settings.tls.enabled else "http"
+    base = f"{scheme}://{settings.host}:{settings.port}"
     logger.info(
         "tensorgate serving %s on %s (Swagger UI: %s/docs)", settings.model_repository, base, base
     )

@@ -25,6 +25,8 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+VERSION_STATES = ("READY", "LOADING", "UNAVAILABLE")
+"""The states ``tensorgate_model_version_state`` reports (the repository index's)."""
 # prometheus_client names a live gauge's file gauge_<mode>_<pid>.db (livesum, liveall, ...).
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
@@ -103,6 +105,21 @@ class GatewayMetrics:
             buckets=_SECONDS,
         )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.version_state = Gauge(
+            "tensorgate_model_version_state",
+            "1 for the state each model version is in (READY, LOADING, UNAVAILABLE), 0 for "
+            "the others; all 0 once unloaded",
+            ("model", "version", "state"),
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.build_info = Gauge(
+            "tensorgate_build_info",
+            "Always 1: the versions of tensorgate, Python and ONNX Runtime serving",
+            ("version", "python", "onnxruntime"),
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
 
     def record_request(self, model: str, version: str, status: int, seconds: float) -> None:
         """Count one answered inference request and its duration."""
@@ -118,6 +135,16 @@ class GatewayMetrics:
             self._request_children[(model, version, status)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def model_version_state(self, model: str, version: int, state: str) -> None:
+        """Record the state a model version is now in (``UNLOADING``: it is gone)."""
+        for known in VERSION_STATES:
+            value = 1 if known == state else 0
+            self.version_state.labels(model, str(version), known).set(value)
+
+    def build(self, version: str, python: str, onnxruntime: str) -> None:
+        """Record what is serving, in ``tensorgate_build_info``."""
+        self.build_info.labels(version, python, onnxruntime).set(1)
 
     def observer(self, model: str, version: int) -> QueueMetrics:
         """The batch observer of one model version."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -93,6 +93,36 @@ class AuthSettings(BaseModel):
         )
 
 
+class TlsSettings(BaseModel):
+    """HTTPS: a certificate and key turn it on; a client CA also requires client
+    certificates (mutual TLS). docs/operations.md#tls."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    certfile: Path | None = None
+    """PEM certificate chain the server presents (``TENSORGATE_TLS__CERTFILE``)."""
+    keyfile: Path | None = None
+    """PEM private key of that certificate (``TENSORGATE_TLS__KEYFILE``)."""
+    keyfile_password: SecretStr | None = None
+    """Password of an encrypted private key."""
+    client_ca: Path | None = None
+    """PEM bundle of the CAs whose client certificates are accepted; set, every client
+    must present one (mutual TLS)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("tls.certfile and tls.keyfile go together: set both or neither")
+        if self.client_ca is not None and self.certfile is None:
+            raise ValueError("tls.client_ca (mutual TLS) needs tls.certfile and tls.keyfile")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """True when the server speaks HTTPS."""
+        return self.certfile is not None
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway; docs/configuration.md documents each one."""
 
@@ -161,5 +191,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 20.0
     """On SIGTERM, how long requests already received have to finish; then the rest are
     answered 503 and stalled uploads cut (docs/operations.md)."""
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+    """HTTPS and mutual TLS (``TENSORGATE_TLS__*``)."""
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """JWT authentication (``TENSORGATE_AUTH__*``)."""

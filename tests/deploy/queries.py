@@ -1,5 +1,5 @@
 """The PromQL the deployment ships: the Grafana dashboard's, the documented queries of
-docs/deployment.md and the Prometheus Adapter rule, each with where it comes from."""
+docs/operations.md and the Prometheus Adapter rule, each with where it comes from."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from deploy.promql import Reads, label_values_query, reads
 from support.paths import ROOT
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "tensorgate.json"
-DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 ADAPTER_VALUES = ROOT / "deploy" / "kubernetes" / "examples" / "prometheus-adapter-values.yaml"
 _PROMQL_BLOCK = re.compile(r"^```promql\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
@@ -39,7 +39,7 @@ def dashboard_queries() -> dict[str, Reads]:
     return found
 
 
-def documented_queries(path: Path = DEPLOYMENT_DOC) -> dict[str, Reads]:
+def documented_queries(path: Path = OPERATIONS_DOC) -> dict[str, Reads]:
     """The expressions in the ```promql blocks of a Markdown file: one per paragraph,
     ``#`` lines being comments."""
     found: dict[str, Reads] = {}

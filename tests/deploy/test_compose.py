@@ -19,7 +19,7 @@ from support.paths import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 GATEWAYS = ("gateway", "gateway-replica")
-DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -77,8 +77,8 @@ def test_the_jwt_key_is_a_secret_file_that_git_ignores(compose: dict[str, Any]) 
             ["git", "ls-files", "--error-unmatch", path], cwd=ROOT, capture_output=True, check=False
         )
         assert tracked.returncode != 0, f"secret {name}: {path} is committed"
-        # docs/deployment.md shows how to create it.
-        assert path in DEPLOYMENT_DOC.read_text()
+        # docs/operations.md shows how to create it.
+        assert path in OPERATIONS_DOC.read_text()
 
 
 def test_every_bind_mount_exists_in_the_repository(compose: dict[str, Any]) -> None:

@@ -133,7 +133,7 @@ def test_the_jwt_key_is_mounted_from_a_secret_that_the_docs_create(
     assert mount["readOnly"] is True
     secret = volume["secret"]["secretName"]
     command = f"kubectl -n tensorgate create secret generic {secret} --from-file={key_file.name}="
-    assert command in (ROOT / "docs" / "deployment.md").read_text()
+    assert command in (ROOT / "docs" / "operations.md").read_text()
     assert command in (BASE / "kustomization.yaml").read_text()
 
 

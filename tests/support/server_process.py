@@ -7,14 +7,15 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-_LISTENING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
-_TENSORGATE = str(Path(sys.executable).with_name("tensorgate"))
+from support.paths import TENSORGATE
+
+_LISTENING = re.compile(r"Uvicorn running on (https?://127\.0\.0\.1:\d+)")
+_TENSORGATE = str(TENSORGATE)
 
 
 class ServerProcess:

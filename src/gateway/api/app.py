@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import platform
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
 import httpx
+import onnxruntime
 from fastapi import FastAPI
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from backends.base import Backend
 from backends.onnxruntime import OnnxRuntimeBackend
@@ -21,6 +22,7 @@ from gateway.api.dependencies import DOCS_ACCESS
 from gateway.api.docs import install_docs
 from gateway.api.exception_handlers import install_exception_handlers
 from gateway.api.gateway import Gateway
+from gateway.api.http_metrics import HttpMetrics
 from gateway.api.openapi import build_openapi
 from gateway.api.routes import (
     health,
@@ -31,6 +33,7 @@ from gateway.api.routes import (
     shared_memory,
     statistics,
 )
+from gateway.api.routes.health import server_version
 from gateway.api.routes.typed import TypedRoutes
 from gateway.api.state import AppState, Lifecycle
 from gateway.auth.authenticator import Authenticator
@@ -60,6 +63,8 @@ def create_app(
     which build hundreds of apps in one process.
     """
     collectors = GatewayMetrics()
+    collectors.build(server_version(), platform.python_version(), onnxruntime.__version__)
+    http_metrics = HttpMetrics(collectors.registry)
 
     def make_batcher(version: ModelVersion, backend: Backend) -> Batcher:
         policy = batch_policy(version, backend)
@@ -74,6 +79,9 @@ def create_app(
                 access_log = AccessLog(chosen_format(settings.access_log_format))
                 stack.callback(access_log.flush)  # the last lines, at shutdown
             registry = ModelRegistry(loader, make_batcher)
+            registry.add_listener(
+                lambda v: collectors.model_version_state(v.name, v.version, v.state.value)
+            )
             # Registered before close, so closing still removes the typed routes.
             stack.callback(typed_routes.watch(registry))
             stack.push_async_callback(registry.close)
@@ -99,6 +107,7 @@ def create_app(
                 authenticator=await _authenticator(settings.auth, stack),
                 lifecycle=Lifecycle(),
                 access_log=access_log,
+                http_metrics=http_metrics,
             )
             if on_ready is not None:
                 on_ready(state)
@@ -123,8 +132,9 @@ def create_app(
     typed_routes = TypedRoutes(app)
     install_docs(app, dependencies=[DOCS_ACCESS])
     install_exception_handlers(app)
-    # Inference requests bypass this middleware; the pipeline records their own series.
-    Instrumentator(registry=collectors.registry, excluded_handlers=["/metrics"]).instrument(app)
+    # The instrumentator's middleware records FastAPI's requests; the pipeline records the
+    # inference requests (which never reach FastAPI) into the same collectors.
+    http_metrics.install(app)
     app.openapi = partial(build_openapi, app, typed_routes)  # type: ignore[method-assign]
     return app
 

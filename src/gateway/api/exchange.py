@@ -8,6 +8,7 @@ header in the standard form is carried into the log line.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -33,7 +34,9 @@ class Exchange:
     __slots__ = (
         "error",
         "model",
+        "request_bytes",
         "request_id",
+        "response_bytes",
         "status",
         "subject",
         "trace",
@@ -41,9 +44,14 @@ class Exchange:
         "version",
     )
 
-    def __init__(self, request_id: bytes, traceparent: bytes | None) -> None:
+    def __init__(
+        self, request_id: bytes, traceparent: bytes | None, request_bytes: int = 0
+    ) -> None:
         self.request_id = request_id
         self.traceparent = traceparent
+        self.request_bytes = request_bytes
+        """The declared ``Content-Length`` (0 without one)."""
+        self.response_bytes = 0
         self.status = 0
         self.subject: str | None = None
         self.model: str | None = None
@@ -60,7 +68,9 @@ class Exchange:
         header = (REQUEST_ID_HEADER, self.request_id)
 
         async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.body":
+                self.response_bytes += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
                 self.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
@@ -68,21 +78,29 @@ class Exchange:
         return send_with_id
 
 
+_PROCESS_PREFIX = os.urandom(4).hex()
+_SEQUENCE = itertools.count()
+
+
 def new_request_id() -> bytes:
-    """A fresh request id: 16 random hexadecimal digits."""
-    return os.urandom(8).hex().encode()
+    """A fresh request id, 16 hexadecimal digits: 8 random ones per process (workers are
+    spawned, so each draws its own), then a counter; unique without a system call."""
+    return f"{_PROCESS_PREFIX}{next(_SEQUENCE) & 0xFFFFFFFF:08x}".encode()
 
 
 def begin_exchange(scope: Scope) -> Exchange:
     """The record of the request in ``scope``, kept in the scope for the handlers."""
     request_id: bytes | None = None
     traceparent: bytes | None = None
+    length = 0
     for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER:
+        if name == b"content-length":
+            length = int(value) if value.isdigit() and len(value) < 19 else 0
+        elif name == REQUEST_ID_HEADER:
             request_id = value if _REQUEST_ID.fullmatch(value) else None
         elif name == _TRACEPARENT_HEADER:
             traceparent = value if _TRACEPARENT.fullmatch(value) else None
-    exchange = Exchange(request_id or new_request_id(), traceparent)
+    exchange = Exchange(request_id or new_request_id(), traceparent, length)
     scope[_KEY] = exchange
     return exchange
 

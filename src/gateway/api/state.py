@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.api.access_log import AccessLog
+from gateway.api.http_metrics import HttpMetrics
 from gateway.auth.authenticator import Authenticator
 from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
@@ -42,6 +43,7 @@ class AppState:
     lifecycle: Lifecycle
     access_log: AccessLog | None
     """None when the ``access_log`` setting is off."""
+    http_metrics: HttpMetrics
 
     def as_lifespan_state(self) -> dict[str, AppState]:
         """The mapping the lifespan yields."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ssl
 from typing import Any
 
 from gateway.log_safety import uvicorn_log_config
@@ -33,7 +34,7 @@ def http_implementation(settings: Settings) -> Any:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Bind address, log level, lifespan, HTTP implementation, timeouts and access log."""
+    """Bind address, log level, lifespan, HTTP implementation, timeouts, TLS."""
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -47,6 +48,15 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # Control characters a client sent are escaped in every line (docs/authentication.md).
         "log_config": uvicorn_log_config(settings.log_level, process_ids=settings.workers > 1),
     }
+    tls = settings.tls
+    if tls.enabled:
+        options["ssl_certfile"] = str(tls.certfile)
+        options["ssl_keyfile"] = str(tls.keyfile)
+        if tls.keyfile_password is not None:
+            options["ssl_keyfile_password"] = tls.keyfile_password.get_secret_value()
+        if tls.client_ca is not None:
+            options["ssl_ca_certs"] = str(tls.client_ca)
+            options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
     if settings.http_protocol == "h11":
         # h11 has neither the protocol limits nor 431: its own head cap answers 400, and
         # uvicorn's concurrency limit answers 503 once the head is in.

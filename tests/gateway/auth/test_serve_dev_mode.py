@@ -7,7 +7,6 @@ import queue
 import re
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.paths import DEMO_MODELS
+from support.paths import DEMO_MODELS, TENSORGATE
 
-TENSORGATE = Path(sys.executable).with_name("tensorgate")
 STARTUP_TIMEOUT_S = 60
 TOKEN_LINE = re.compile(r"^(eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$")
 

@@ -1,10 +1,11 @@
 """What uvicorn is handed: the HTTP implementation (http_protocol) with the connection
-limits, the timeouts, and the access log."""
+limits, the timeouts, TLS, and no access log of its own."""
 
 from __future__ import annotations
 
 import pickle
 import resource
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -95,3 +96,41 @@ def test_uvicorn_writes_no_access_log_of_its_own(
     level: Literal["debug", "info", "warning", "error"],
 ) -> None:
     assert uvicorn_options(Settings(log_level=level))["access_log"] is False
+
+
+def test_tls_settings_reach_uvicorn(tmp_path: Path) -> None:
+    cert, key, ca = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "ca.pem"
+    options = uvicorn_options(
+        Settings.model_validate(
+            {"tls": {"certfile": cert, "keyfile": key, "client_ca": ca, "keyfile_password": "pw"}}
+        )
+    )
+    assert (options["ssl_certfile"], options["ssl_keyfile"]) == (str(cert), str(key))
+    assert options["ssl_keyfile_password"] == "pw"
+    assert options["ssl_ca_certs"] == str(ca)
+    assert options["ssl_cert_reqs"] == ssl.CERT_REQUIRED
+    assert "ssl_certfile" not in uvicorn_options(Settings())
+
+
+@pytest.mark.parametrize(
+    ("tls", "message"),
+    [
+        ({"certfile": "c.pem"}, "tls.certfile and tls.keyfile go together"),
+        ({"keyfile": "k.pem"}, "tls.certfile and tls.keyfile go together"),
+        ({"client_ca": "ca.pem"}, "needs tls.certfile and tls.keyfile"),
+    ],
+)
+def test_incomplete_tls_settings_are_refused(tls: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.model_validate({"tls": tls})
+
+
+def test_serve_refuses_tls_files_it_cannot_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "missing.pem"
+    code = main(
+        ["serve", "--models", str(DEMO), "--tls-cert", str(missing), "--tls-key", str(missing)]
+    )
+    assert code == 2
+    assert "TLS settings" in caplog.text

@@ -22,6 +22,7 @@ from gateway.api.body import ClientDisconnected, check_declared_length, error_an
 from gateway.api.compression import chosen_coding, compress
 from gateway.api.exception_handlers import method_not_allowed
 from gateway.api.exchange import Exchange
+from gateway.api.http_metrics import status_class
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.targets import InferenceTarget
 from gateway.api.state import AppState, app_state
@@ -95,16 +96,25 @@ class InferenceEndpoint:
             else:
                 await send_answer(send, payload, _accept_encoding(scope))
         finally:
-            self._record(state, target, exchange, started)
+            self._record(state, scope, target, exchange, started)
 
     @staticmethod
     def _record(
-        state: AppState, target: InferenceTarget, exchange: Exchange, started: float
+        state: AppState, scope: Scope, target: InferenceTarget, exchange: Exchange, started: float
     ) -> None:
         # Names clients make up would grow the label set without bound; they share one.
         model = target.model if state.registry.knows(target.model) else _UNKNOWN_MODEL
         seconds = time.perf_counter() - started
-        state.metrics.record_request(model, exchange.version or "", exchange.status, seconds)
+        status = exchange.status
+        state.metrics.record_request(model, exchange.version or "", status, seconds)
+        state.http_metrics.record(
+            scope["method"],
+            target.route,
+            status_class(status),
+            seconds,
+            exchange.request_bytes,
+            exchange.response_bytes,
+        )
 
     async def _answer(
         self,

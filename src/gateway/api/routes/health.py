@@ -16,7 +16,8 @@ from gateway.protocol.wire import LiveResponse, ReadyResponse, ServerMetadataRes
 router = APIRouter(tags=["health"])
 
 
-def _version() -> str:
+def server_version() -> str:
+    """tensorgate's installed version (``0+unknown`` when run from a bare source tree)."""
     try:
         return version("tensorgate")
     except PackageNotFoundError:
@@ -28,7 +29,7 @@ async def server_metadata() -> ServerMetadataResponse:
     """Name, version and protocol extensions of this server."""
     return ServerMetadataResponse(
         name="tensorgate",
-        version=_version(),
+        version=server_version(),
         extensions=[
             "binary_tensor_data",
             "classification",

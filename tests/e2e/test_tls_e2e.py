@@ -1,0 +1,147 @@
+"""HTTPS and mutual TLS on a real ``tensorgate serve``, with certificates made here."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from support.app import TEST_SECRET, bearer, make_settings
+from support.paths import DEMO_MODELS, TENSORGATE
+from support.server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+BODY = {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]}
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def _issue(
+    name: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    signer: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+    usage: x509.ObjectIdentifier | None = None,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if usage == ExtendedKeyUsageOID.SERVER_AUTH:
+        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+        builder = builder.add_extension(san, critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it."""
+    root = tmp_path_factory.mktemp("pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tensorgate test CA")])
+    ca = _issue("tensorgate test CA", ca_key, ca_name, ca_key, ca=True)
+    (root / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths = {}
+    for role, usage in (
+        ("server", ExtendedKeyUsageOID.SERVER_AUTH),
+        ("client", ExtendedKeyUsageOID.CLIENT_AUTH),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(role, key, ca_name, ca_key, ca=False, usage=usage)
+        (root / f"{role}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        paths[role] = (root / f"{role}.pem", _write_key(key, root / f"{role}.key"))
+    return Pki(root / "ca.pem", *paths["server"], *paths["client"])
+
+
+def _env(pki: Pki, *, mutual: bool) -> dict[str, str]:
+    env = {
+        "TENSORGATE_AUTH__SECRET": TEST_SECRET,
+        "TENSORGATE_TLS__CERTFILE": str(pki.server_cert),
+        "TENSORGATE_TLS__KEYFILE": str(pki.server_key),
+    }
+    if mutual:
+        env["TENSORGATE_TLS__CLIENT_CA"] = str(pki.ca)
+    return env
+
+
+def test_a_self_signed_server_answers_over_https(pki: Pki, tmp_path: Path) -> None:
+    with ServerProcess(["--models", str(DEMO_MODELS)], _env(pki, mutual=False)) as server:
+        assert server.base_url.startswith("https://")
+        headers = {"Authorization": bearer(make_settings(tmp_path))}
+        trust = ssl.create_default_context(cafile=str(pki.ca))
+        with httpx.Client(base_url=server.base_url, verify=trust, headers=headers) as https:
+            assert https.get("/v2/health/ready").status_code == 200
+            answer = https.post("/v2/models/digits/infer", json=BODY)
+            assert answer.status_code == 200
+            assert answer.json()["model_name"] == "digits"
+        plain = server.base_url.replace("https://", "http://")
+        with pytest.raises(httpx.HTTPError):  # no plain HTTP on a TLS port
+            httpx.get(f"{plain}/v2/health/live", timeout=10)
+        with pytest.raises(httpx.ConnectError):  # a client that does not trust the CA
+            httpx.get(f"{server.base_url}/v2/health/live", timeout=10)
+
+
+def test_mutual_tls_requires_a_client_certificate(pki: Pki) -> None:
+    with ServerProcess(["--models", str(DEMO_MODELS)], _env(pki, mutual=True)) as server:
+        anonymous = ssl.create_default_context(cafile=str(pki.ca))
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{server.base_url}/v2/health/live", verify=anonymous, timeout=10)
+        known = ssl.create_default_context(cafile=str(pki.ca))
+        known.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+        answer = httpx.get(f"{server.base_url}/v2/health/live", verify=known, timeout=10)
+        assert answer.status_code == 200
+
+
+def test_a_key_that_does_not_match_stops_serve_with_status_2(pki: Pki) -> None:
+    env = {**os.environ, **_env(pki, mutual=False), "TENSORGATE_TLS__KEYFILE": str(pki.client_key)}
+    done = subprocess.run(
+        [str(TENSORGATE), "serve", "--models", str(DEMO_MODELS), "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "TLS settings" in done.stderr
