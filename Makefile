@@ -12,7 +12,7 @@ CHROMIUM := /usr/bin/chromium
 PROMTOOL := $(BIN)/promtool
 KUBECTL := $(BIN)/kubectl
 
-.PHONY: bench-ab hostile serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
+.PHONY: gpu-check bench-ab hostile serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,10 @@ bench-ab: $(DEV_STAMP) wrk
 
 bench-quick: $(DEV_STAMP) wrk
 	PYTHONPATH=scripts $(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
+
+# On a machine with an NVIDIA GPU: the CUDA tests and the GPU benchmark (docs/benchmarks-gpu.md).
+gpu-check:
+	scripts/gpu_check.sh
 
 # The checked-in schemas; tests fail when they drift from the code.
 schemas: openapi $(RUNTIME_STAMP)

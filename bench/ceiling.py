@@ -20,9 +20,11 @@ class CeilingResult:
     p99_ms: float
 
 
-def measure(model: Path, batch: int, seconds: float) -> CeilingResult:
+def measure(
+    model: Path, batch: int, seconds: float, provider: str = "CPUExecutionProvider"
+) -> CeilingResult:
     """Run ``batch`` random rows per call for about ``seconds`` (after a short warm-up)."""
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model), providers=[provider])
     spec = session.get_inputs()[0]
     width = int(spec.shape[1])
     rows = np.random.default_rng(0).standard_normal((batch, width)).astype(np.float32)

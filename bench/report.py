@@ -19,8 +19,9 @@ ON = "tensorgate"
 OFF = "tensorgate, batching off"
 TWO = "tensorgate, 2 workers"
 CEILING = "onnxruntime in-process (ceiling)"
-ACCESS_LOG_ON = "tensorgate"
+ACCESS_LOG_ON = "tensorgate, access log on"
 ACCESS_LOG_OFF = "tensorgate, access log off"
+REMOTE = "tensorgate -> remote tensorgate"
 BINARY_JSON = "tensorgate JSON"
 BINARY = "tensorgate binary"
 KINDS = (NAIVE, OFF, ON, TWO, CEILING)
@@ -72,6 +73,8 @@ class Report:
     binary_rounds: int
     access_log: list[Measurement]
     """``mlp`` with the access log on (``tensorgate``) and off, same run, in turns."""
+    remote: list[Measurement]
+    """``mlp`` local (``tensorgate``) and through a remote model (``REMOTE``), in turns."""
     overload: dict[str, float]
     memory: dict[str, float]
     best_kind: str
@@ -252,6 +255,25 @@ def _access_log_table(report: Report) -> list[str]:
     return [*lines, ""]
 
 
+def _remote_table(report: Report) -> list[str]:
+    found = {(m.server, m.connections): m for m in report.remote}
+    lines = [
+        "| conns | local ok req/s | p50 ms | p99 ms | through the hop ok req/s | p50 ms | "
+        "p99 ms | hop / local | p50 added ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for conns in (1, 64):
+        local, hop = found.get((ON, conns)), found.get((REMOTE, conns))
+        if local is None or hop is None:
+            continue
+        lines.append(
+            f"| {conns} | {local.ok_per_s:,.0f} | {local.p50_ms:.2f} | {local.p99_ms:.2f} | "
+            f"{hop.ok_per_s:,.0f} | {hop.p50_ms:.2f} | {hop.p99_ms:.2f} | "
+            f"{hop.ok_per_s / local.ok_per_s:.0%} | {hop.p50_ms - local.p50_ms:+.2f} |"
+        )
+    return [*lines, ""]
+
+
 def _binary_table(report: Report) -> list[str]:
     lines = [
         "| model | conns | JSON ok req/s | p50 ms | p99 ms | binary ok req/s | p50 ms | "
@@ -393,12 +415,21 @@ def write_report(report: Report, out: Path) -> None:
         *_binary_table(report),
         "## Access log",
         "",
-        "`mlp` on the one-worker server with its default access log (one JSON line per "
-        "request, written to the server's log file) and on a second one-worker server "
-        "started with `TENSORGATE_ACCESS_LOG=false`; the two take turns in every round "
+        "`mlp` on two one-worker servers started for these rows alone (so that both have "
+        "served the same traffic): one with the default access log (one JSON line per "
+        "request, written to the server's log file), one started with "
+        "`TENSORGATE_ACCESS_LOG=false`; the two take turns in every round "
         f"({report.binary_rounds} rounds, medians).",
         "",
         *_access_log_table(report),
+        "## Remote backend",
+        "",
+        "`mlp` served in-process by the one-worker tensorgate, and by a second one-worker "
+        "tensorgate whose `mlp` is a remote model (binary tensors) calling the first over "
+        "loopback: the cost of the hop, both processes on this machine's cores "
+        f"({report.binary_rounds} rounds in turns, medians).",
+        "",
+        *_remote_table(report),
         "## Overload",
         "",
         "A paced asyncio client (bench/paced_client.py) first measured the one-worker "

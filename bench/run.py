@@ -31,7 +31,16 @@ from binary_rows import make_bodies as make_binary_bodies
 from ceiling import measure
 from progress import Progress
 from queue_runs import client_capacity, memory, overload
-from report import ACCESS_LOG_OFF, ACCESS_LOG_ON, Measurement, Report, median_of, write_report
+from remote_rows import REMOTE_CONNECTIONS, remote_repository, remote_rows, upstream_environment
+from report import (
+    ACCESS_LOG_OFF,
+    ACCESS_LOG_ON,
+    REMOTE,
+    Measurement,
+    Report,
+    median_of,
+    write_report,
+)
 from servers import Server, naive, running, tensorgate
 from wide_model import build_wide
 from wrk import WrkResult, run_wrk
@@ -118,6 +127,9 @@ def all_servers(
             "tensorgate, 2 workers": stack.enter_context(
                 running(tensorgate(repos["on"], 2), "/v2/health/ready", work / "on2.log", env)
             ),
+            ACCESS_LOG_ON: stack.enter_context(
+                running(tensorgate(repos["on"], 1), "/v2/health/ready", work / "logged.log", env)
+            ),
             ACCESS_LOG_OFF: stack.enter_context(
                 running(
                     tensorgate(repos["on"], 1),
@@ -127,6 +139,15 @@ def all_servers(
                 )
             ),
         }
+        upstream = servers["tensorgate"].base
+        servers[REMOTE] = stack.enter_context(
+            running(
+                tensorgate(remote_repository(work, upstream), 1),
+                "/v2/health/ready",
+                work / "remote.log",
+                upstream_environment(env),
+            )
+        )
         for model in MODELS:
             servers[f"naive {model}"] = stack.enter_context(
                 running(
@@ -201,8 +222,8 @@ def access_log_rows(
     rounds: int,
     progress: Progress,
 ) -> list[Measurement]:
-    """``mlp`` at 1 and 64 connections with the access log on (the default) and off, the
-    two one-worker servers taking turns in every round."""
+    """``mlp`` at 1 and 64 connections with the access log on (the default) and off, on
+    two fresh one-worker servers that serve nothing else, taking turns in every round."""
     body = bodies[("mlp", "tensorgate")]
 
     def run(kind: str, conns: int) -> Callable[[], WrkResult]:
@@ -269,7 +290,7 @@ def main() -> None:
         bodies = make_bodies(work)
         runs = rounds * sum(len(connections) * (4 if m in WORKER_MODELS else 3) for m in MODELS)
         binary_bodies = make_binary_bodies(work)
-        log_runs = binary_rounds * len(ACCESS_LOG_CONNECTIONS) * 2
+        log_runs = binary_rounds * (len(ACCESS_LOG_CONNECTIONS) + len(REMOTE_CONNECTIONS)) * 2
         progress = Progress(runs + run_count(binary_rounds) + log_runs + len(MODELS) + 2)
         with all_servers(repos, work, enable_auth()) as servers:
             results = matrix(servers, bodies, work, seconds, connections, rounds, progress)
@@ -277,6 +298,8 @@ def main() -> None:
                 servers["tensorgate"], binary_bodies, work, seconds, binary_rounds, progress
             )
             logged = access_log_rows(servers, bodies, work, seconds, binary_rounds, progress)
+            mlp_body = bodies[("mlp", "tensorgate")]
+            hop = remote_rows(servers, mlp_body, work, seconds, binary_rounds, progress)
             by = {(r.server, r.model, r.connections): r for r in results}
             capacity = max(
                 by[(k, "mlp", 64)].ok_per_s for k in ("tensorgate", "tensorgate, 2 workers")
@@ -301,6 +324,7 @@ def main() -> None:
         binary=binary,
         binary_rounds=binary_rounds,
         access_log=logged,
+        remote=hop,
         overload=over,
         memory=mem,
         best_kind=best_kind,
@@ -321,6 +345,7 @@ def main() -> None:
                 "measurements": [asdict(r) for r in results],
                 "binary": [asdict(r) for r in binary],
                 "access_log": [asdict(r) for r in logged],
+                "remote": [asdict(r) for r in hop],
                 "overload": over,
                 "memory": mem,
             },

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from backends.remote import RemoteOptions
 
 Array = npt.NDArray[np.generic]
 
@@ -62,6 +66,12 @@ class ModelSignature:
         return self._outputs_by_name.get(name)
 
 
+CALL_TIMEOUT_S: ContextVar[float | None] = ContextVar("call_timeout_s", default=None)
+"""Seconds until the caller of the batch being started gives up (the latest deadline of
+its requests), set around ``Backend.infer``; None: no deadline. A backend whose call can
+outlive it (a remote one) bounds the call by it."""
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeOptions:
     """How a backend should run a model; filled from the model's config file."""
@@ -73,6 +83,15 @@ class RuntimeOptions:
     instances: int = 1
     extra: Mapping[str, str] = field(default_factory=dict)
     """Runtime-specific session settings (ONNX Runtime: session config entries)."""
+    provider_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Options by execution provider name (ONNX Runtime's provider options)."""
+    require_provider: bool = False
+    """Fail the load when the first execution provider asked for cannot be used, instead
+    of running on the next one (the CPU at last) with a warning."""
+    io_binding: bool = False
+    """Run each batch through ONNX Runtime's I/O binding."""
+    remote: RemoteOptions | None = None
+    """Set: the model runs on an upstream server, not in this process."""
 
 
 @runtime_checkable

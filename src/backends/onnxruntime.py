@@ -20,6 +20,7 @@ from backends.worker_pool import WorkerPool
 logger = logging.getLogger(__name__)
 
 CPU_PROVIDER = "CPUExecutionProvider"
+GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
 
 # ONNX Runtime names element types "tensor(<onnx type>)"; map them onto numpy.
 _ORT_TYPES: dict[str, np.dtype[Any]] = {
@@ -98,27 +99,59 @@ def _session_options(options: RuntimeOptions) -> ort.SessionOptions:
 class OnnxRuntimeBackend:
     """One ONNX Runtime session with its own pool of ``instances`` worker threads."""
 
-    def __init__(self, session: ort.InferenceSession, name: str, instances: int) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        name: str,
+        instances: int,
+        *,
+        requested: str = CPU_PROVIDER,
+        io_binding: bool = False,
+    ) -> None:
         self._session = session
         self._name = name
+        self._io_binding = io_binding
         self._signature = ModelSignature(
             inputs=tuple(_tensor_spec(node) for node in session.get_inputs()),
             outputs=tuple(_tensor_spec(node) for node in session.get_outputs()),
         )
         self._all_outputs = [spec.name for spec in self._signature.outputs]
+        specs = (*self._signature.inputs, *self._signature.outputs)
+        # I/O binding takes numeric tensors only; a model with strings runs plainly.
+        self._io_binding = io_binding and all(spec.dtype != STRING_DTYPE for spec in specs)
         provider = session.get_providers()[0]
-        self._metadata = {"platform": "onnxruntime_onnx", "execution_provider": provider}
+        self._metadata = {
+            "platform": "onnxruntime_onnx",
+            "execution_provider": provider,
+            "execution_provider_requested": requested,
+        }
+        if provider in GPU_PROVIDERS:
+            options = session.get_provider_options().get(provider, {})
+            self._metadata["device_id"] = str(options.get("device_id", "0"))
         self._workers = WorkerPool(instances, name=f"ort-{name.replace(' ', '-')}")
 
     @classmethod
     def load(cls, path: Path, options: RuntimeOptions, name: str) -> OnnxRuntimeBackend:
-        """Create the session (blocking: call it from a worker thread)."""
+        """Create the session (blocking: call it from a worker thread).
+
+        The provider actually in use can differ from the first one asked for: not in this
+        onnxruntime build, or (ONNX Runtime falls back by itself) no GPU or no CUDA
+        libraries. With ``require_provider`` that fails the load; otherwise it is logged.
+        """
         if not path.is_file():
             raise ModelLoadError(f"model file not found: {path}")
-        choice = choose_providers(options.execution_providers, ort.get_available_providers())
+        available = ort.get_available_providers()
+        choice = choose_providers(options.execution_providers, available)
+        wanted = next(iter(options.execution_providers), CPU_PROVIDER)
+        if options.require_provider and wanted in choice.unavailable:
+            raise ModelLoadError(
+                f"{wanted} is not available in this onnxruntime build (it offers: "
+                f"{', '.join(available)}); when_provider_unavailable is fail"
+            )
+        providers = [(p, dict(options.provider_options.get(p, {}))) for p in choice.providers]
         try:
             session = ort.InferenceSession(
-                str(path), sess_options=_session_options(options), providers=list(choice.providers)
+                str(path), sess_options=_session_options(options), providers=providers
             )
         except ModelLoadError:
             raise
@@ -127,16 +160,22 @@ class OnnxRuntimeBackend:
                 str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             )
             raise ModelLoadError(f"onnxruntime could not load {path.name}: {first_line}") from exc
-        backend = cls(session, name, options.instances)
+        backend = cls(
+            session, name, options.instances, requested=wanted, io_binding=options.io_binding
+        )
         in_use = backend.metadata["execution_provider"]
-        wanted = next((p for p in options.execution_providers), CPU_PROVIDER)
         if wanted != in_use:
+            if options.require_provider:
+                raise ModelLoadError(
+                    f"asked for {wanted} but ONNX Runtime could only start {in_use} (no "
+                    "device, or its libraries are missing); when_provider_unavailable is fail"
+                )
             logger.warning(
                 "model %s asked for %s but runs on %s (this onnxruntime build offers: %s)",
                 name,
                 wanted,
                 in_use,
-                ", ".join(ort.get_available_providers()),
+                ", ".join(available),
             )
         return backend
 
@@ -163,10 +202,24 @@ class OnnxRuntimeBackend:
 
     def _run(self, names: list[str], feed: dict[str, Array]) -> dict[str, Array]:
         try:
-            results = self._session.run(names, feed)
+            if self._io_binding:
+                results = self._run_bound(names, feed)
+            else:
+                results = self._session.run(names, feed)
         except Exception as exc:  # ORT's pybind errors share no useful base class
             raise InferenceError(str(exc), kind=type(exc).__name__) from exc
         return {name: np.asarray(value) for name, value in zip(names, results, strict=True)}
+
+    def _run_bound(self, names: list[str], feed: dict[str, Array]) -> list[Any]:
+        """One run through I/O binding: inputs read from host memory, outputs written to
+        host memory by ONNX Runtime (on CUDA: one copy each way, no staging)."""
+        binding = self._session.io_binding()
+        for name, value in feed.items():
+            binding.bind_cpu_input(name, value)
+        for name in names:
+            binding.bind_output(name, "cpu")
+        self._session.run_with_iobinding(binding)
+        return list(binding.copy_outputs_to_cpu())
 
     async def close(self) -> None:
         """Wait for running calls, then stop the worker threads; idempotent."""

@@ -9,7 +9,8 @@
     ├── DeadlineExceeded      the request's deadline passed before it ran (504)
     ├── Unauthorized          no valid credentials (401)
     ├── Forbidden             valid credentials without the needed scope (403)
-    └── BackendError          the runtime failed; the message is safe to show (500)
+    ├── BackendError          the runtime failed; the message is safe to show (500)
+    └── UpstreamError         a remote model's upstream failed or broke off (502)
 
 Messages are shown to clients: they name what was wrong and what was expected, and never
 carry internals, tokens or keys.
@@ -74,3 +75,7 @@ class Forbidden(GatewayError):
 
 class BackendError(GatewayError):
     """Inference failed inside the runtime; the full error is logged, not shown."""
+
+
+class UpstreamError(GatewayError):
+    """A remote model's upstream answered with an error or broke off the call."""

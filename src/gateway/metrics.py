@@ -113,6 +113,21 @@ class GatewayMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        self.execution_provider = Gauge(
+            "tensorgate_model_execution_provider",
+            "1 for the ONNX Runtime execution provider a ready model version runs on",
+            ("model", "version", "provider"),
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.provider_fallback = Gauge(
+            "tensorgate_execution_provider_fallback",
+            "1 while a model version runs on another execution provider than the first it "
+            "asked for (no GPU, or not in this onnxruntime build), else 0",
+            ("model", "version", "requested", "provider"),
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self.build_info = Gauge(
             "tensorgate_build_info",
             "Always 1: the versions of tensorgate, Python and ONNX Runtime serving",
@@ -141,6 +156,15 @@ class GatewayMetrics:
         for known in VERSION_STATES:
             value = 1 if known == state else 0
             self.version_state.labels(model, str(version), known).set(value)
+
+    def execution_provider_state(
+        self, model: str, version: int, requested: str, provider: str, *, serving: bool
+    ) -> None:
+        """Record the provider a version runs on (and a fallback), or that it stopped."""
+        value = 1 if serving else 0
+        self.execution_provider.labels(model, str(version), provider).set(value)
+        fallback = value if requested != provider else 0
+        self.provider_fallback.labels(model, str(version), requested, provider).set(fallback)
 
     def build(self, version: str, python: str, onnxruntime: str) -> None:
         """Record what is serving, in ``tensorgate_build_info``."""

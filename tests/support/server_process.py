@@ -68,6 +68,12 @@ class ServerProcess:
             if match := pattern.search(line):
                 return match
 
+    def kill(self) -> None:
+        """SIGKILL by PID: the process dies at once, its connections reset."""
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait(timeout=30)
+
     def terminate(self) -> None:
         """SIGTERM by PID, without waiting."""
         assert self._process is not None

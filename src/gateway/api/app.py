@@ -16,7 +16,7 @@ import onnxruntime
 from fastapi import FastAPI
 
 from backends.base import Backend
-from backends.onnxruntime import OnnxRuntimeBackend
+from backends.loading import load_backend
 from gateway.api.access_log import AccessLog, chosen_format
 from gateway.api.dependencies import DOCS_ACCESS
 from gateway.api.docs import install_docs
@@ -42,7 +42,12 @@ from gateway.batching.batcher import Batcher, Clock
 from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
 from gateway.repository.polling import RepositoryWatcher
-from gateway.repository.registry import BackendLoader, ModelRegistry, ModelVersion, batch_policy
+from gateway.repository.registry import (
+    BackendLoader,
+    ModelRegistry,
+    ModelVersion,
+    batch_policy,
+)
 from gateway.settings import AuthSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -50,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(
     settings: Settings,
-    loader: BackendLoader = OnnxRuntimeBackend.load,
+    loader: BackendLoader = load_backend,
     *,
     clock: Clock = time.monotonic,
     on_ready: Callable[[AppState], None] | None = None,
@@ -79,9 +84,7 @@ def create_app(
                 access_log = AccessLog(chosen_format(settings.access_log_format))
                 stack.callback(access_log.flush)  # the last lines, at shutdown
             registry = ModelRegistry(loader, make_batcher)
-            registry.add_listener(
-                lambda v: collectors.model_version_state(v.name, v.version, v.state.value)
-            )
+            registry.add_listener(partial(_record_version, collectors))
             # Registered before close, so closing still removes the typed routes.
             stack.callback(typed_routes.watch(registry))
             stack.push_async_callback(registry.close)
@@ -137,6 +140,22 @@ def create_app(
     http_metrics.install(app)
     app.openapi = partial(build_openapi, app, typed_routes)  # type: ignore[method-assign]
     return app
+
+
+def _record_version(collectors: GatewayMetrics, version: ModelVersion) -> None:
+    """A version's state, and while ready the execution provider it runs on."""
+    collectors.model_version_state(version.name, version.version, version.state.value)
+    if version.backend is not None:  # also while unloading: told before it is released
+        facts = version.backend.metadata
+        provider = facts.get("execution_provider")
+        if provider is not None:
+            collectors.execution_provider_state(
+                version.name,
+                version.version,
+                facts.get("execution_provider_requested", provider),
+                provider,
+                serving=version.ready,
+            )
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -23,6 +23,7 @@ from gateway.errors import (
     Overloaded,
     PayloadTooLarge,
     Unauthorized,
+    UpstreamError,
 )
 from gateway.validation import describe_errors
 
@@ -38,6 +39,7 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     ModelNotReady: 503,
     Overloaded: 503,
     DeadlineExceeded: 504,
+    UpstreamError: 502,
 }
 
 

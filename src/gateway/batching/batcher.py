@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from backends.base import Array
+from backends.base import CALL_TIMEOUT_S, Array
 from backends.worker_pool import SettledFuture
 from gateway.batching.drain import CallTime, DrainRate
 from gateway.batching.joining import join_futures
@@ -255,7 +255,13 @@ class Batcher:
             outputs = sorted({name for item in batch for name in item.outputs})
             merged = concatenate([item.inputs for item in batch])
             run.input_s = self._clock() - started
-            running = asyncio.ensure_future(self._infer(merged, outputs))
+            latest = max(item.deadline for item in batch)
+            budget = None if latest == math.inf else max(0.0, latest - started)
+            token = CALL_TIMEOUT_S.set(budget)
+            try:
+                running = asyncio.ensure_future(self._infer(merged, outputs))
+            finally:
+                CALL_TIMEOUT_S.reset(token)
         except Exception as exc:
             # Finished from the next loop turn: _finish may launch again, and a run of
             # batches failing at once must not recurse through the whole queue.

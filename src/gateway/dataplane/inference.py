@@ -13,7 +13,14 @@ from gateway.batching.observer import BatchTrace
 from gateway.batching.policy import BatchPolicy
 from gateway.dataplane.codecs import DecodingRules, RequestCodec, ResponseEncoder
 from gateway.dataplane.deadlines import TIMEOUT_HEADER, request_timeout_s
-from gateway.errors import BackendError, GatewayError, InvalidInput
+from gateway.errors import (
+    BackendError,
+    DeadlineExceeded,
+    GatewayError,
+    InvalidInput,
+    ModelNotReady,
+    UpstreamError,
+)
 from gateway.repository.registry import ModelRegistry, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -68,7 +75,18 @@ async def outputs_of(
         ) from None
 
 
+_UPSTREAM_ERRORS: dict[str, type[GatewayError]] = {
+    "UpstreamUnavailable": ModelNotReady,
+    "DeadlineExceeded": DeadlineExceeded,
+    "BadGateway": UpstreamError,
+}
+
+
 def _inference_failure(model: ModelVersion, exc: InferenceError) -> Exception:
+    upstream = _UPSTREAM_ERRORS.get(exc.kind)
+    if upstream is not None:  # a remote model: the message names the upstream's state
+        logger.warning("%s: %s", model.label, exc)
+        return upstream(f"model '{model.name}' version {model.version}: {exc}")
     logger.error("inference failed in %s (%s): %s", model.label, exc.kind, exc)
     if exc.kind == "InvalidArgument":
         return InvalidInput(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from backends.base import TensorSpec
+from backends.datatypes import from_numpy
 from gateway.errors import ModelNotReady
-from gateway.protocol.datatypes import from_numpy
 from gateway.protocol.wire import (
     ModelMetadataResponse,
     ModelReadyResponse,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from backends.base import TensorSpec
-from gateway.protocol.datatypes import from_numpy
+from backends.datatypes import from_numpy
 from gateway.protocol.triton_wire import (
     DynamicBatching,
     InstanceGroup,
@@ -45,6 +46,13 @@ def _version_policy(config: ModelConfig) -> dict[str, dict[str, int | list[int]]
     return {"all": {}}
 
 
+def _parameters(metadata: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Triton's ``parameters`` form (``{"key": {"string_value": ...}}``) of the facts a
+    backend reports: the execution provider in use and the one asked for."""
+    keys = ("execution_provider", "execution_provider_requested", "device_id")
+    return {key: {"string_value": metadata[key]} for key in keys if key in metadata}
+
+
 def model_config(registry: ModelRegistry, name: str, version: str | None) -> ModelConfigResponse:
     """The configuration of a ready version (the highest ready one when unversioned)."""
     model = registry.resolve(name, version)
@@ -67,6 +75,7 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
         )
     provider = backend.metadata.get("execution_provider", "")
     kind: Literal["KIND_CPU", "KIND_GPU"] = "KIND_GPU" if provider in _GPU_PROVIDERS else "KIND_CPU"
+    gpus = [int(backend.metadata.get("device_id", "0"))] if kind == "KIND_GPU" else None
     return ModelConfigResponse(
         name=name,
         platform=backend.metadata.get("platform", "onnxruntime_onnx"),
@@ -82,5 +91,6 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
             for spec in signature.outputs
         ],
         dynamic_batching=dynamic,
-        instance_group=[InstanceGroup(name=name, kind=kind, count=policy.instances)],
+        instance_group=[InstanceGroup(name=name, kind=kind, count=policy.instances, gpus=gpus)],
+        parameters=_parameters(backend.metadata),
     )

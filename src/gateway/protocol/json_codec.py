@@ -16,8 +16,8 @@ import numpy as np
 import orjson
 
 from backends.base import Array, ModelSignature, TensorSpec
+from backends.datatypes import DATATYPES, from_numpy, to_numpy
 from gateway.errors import InvalidInput, PayloadTooLarge
-from gateway.protocol.datatypes import DATATYPES, from_numpy, to_numpy
 from gateway.protocol.wire import MAX_DIMENSION, MAX_RANK, RequestInput
 
 _JSON_TYPE_NAMES: dict[type, str] = {

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.base import Array, ModelSignature
+from backends.datatypes import from_numpy
 from gateway.errors import InvalidInput
 from gateway.protocol.binary_codec import (
     binary_body,
@@ -18,7 +19,6 @@ from gateway.protocol.binary_codec import (
     tensor_bytes,
 )
 from gateway.protocol.classification import check_parameters, class_counts, classify
-from gateway.protocol.datatypes import from_numpy
 from gateway.protocol.envelope import binary_outputs, parse_request, select_outputs
 from gateway.protocol.json_codec import (
     check_names,

@@ -52,6 +52,8 @@ class InstanceGroup(BaseModel):
     name: str
     kind: Literal["KIND_CPU", "KIND_GPU"]
     count: int
+    gpus: list[int] | None = None
+    """The GPU a KIND_GPU group runs on (``cuda.device_id``); left out for the CPU."""
 
 
 class ModelConfigResponse(BaseModel):
@@ -69,6 +71,9 @@ class ModelConfigResponse(BaseModel):
     output: list[ModelOutputConfig]
     dynamic_batching: DynamicBatching | None = None
     instance_group: list[InstanceGroup]
+    parameters: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Triton's form of free parameters: here the execution provider in use
+    (``execution_provider``), the one asked for and the GPU (``device_id``)."""
 
 
 class StatDuration(BaseModel):

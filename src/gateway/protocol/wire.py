@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictInt, WithJsonSchema
 
-from gateway.protocol.datatypes import DATATYPES
+from backends.datatypes import DATATYPES
 
 _TENSOR_DATA_SCHEMA: dict[str, Any] = {
     "type": "array",

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from backends.base import RuntimeOptions
+from backends.remote import RemoteOptions
 from gateway.batching.policy import (
     DEFAULT_DISPATCH_AHEAD_MS,
     DEFAULT_INSTANCES,
@@ -142,12 +143,123 @@ class WarmupConfig(_Section):
     (with their own batch size) instead of generated inputs; every input must be named."""
 
 
+class CudaConfig(_Section):
+    """Settings of the CUDA (and TensorRT) execution provider, used when it is asked for."""
+
+    device_id: Annotated[int, Field(ge=0, le=63)] = 0
+    """The GPU the model runs on."""
+    memory_limit_mb: Annotated[int, Field(ge=1)] | None = None
+    """Most GPU memory ONNX Runtime's arena may take for this model; none: no limit."""
+    arena_extend_strategy: Literal["next_power_of_two", "same_as_requested"] = "next_power_of_two"
+    """How the arena grows: by powers of two (fewer, larger allocations) or by exactly
+    what is asked (less memory held)."""
+    cudnn_conv_algo_search: Literal["exhaustive", "heuristic", "default"] = "exhaustive"
+    """How cuDNN picks convolution algorithms: ``exhaustive`` benchmarks them on first use
+    (slower first calls, so warm up), ``heuristic`` guesses, ``default`` takes the first."""
+    io_binding: bool = False
+    """Run batches through ONNX Runtime's I/O binding: inputs bound from host memory,
+    outputs into host memory, without the intermediate copies of a plain run."""
+
+    def provider_options(self) -> dict[str, dict[str, str]]:
+        """ONNX Runtime's provider options for CUDA and TensorRT."""
+        cuda = {
+            "device_id": str(self.device_id),
+            "arena_extend_strategy": (
+                "kNextPowerOfTwo"
+                if self.arena_extend_strategy == "next_power_of_two"
+                else "kSameAsRequested"
+            ),
+            "cudnn_conv_algo_search": self.cudnn_conv_algo_search.upper(),
+        }
+        if self.memory_limit_mb is not None:
+            cuda["gpu_mem_limit"] = str(self.memory_limit_mb * 1024 * 1024)
+        return {
+            "CUDAExecutionProvider": cuda,
+            "TensorrtExecutionProvider": {"device_id": str(self.device_id)},
+        }
+
+
+class RemoteTls(_Section):
+    """TLS toward the upstream: a CA to trust, and a client certificate for mutual TLS."""
+
+    ca_file: str | None = None
+    """PEM bundle of the CAs the upstream's certificate must chain to (default: the
+    system's)."""
+    cert_file: str | None = None
+    """PEM client certificate presented to the upstream."""
+    key_file: str | None = None
+    """PEM private key of ``cert_file``."""
+
+
+class RemoteConfig(_Section):
+    """A model served by an upstream Open Inference Protocol server (docs/operations.md)."""
+
+    urls: Annotated[list[Annotated[str, Field(pattern=r"^https?://[^\s/]+$")]], Field(min_length=1)]
+    """Upstream base URLs (``http://host:port``): one address (a Service or a load
+    balancer spreads the load) or every replica."""
+    model: str | None = None
+    """The model's name upstream; default: the same name as here."""
+    version: str | None = None
+    """The upstream version to call; default: the upstream's own choice."""
+    wire: Literal["binary", "json"] = "binary"
+    """Tensors on the wire: Triton's binary tensor extension, or JSON."""
+    token_env: str | None = None
+    """Environment variable holding the bearer token sent upstream (never in this file)."""
+    token_file: str | None = None
+    """File holding the bearer token sent upstream (a mounted secret)."""
+    tls: RemoteTls = Field(default_factory=RemoteTls)
+    """TLS toward the upstream."""
+    connect_timeout_ms: Annotated[float, Field(gt=0, le=60_000)] = 1000.0
+    """Longest wait for a connection to a replica; then the next replica is tried."""
+    timeout_ms: Annotated[float, Field(gt=0)] = 30_000.0
+    """Longest call when the batch carries no deadline (requests with none)."""
+    max_connections: Annotated[int, Field(ge=1, le=10_000)] = 64
+    """Connections kept to each replica."""
+    failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
+    """Failures in a row that open a replica's circuit."""
+    open_ms: Annotated[float, Field(gt=0)] = 5000.0
+    """How long an open circuit keeps a replica out before one trial batch."""
+    health_interval_ms: Annotated[float, Field(gt=0)] = 2000.0
+    """How often each replica's readiness is asked."""
+
+    def options(self, model: str) -> RemoteOptions:
+        """The backend's options, ``model`` the name here."""
+        return RemoteOptions(
+            urls=tuple(url.rstrip("/") for url in self.urls),
+            model=self.model or model,
+            version=self.version,
+            wire=self.wire,
+            token_env=self.token_env,
+            token_file=self.token_file,
+            ca_file=self.tls.ca_file,
+            cert_file=self.tls.cert_file,
+            key_file=self.tls.key_file,
+            connect_timeout_s=self.connect_timeout_ms / 1000,
+            timeout_s=self.timeout_ms / 1000,
+            max_connections=self.max_connections,
+            failure_threshold=self.failure_threshold,
+            open_s=self.open_ms / 1000,
+            health_interval_s=self.health_interval_ms / 1000,
+        )
+
+
 class ModelConfig(_Section):
     """Everything ``models/<name>/config.yaml`` may set; every field has a default."""
 
     execution_providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
     """Execution providers in order of preference (``cuda``, ``cpu`` or full ONNX Runtime
     names). Unavailable ones are skipped with a warning; CPU is always the last resort."""
+    when_provider_unavailable: Literal["fallback", "fail"] = "fallback"
+    """When the first execution provider asked for cannot run the model (not in this
+    onnxruntime build, no GPU, missing libraries): ``fallback`` runs it on the next one
+    (the CPU at last) with one warning and ``tensorgate_execution_provider_fallback`` at 1;
+    ``fail`` fails the load, so the version never serves."""
+    remote: RemoteConfig | None = None
+    """Run the model on upstream servers instead of in this process: its version
+    directories need no ``model.onnx`` (docs/operations.md#remote-models)."""
+    cuda: CudaConfig = Field(default_factory=CudaConfig)
+    """CUDA and TensorRT provider settings (device, memory limit, arena, cuDNN search,
+    I/O binding)."""
     intra_op_threads: Annotated[int, Field(ge=0)] = 0
     """Threads ONNX Runtime uses inside one operator; 0 lets it choose (one per core)."""
     inter_op_threads: Annotated[int, Field(ge=0)] = 0
@@ -160,7 +272,8 @@ class ModelConfig(_Section):
     +25% req/s for ``mlp`` with one worker, nearly 2x with two, docs/benchmarks.md)."""
     instances: Annotated[int, Field(ge=1, le=64)] = DEFAULT_INSTANCES
     """How many batches of this model may run at the same time (one ONNX Runtime call
-    each). 1 measured fastest on 2 cores: the next batch fills while one runs."""
+    each). 1 measured fastest on 2 cores: the next batch fills while one runs. A remote
+    model that does not set it runs two batches per upstream address at a time."""
     allow_non_finite: bool = False
     """Accept NaN and Infinity in input tensors (rejected with a 400 otherwise)."""
     version_policy: VersionPolicy = "all"
@@ -205,8 +318,8 @@ class ModelConfig(_Section):
     def _expand_aliases(cls, providers: list[str]) -> list[str]:
         return [_PROVIDER_ALIASES.get(p.lower(), p) for p in providers]
 
-    def runtime_options(self) -> RuntimeOptions:
-        """The subset of the config a backend needs."""
+    def runtime_options(self, model: str = "") -> RuntimeOptions:
+        """The subset of the config a backend needs; ``model``: the model's name."""
         return RuntimeOptions(
             execution_providers=tuple(self.execution_providers),
             intra_op_threads=self.intra_op_threads,
@@ -214,6 +327,10 @@ class ModelConfig(_Section):
             graph_optimization_level=self.graph_optimization_level,
             instances=self.instances,
             extra={"session.intra_op.allow_spinning": "1" if self.allow_spinning else "0"},
+            provider_options=self.cuda.provider_options(),
+            require_provider=self.when_provider_unavailable == "fail",
+            io_binding=self.cuda.io_binding,
+            remote=self.remote.options(model) if self.remote is not None else None,
         )
 
     def batch_policy(self, *, stackable: bool) -> BatchPolicy:
@@ -225,10 +342,17 @@ class ModelConfig(_Section):
             max_queue_delay_s=section.max_queue_delay_ms / 1000,
             max_queue_size=section.max_queue_size,
             preferred_batch_sizes=tuple(section.preferred_batch_sizes),
-            instances=self.instances,
+            instances=self.concurrent_batches(),
             batching=section.enabled and stackable,
             dispatch_ahead_s=section.dispatch_ahead_ms / 1000,
         )
+
+    def concurrent_batches(self) -> int:
+        """``instances``; for a remote model that does not set it, two batches per upstream
+        address, so that every replica has work while the next batch forms."""
+        if self.remote is not None and "instances" not in self.model_fields_set:
+            return 2 * len(self.remote.urls)
+        return self.instances
 
     def select_versions(self, available: list[int]) -> list[int]:
         """The versions this policy serves out of ``available``, ascending."""

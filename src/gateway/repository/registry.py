@@ -225,7 +225,7 @@ class ModelRegistry:
             entry.versions[version] = model_version
         try:
             backend = await asyncio.to_thread(
-                self._loader, path, config.runtime_options(), f"{name} version {version}"
+                self._loader, path, config.runtime_options(name), f"{name} version {version}"
             )
         except ModelLoadError as exc:
             model_version.state, model_version.reason = VersionState.FAILED, str(exc)

@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictStr, ValidationError
 
 from backends.base import Array, ModelSignature, TensorSpec
+from backends.datatypes import from_numpy
 from gateway.errors import InvalidInput
-from gateway.protocol.datatypes import from_numpy
 from gateway.protocol.envelope import check_count, select_outputs, unknown_fields
 from gateway.protocol.json_codec import (
     bytes_as_text,

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, WithJsonSchema, create_model
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.protocol.datatypes import from_numpy
+from backends.datatypes import from_numpy
 from gateway.protocol.json_codec import format_shape
 
 MAX_EXAMPLE_ELEMENTS = 4096

@@ -41,6 +41,10 @@ async def test_config_of_a_demo_model_follows_triton(client: httpx.AsyncClient) 
             },
         },
         "instance_group": [{"name": "digits", "kind": "KIND_CPU", "count": 1}],
+        "parameters": {
+            "execution_provider": {"string_value": "CPUExecutionProvider"},
+            "execution_provider_requested": {"string_value": "CPUExecutionProvider"},
+        },
     }
     versioned = await client.get("/v2/models/digits/versions/1/config")
     assert versioned.json() == response.json()

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backends.base import ModelSignature, TensorSpec
+from backends.datatypes import DATATYPES, from_numpy, to_numpy
 from gateway.errors import InvalidInput
-from gateway.protocol.datatypes import DATATYPES, from_numpy, to_numpy
 from gateway.protocol.json_codec import (
     decode_inputs,
     decode_tensor,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backends.base import ModelSignature, TensorSpec
-from gateway.protocol.datatypes import DATATYPES, to_numpy
+from backends.datatypes import DATATYPES, to_numpy
 from gateway.typed.codec import decode_typed_request
 from gateway.typed.schemas import (
     MAX_EXAMPLE_ELEMENTS,

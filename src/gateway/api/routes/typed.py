@@ -18,11 +18,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from backends.base import ModelSignature, TensorSpec
+from backends.datatypes import from_numpy
 from gateway.api.dependencies import infer_security
 from gateway.api.responses import INFER_ROUTE
 from gateway.api.routes.declared import declare_inference
 from gateway.dataplane.inference import rows_limit
-from gateway.protocol.datatypes import from_numpy
 from gateway.protocol.json_codec import format_shape
 from gateway.repository.registry import ModelRegistry, ModelVersion
 from gateway.typed.schemas import Bounds, TypedSchema, build_typed_schema, class_prefix

@@ -1,4 +1,5 @@
-"""The Open Inference Protocol's tensor datatypes and their numpy counterparts."""
+"""The Open Inference Protocol's tensor datatypes and their numpy counterparts: shared by the
+gateway (the protocol it serves) and the remote backend (the protocol it calls)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,64 @@
+"""The remote backend's rows of ``make bench``: ``mlp`` served in-process by the one-worker
+tensorgate, and by a second tensorgate whose ``mlp`` is a remote model calling the first
+one over loopback (binary tensors), the two taking turns: the cost of the hop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from alternating import alternating
+from progress import Progress
+from report import REMOTE, Measurement
+from servers import Server
+from wrk import WrkResult, run_wrk
+
+REMOTE_CONNECTIONS = (1, 64)
+TOKEN_VARIABLE = "BENCH_UPSTREAM_TOKEN"
+
+
+def remote_repository(work: Path, upstream: str) -> Path:
+    """A repository whose ``mlp`` runs on ``upstream`` (batching as the shipped config)."""
+    model = work / "repo-remote" / "mlp"
+    (model / "1").mkdir(parents=True)
+    (model / "config.yaml").write_text(
+        f"remote:\n  urls: [{upstream}]\n  token_env: {TOKEN_VARIABLE}\n  wire: binary\n"
+    )
+    return model.parent
+
+
+def upstream_environment(env: dict[str, str]) -> dict[str, str]:
+    """``env`` plus a token the remote model presents upstream (metadata and inference)."""
+    exe = Path(sys.executable).with_name("tensorgate")
+    minted = subprocess.run(
+        [str(exe), "token", "--sub", "gateway", "--scope", "models:read models:infer"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+    return {**env, TOKEN_VARIABLE: minted.stdout.strip()}
+
+
+def remote_rows(
+    servers: dict[str, Server],
+    body: Path,
+    work: Path,
+    seconds: int,
+    rounds: int,
+    progress: Progress,
+) -> list[Measurement]:
+    """``mlp`` at 1 and 64 connections, local and through the hop, in turns."""
+
+    def run(kind: str, conns: int) -> Callable[[], WrkResult]:
+        url = servers[kind].base + "/v2/models/mlp/infer"
+        return lambda: run_wrk(url, body, conns, seconds, work, send_token=True)
+
+    results: list[Measurement] = []
+    for conns in REMOTE_CONNECTIONS:
+        variants = {kind: run(kind, conns) for kind in ("tensorgate", REMOTE)}
+        results += alternating(variants, "mlp", conns, rounds, progress)
+    return results
