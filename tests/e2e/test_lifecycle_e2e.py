@@ -5,19 +5,19 @@ a version that was ready then, the corrupt one never answers, warm-up precedes t
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import onnx
 import pytest
 
 from support.app import bearer, make_settings
+from support.load import Load
 from support.paths import DEMO_MODELS
 from support.server_process import ServerProcess, serving
 
@@ -28,54 +28,6 @@ GUARD_S = 60
 DIGITS = DEMO_MODELS / "digits" / "1" / "model.onnx"
 BODY = {"inputs": [{"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]}
 WARMUP = "warmup: {runs: 2, batch_sizes: [1, 8]}\n"
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    sent: float
-    received: float
-    status: int
-    version: str
-
-
-class Load:
-    """16 clients posting unversioned requests in a loop until stopped."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url
-        self.headers = {"Authorization": token}
-        self.answers: list[Answer] = []
-        self.stopped = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._target = 0
-        self._reached = asyncio.Event()
-
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._client()) for _ in range(CLIENTS)]
-
-    async def _client(self) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=GUARD_S) as http:
-            while not self.stopped.is_set():
-                sent = time.monotonic()
-                try:
-                    answer = await http.post("/v2/models/m/infer", json=BODY, headers=self.headers)
-                    status = answer.status_code
-                    version = answer.json().get("model_version", "") if status == 200 else ""
-                except httpx.HTTPError as exc:
-                    status, version = 0, type(exc).__name__
-                self.answers.append(Answer(sent, time.monotonic(), status, version))
-                if len(self.answers) >= self._target:
-                    self._reached.set()
-
-    async def more(self, count: int) -> None:
-        """Wait until ``count`` more answers have come back."""
-        self._target = len(self.answers) + count
-        self._reached.clear()
-        await asyncio.wait_for(self._reached.wait(), GUARD_S)
-
-    async def stop(self) -> None:
-        self.stopped.set()
-        await asyncio.gather(*self._tasks)
 
 
 def write_config(model: Path, policy: str, split: str) -> None:
@@ -106,7 +58,9 @@ async def test_versions_change_under_load_and_no_request_fails(
     token = bearer(make_settings(repository))
     model = repository / "m"
     marks: dict[str, float] = {}
-    load = Load(server.base_url, token)
+    load = Load(
+        f"{server.base_url}/v2/models/m/infer", {"Authorization": token}, BODY, clients=CLIENTS
+    )
     async with httpx.AsyncClient(
         base_url=server.base_url, headers={"Authorization": token}, timeout=GUARD_S
     ) as admin:
@@ -152,7 +106,15 @@ async def test_versions_change_under_load_and_no_request_fails(
         index = (await admin.post("/v2/repository/index")).json()
         await load.stop()
 
-    answers = load.answers
+    answers = [
+        SimpleNamespace(
+            sent=a.sent,
+            received=a.received,
+            status=a.status,
+            version=a.document.get("model_version", "") if a.status == 200 else "",
+        )
+        for a in load.answers
+    ]
     failed = [a for a in answers if a.status != 200]
     assert failed == [], f"{len(failed)} of {len(answers)} failed, first: {failed[:3]}"
     assert {a.version for a in answers} == {"1", "2"}

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from support.app import TEST_SECRET, bearer, make_settings
+from support.load import Load
 from support.onnx_models import slow_model, write_model
 from support.paths import DEMO_MODELS
 from support.server_process import ServerProcess
@@ -94,40 +95,6 @@ def test_both_wire_formats_give_the_upstreams_answer(upstream_repo: Path, tmp_pa
         assert metadata["parameters"]["upstream"] == url
 
 
-class Load:
-    """16 clients posting to the gateway until stopped; (time, status) of every answer."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.headers = {"Authorization": token}
-        self.answers: list[tuple[float, int, str]] = []
-        self.stopped = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._target = 0
-        self._reached = asyncio.Event()
-
-    def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._client()) for _ in range(CLIENTS)]
-
-    async def _client(self) -> None:
-        async with httpx.AsyncClient(timeout=GUARD_S) as http:
-            while not self.stopped.is_set():
-                answer = await http.post(self.url, json=BODY, headers=self.headers)
-                error = answer.json().get("error", "") if answer.status_code != 200 else ""
-                self.answers.append((time.monotonic(), answer.status_code, error))
-                if len(self.answers) >= self._target:
-                    self._reached.set()
-
-    async def more(self, count: int) -> None:
-        self._target = len(self.answers) + count
-        self._reached.clear()
-        await asyncio.wait_for(self._reached.wait(), GUARD_S)
-
-    async def stop(self) -> None:
-        self.stopped.set()
-        await asyncio.gather(*self._tasks)
-
-
 def served(replica: ServerProcess, token: str) -> float:
     """How many inference requests ``replica`` has answered with 200."""
     text = httpx.get(f"{replica.base_url}/metrics", headers={"Authorization": token}).text
@@ -146,7 +113,8 @@ async def test_a_killed_replica_loses_only_its_in_flight_requests_and_rejoins(
     token = bearer(make_settings(front))
     first, second = upstream(upstream_repo, ports[0]), upstream(upstream_repo, ports[1])
     with first, second, gateway(front) as server:
-        load = Load(f"{server.base_url}/v2/models/digits/infer", token)
+        url = f"{server.base_url}/v2/models/digits/infer"
+        load = Load(url, {"Authorization": token}, BODY, clients=CLIENTS)
         load.start()
         await load.more(300)
         assert served(first, token) > 0
@@ -154,7 +122,7 @@ async def test_a_killed_replica_loses_only_its_in_flight_requests_and_rejoins(
         first.kill()
         killed_at = time.monotonic()
         await load.more(600)
-        moved = [t for t, status, _ in load.answers if status == 200 and t > killed_at]
+        moved = [a for a in load.answers if a.status == 200 and a.received > killed_at]
         # Bring it back on the same port: the health checks let it rejoin.
         with upstream(upstream_repo, ports[0]) as again:
             await load.more(200)
@@ -163,7 +131,11 @@ async def test_a_killed_replica_loses_only_its_in_flight_requests_and_rejoins(
                 assert time.monotonic() < deadline, "the replica never rejoined"
                 await load.more(50)
             await load.stop()
-    failed = [(t - killed_at, status, error) for t, status, error in load.answers if status != 200]
+    failed = [
+        (a.received - killed_at, a.status, str(a.document.get("error", "")))
+        for a in load.answers
+        if a.status != 200
+    ]
     # Only batches on their way to the killed replica may fail, each with a clear 502/503.
     assert len(failed) <= CLIENTS, failed
     assert {status for _, status, _ in failed} <= {502, 503}
