@@ -100,7 +100,9 @@ class RemoteBackend:
         signature: ModelSignature,
         headers: Mapping[str, str],
         verify: ssl.SSLContext | bool,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
+        """``transports`` (by URL) replace the network, for tests."""
         self._options = options
         self._signature = signature
         self._headers = dict(headers)
@@ -109,7 +111,15 @@ class RemoteBackend:
             max_keepalive_connections=options.max_connections,
         )
         replicas = [
-            Replica(url, httpx.AsyncClient(base_url=url, limits=limits, verify=verify))
+            Replica(
+                url,
+                httpx.AsyncClient(
+                    base_url=url,
+                    limits=limits,
+                    verify=verify,
+                    transport=(transports or {}).get(url),
+                ),
+            )
             for url in options.urls
         ]
         self._replicas = ReplicaSet(
