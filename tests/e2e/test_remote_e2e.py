@@ -18,6 +18,7 @@ from support.app import TEST_SECRET, bearer, make_settings
 from support.load import Load
 from support.onnx_models import slow_model, write_model
 from support.paths import DEMO_MODELS
+from support.pki import make_pki
 from support.server_process import ServerProcess
 from support.workers import free_port
 
@@ -181,3 +182,31 @@ def test_a_remote_model_without_any_upstream_is_unavailable_with_the_reason(
     assert entry["state"] == "UNAVAILABLE"
     assert "no upstream answered the model's metadata" in entry["reason"]
     assert no_upstream in entry["reason"]
+
+
+def test_a_remote_model_reaches_an_upstream_that_requires_mutual_tls(
+    upstream_repo: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    port = free_port()
+    env = {
+        "TENSORGATE_AUTH__SECRET": TEST_SECRET,
+        "TENSORGATE_TLS__CERTFILE": str(pki.server_cert),
+        "TENSORGATE_TLS__KEYFILE": str(pki.server_key),
+        "TENSORGATE_TLS__CLIENT_CA": str(pki.ca),
+    }
+    front = tmp_path / "front"
+    url = f"https://127.0.0.1:{port}"
+    tls = f"{{ca_file: {pki.ca}, cert_file: {pki.client_cert}, key_file: {pki.client_key}}}"
+    remote_model(front, "digits", [url], tls=tls)
+    remote_model(front, "digits-no-cert", [url], tls=f"{{ca_file: {pki.ca}}}")
+    upstream_args = ["--models", str(upstream_repo), "--port", str(port)]
+    with ServerProcess(upstream_args, env), gateway(front) as server:
+        headers = {"Authorization": bearer(make_settings(front))}
+        answer = httpx.post(f"{server.base_url}/v2/models/digits/infer", json=BODY, headers=headers)
+        assert answer.status_code == 200, answer.text
+        index = httpx.post(f"{server.base_url}/v2/repository/index", headers=headers).json()
+    refused = next(entry for entry in index if entry["name"] == "digits-no-cert")
+    assert refused["state"] == "UNAVAILABLE"  # no client certificate: the handshake fails
+    assert url in refused["reason"]
