@@ -138,9 +138,12 @@ class RemoteBackend:
         self._closed = False
 
     @classmethod
-    def load(cls, options: RemoteOptions) -> RemoteBackend:
+    def load(
+        cls, options: RemoteOptions, transport: httpx.BaseTransport | None = None
+    ) -> RemoteBackend:
         """Read every replica's metadata of the model (blocking: call it in a thread); at
-        least one must answer and all that answer must agree on the signature."""
+        least one must answer and all that answer must agree on the signature.
+        ``transport`` replaces the network for that, in tests."""
         if not options.urls:
             raise ModelLoadError("remote.urls names no upstream")
         token = _token(options)
@@ -150,7 +153,9 @@ class RemoteBackend:
         signatures: dict[str, ModelSignature] = {}
         errors: list[str] = []
         timeout = httpx.Timeout(options.timeout_s, connect=options.connect_timeout_s)
-        with httpx.Client(headers=headers, verify=verify, timeout=timeout) as http:
+        with httpx.Client(
+            headers=headers, verify=verify, timeout=timeout, transport=transport
+        ) as http:
             for url in options.urls:
                 try:
                     answer = http.get(f"{url}/v2/models/{options.model}{version}")

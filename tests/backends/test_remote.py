@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ import orjson
 import pytest
 
 from backends.base import CALL_TIMEOUT_S, ModelSignature, TensorSpec
-from backends.errors import InferenceError
+from backends.errors import InferenceError, ModelLoadError
 from backends.oip_client import BINARY_HEADER
 from backends.remote import RemoteBackend, RemoteOptions
 
@@ -211,3 +212,52 @@ async def test_a_replica_that_is_not_ready_is_left_out_until_it_is() -> None:
     await remote.close()
     with pytest.raises(InferenceError, match="closed"):
         await remote.infer(BATCH)
+
+
+def metadata_of(width: int) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer from-env"
+        tensor = {"name": "x", "datatype": "FP32", "shape": [-1, width]}
+        return httpx.Response(200, json={"name": "m", "inputs": [tensor], "outputs": [tensor]})
+
+    return handler
+
+
+def by_host(handlers: dict[str, Handler]) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: handlers[request.url.host](request))
+
+
+def test_load_reads_the_signature_every_replica_agrees_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UPSTREAM_TOKEN", "from-env")
+    options = RemoteOptions(urls=(A, B), model="m", token_env="UPSTREAM_TOKEN")
+    loaded = RemoteBackend.load(options, by_host({"a": metadata_of(2), "b": metadata_of(2)}))
+    assert loaded.signature.inputs[0].shape == (None, 2)
+    with pytest.raises(ModelLoadError, match="upstreams disagree on the signature of m"):
+        RemoteBackend.load(options, by_host({"a": metadata_of(2), "b": metadata_of(3)}))
+
+
+def test_load_needs_one_replica_and_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSTREAM_TOKEN", "from-env")
+    options = RemoteOptions(urls=(A, B), model="m", token_env="UPSTREAM_TOKEN")
+    down = failing(httpx.ConnectError)
+    half = RemoteBackend.load(options, by_host({"a": down, "b": metadata_of(2)}))
+    assert half.signature.inputs[0].name == "x"  # one replica answering is enough
+    with pytest.raises(ModelLoadError, match="no upstream answered the model's metadata") as raised:
+        RemoteBackend.load(options, by_host({"a": down, "b": answering(404)}))
+    assert A in str(raised.value)
+    assert B in str(raised.value)
+    monkeypatch.delenv("UPSTREAM_TOKEN")
+    with pytest.raises(ModelLoadError, match="UPSTREAM_TOKEN is not set"):
+        RemoteBackend.load(options, by_host({"a": metadata_of(2), "b": metadata_of(2)}))
+
+
+def test_a_token_file_is_read_and_a_missing_one_named(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("from-env\n")
+    options = RemoteOptions(urls=(A,), model="m", token_file=str(token))
+    assert RemoteBackend.load(options, by_host({"a": metadata_of(2)})).signature.inputs
+    missing = RemoteOptions(urls=(A,), model="m", token_file=str(tmp_path / "nope"))
+    with pytest.raises(ModelLoadError, match=r"remote\.token_file: cannot read it"):
+        RemoteBackend.load(missing, by_host({"a": metadata_of(2)}))
