@@ -25,12 +25,11 @@ from gateway.batching.drain import CallTime, DrainRate
 from gateway.batching.joining import join_futures
 from gateway.batching.observer import BatchObserver, BatchTrace, NullObserver
 from gateway.batching.policy import BatchPolicy
+from gateway.batching.queue import Pending, take_batch
 from gateway.batching.statistics import BatchStatistics
 from gateway.batching.tensors import (
-    ShapeKey,
     batch_rows,
     concatenate,
-    cut_to_preferred,
     shape_key,
     split,
     split_rows,
@@ -43,18 +42,6 @@ InferFn = Callable[[Mapping[str, Array], Sequence[str]], Awaitable[dict[str, Arr
 """Runs one batch: the backend's ``infer`` (inputs, output names) -> outputs."""
 
 Clock = Callable[[], float]
-
-
-@dataclass(slots=True, eq=False)
-class _Pending:
-    inputs: Mapping[str, Array]
-    outputs: Sequence[str]
-    rows: int
-    key: ShapeKey
-    deadline: float
-    enqueued: float
-    future: asyncio.Future[dict[str, Array]]
-    trace: BatchTrace | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -85,7 +72,7 @@ class Batcher:
         self._policy = policy
         self._observer = observer or NullObserver()
         self._clock = clock
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[Pending] = deque()
         self._rows_queued = 0  # kept with the queue: read on every arrival
         self._wakeup = asyncio.Event()
         self._free = policy.instances  # instances not running a batch
@@ -166,7 +153,7 @@ class Batcher:
         future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
         key = shape_key(inputs) if self._policy.batching else None
         rows = batch_rows(inputs)
-        self._queue.append(_Pending(inputs, outputs, rows, key, deadline, now, future, trace))
+        self._queue.append(Pending(inputs, outputs, rows, key, deadline, now, future, trace))
         self._rows_queued += rows
         company_useful = self._policy.batching and self._in_flight > 0
         if self._free > 0 and len(self._queue) == 1 and not company_useful:
@@ -227,7 +214,7 @@ class Batcher:
             await self._gather_company()
             self._launch(self._take_batch())
 
-    def _launch(self, batch: list[_Pending]) -> None:
+    def _launch(self, batch: list[Pending]) -> None:
         """Start running ``batch`` on a free instance, now: the backend call is made in
         this loop turn, and ``_finish`` runs from its completion (no Task in between,
         each of which cost a loop turn per batch under load); for the worker pool's
@@ -274,7 +261,7 @@ class Batcher:
             running.add_done_callback(partial(self._finished, batch, run))
 
     def _finished(
-        self, batch: list[_Pending], run: _Run, running: asyncio.Future[dict[str, Array]]
+        self, batch: list[Pending], run: _Run, running: asyncio.Future[dict[str, Array]]
     ) -> None:
         self._running.discard(running)
         if isinstance(running, SettledFuture):
@@ -316,39 +303,14 @@ class Batcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), remaining)
 
-    def _take_batch(self) -> list[_Pending]:
-        """Pop the next batch: the oldest live request and those that fit with it."""
-        policy, now = self._policy, self._clock()
-        batch: list[_Pending] = []
-        skipped: list[_Pending] = []
-        rows = 0
-        while self._queue:
-            item = self._queue.popleft()
-            if item.future.done():  # cancelled by its caller: nothing to compute
-                continue
-            if item.deadline <= now:
-                self._expire(item)
-                continue
-            if batch and (not policy.batching or item.key != batch[0].key):
-                skipped.append(item)
-                continue
-            if rows + item.rows > policy.max_batch_size and batch:
-                skipped.append(item)
-                break
-            batch.append(item)
-            rows += item.rows
-            if not policy.batching or rows >= policy.max_batch_size:
-                break
-        keep = cut_to_preferred(
-            [i.rows for i in batch], policy.preferred_batch_sizes, policy.max_batch_size
-        )
-        skipped[:0] = batch[keep:]
-        self._queue.extendleft(reversed(skipped))
+    def _take_batch(self) -> list[Pending]:
+        """Pop the next batch (``batching.queue``), keeping the counts in step."""
+        batch = take_batch(self._queue, self._policy, self._clock(), self._expire)
         self._rows_queued = sum(item.rows for item in self._queue)
         self._observer.queue_depth(len(self._queue) + self._ahead_entries)
-        return batch[:keep]
+        return batch
 
-    def _expire(self, item: _Pending) -> None:
+    def _expire(self, item: Pending) -> None:
         self._observer.expired()
         self._statistics.failed(1, self._clock() - item.enqueued)
         item.future.set_exception(
@@ -356,7 +318,7 @@ class Batcher:
         )
 
     def _finish(
-        self, batch: list[_Pending], run: _Run, outcome: dict[str, Array] | BaseException
+        self, batch: list[Pending], run: _Run, outcome: dict[str, Array] | BaseException
     ) -> None:
         """Hand every caller its rows (or the batch's error), then start the next batch."""
         now = self._clock()

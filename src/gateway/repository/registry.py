@@ -22,7 +22,7 @@ from gateway.repository.config import ModelConfig
 from gateway.repository.routing import Routing
 from gateway.repository.scanning import Fingerprint, ModelSource, scan_repository
 from gateway.repository.versions import VERSION_FORMAT
-from gateway.repository.warmup import WarmupError, file_batch, generated_batches, warm_up
+from gateway.repository.warmup import WarmupError, warm_up_version
 from gateway.validation import shown
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,12 @@ class ModelRegistry:
             model_version.reason = f"unexpected {type(exc).__name__} while loading"
             logger.exception("model %s version %d failed to load", name, version)
         else:
-            if not await self._warmed_up(model_version, backend, path.parent.parent):
+            try:
+                await warm_up_version(
+                    model_version.config.warmup, backend, path.parent.parent, model_version.label
+                )
+            except WarmupError as exc:
+                model_version.state, model_version.reason = VersionState.FAILED, str(exc)
                 await backend.close()
             else:
                 batcher = self._batchers(model_version, backend)
@@ -257,33 +262,6 @@ class ModelRegistry:
         if previous is not None:
             await previous.release()
         return model_version
-
-    @staticmethod
-    async def _warmed_up(model_version: ModelVersion, backend: Backend, model_dir: Path) -> bool:
-        """Run the configured warm-up; False (the reason recorded) when it failed."""
-        config = model_version.config.warmup
-        if config is None or config.runs == 0:
-            return True
-        try:
-            if config.inputs:
-                batch = await asyncio.to_thread(
-                    file_batch, backend.signature, config.inputs, model_dir
-                )
-                batches = [batch]
-            else:
-                batches = generated_batches(backend.signature, config)
-            seconds = await warm_up(backend, batches, config.runs)
-        except WarmupError as exc:
-            model_version.state, model_version.reason = VersionState.FAILED, str(exc)
-            logger.error("%s failed its warm-up: %s", model_version.label, exc)
-            return False
-        logger.info(
-            "%s warmed up: %d call(s) in %.0f ms",
-            model_version.label,
-            len(batches) * config.runs,
-            seconds * 1000,
-        )
-        return True
 
     async def unload_version(self, name: str, version: int) -> None:
         """Stop serving a version and release its backend."""

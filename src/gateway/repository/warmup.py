@@ -7,6 +7,8 @@ axis at each configured size, other dynamic axes at 1) or read from ``.npy`` fil
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +17,8 @@ import numpy as np
 
 from backends.base import Array, Backend, ModelSignature, TensorSpec
 from gateway.repository.config import WarmupConfig
+
+logger = logging.getLogger(__name__)
 
 _WORDS = np.array([b"warm", b"up", b""], dtype=object)
 
@@ -93,3 +97,25 @@ async def warm_up(backend: Backend, batches: list[dict[str, Array]], runs: int) 
                     f"warm-up call with {rows} row(s) failed: {type(exc).__name__}: {exc}"
                 ) from None
     return time.perf_counter() - started
+
+
+async def warm_up_version(
+    config: WarmupConfig | None, backend: Backend, model_dir: Path, label: str
+) -> None:
+    """Run a freshly loaded version's configured warm-up (none: nothing), logging how it
+    went; ``WarmupError`` when it failed, and the version must not serve."""
+    if config is None or config.runs == 0:
+        return
+    try:
+        if config.inputs:
+            batch = await asyncio.to_thread(file_batch, backend.signature, config.inputs, model_dir)
+            batches = [batch]
+        else:
+            batches = generated_batches(backend.signature, config)
+        seconds = await warm_up(backend, batches, config.runs)
+    except WarmupError as exc:
+        logger.error("%s failed its warm-up: %s", label, exc)
+        raise
+    logger.info(
+        "%s warmed up: %d call(s) in %.0f ms", label, len(batches) * config.runs, seconds * 1000
+    )

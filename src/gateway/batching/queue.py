@@ -1,0 +1,65 @@
+"""A batcher's queue: what each queued request holds, and how the next batch is cut.
+
+The oldest live request starts the batch; requests of the same shape key join it (all of
+them, while batching) up to ``max_batch_size`` rows; the batch is then cut to the largest
+preferred size reachable with whole requests. Requests cancelled by their callers are
+dropped, and those whose deadline passed are expired, as they are met.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from backends.base import Array
+from gateway.batching.observer import BatchTrace
+from gateway.batching.policy import BatchPolicy
+from gateway.batching.tensors import ShapeKey, cut_to_preferred
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One queued request (or one part of a split one)."""
+
+    inputs: Mapping[str, Array]
+    outputs: Sequence[str]
+    rows: int
+    key: ShapeKey
+    deadline: float
+    enqueued: float
+    future: asyncio.Future[dict[str, Array]]
+    trace: BatchTrace | None = None
+
+
+def take_batch(
+    queue: deque[Pending], policy: BatchPolicy, now: float, expire: Callable[[Pending], None]
+) -> list[Pending]:
+    """Pop the next batch off ``queue``: the requests passed over stay queued, in order."""
+    batch: list[Pending] = []
+    skipped: list[Pending] = []
+    rows = 0
+    while queue:
+        item = queue.popleft()
+        if item.future.done():  # cancelled by its caller: nothing to compute
+            continue
+        if item.deadline <= now:
+            expire(item)
+            continue
+        if batch and (not policy.batching or item.key != batch[0].key):
+            skipped.append(item)
+            continue
+        if rows + item.rows > policy.max_batch_size and batch:
+            skipped.append(item)
+            break
+        batch.append(item)
+        rows += item.rows
+        if not policy.batching or rows >= policy.max_batch_size:
+            break
+    keep = cut_to_preferred(
+        [i.rows for i in batch], policy.preferred_batch_sizes, policy.max_batch_size
+    )
+    skipped[:0] = batch[keep:]
+    queue.extendleft(reversed(skipped))
+    return batch[:keep]
