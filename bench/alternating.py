@@ -4,11 +4,13 @@ moments alike (the noise of a shared machine moves in waves of seconds)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from progress import Progress
 from report import Measurement, median_of
-from wrk import WrkResult
+from servers import Server
+from wrk import WrkResult, run_wrk
 
 
 def alternating(
@@ -27,3 +29,28 @@ def alternating(
             runs[name].append(run())
             progress.finish(label)
     return [median_of(name, model, conns, results) for name, results in runs.items()]
+
+
+def servers_in_turns(
+    servers: Mapping[str, Server],
+    kinds: Sequence[str],
+    body: Path,
+    model: str,
+    connections: Sequence[int],
+    work: Path,
+    seconds: int,
+    rounds: int,
+    progress: Progress,
+) -> list[Measurement]:
+    """The same protocol ``body`` for ``model`` sent to each of the ``kinds`` servers at
+    each connection count, the servers taking turns in every round."""
+
+    def run(kind: str, conns: int) -> Callable[[], WrkResult]:
+        url = f"{servers[kind].base}/v2/models/{model}/infer"
+        return lambda: run_wrk(url, body, conns, seconds, work, send_token=True)
+
+    results: list[Measurement] = []
+    for conns in connections:
+        variants = {kind: run(kind, conns) for kind in kinds}
+        results += alternating(variants, model, conns, rounds, progress)
+    return results

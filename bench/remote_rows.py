@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from alternating import alternating
+from alternating import servers_in_turns
 from progress import Progress
 from report import REMOTE, Measurement
 from servers import Server
-from wrk import WrkResult, run_wrk
 
 REMOTE_CONNECTIONS = (1, 64)
 TOKEN_VARIABLE = "BENCH_UPSTREAM_TOKEN"
@@ -52,13 +50,7 @@ def remote_rows(
     progress: Progress,
 ) -> list[Measurement]:
     """``mlp`` at 1 and 64 connections, local and through the hop, in turns."""
-
-    def run(kind: str, conns: int) -> Callable[[], WrkResult]:
-        url = servers[kind].base + "/v2/models/mlp/infer"
-        return lambda: run_wrk(url, body, conns, seconds, work, send_token=True)
-
-    results: list[Measurement] = []
-    for conns in REMOTE_CONNECTIONS:
-        variants = {kind: run(kind, conns) for kind in ("tensorgate", REMOTE)}
-        results += alternating(variants, "mlp", conns, rounds, progress)
-    return results
+    kinds = ("tensorgate", REMOTE)
+    return servers_in_turns(
+        servers, kinds, body, "mlp", REMOTE_CONNECTIONS, work, seconds, rounds, progress
+    )

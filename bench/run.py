@@ -18,14 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from alternating import alternating
+from alternating import servers_in_turns
 from binary_rows import binary_matrix, build_image, run_count
 from binary_rows import make_bodies as make_binary_bodies
 from ceiling import measure
@@ -224,17 +224,11 @@ def access_log_rows(
 ) -> list[Measurement]:
     """``mlp`` at 1 and 64 connections with the access log on (the default) and off, on
     two fresh one-worker servers that serve nothing else, taking turns in every round."""
+    kinds = (ACCESS_LOG_ON, ACCESS_LOG_OFF)
     body = bodies[("mlp", "tensorgate")]
-
-    def run(kind: str, conns: int) -> Callable[[], WrkResult]:
-        url = servers[kind].base + "/v2/models/mlp/infer"
-        return lambda: run_wrk(url, body, conns, seconds, work, send_token=True)
-
-    results: list[Measurement] = []
-    for conns in ACCESS_LOG_CONNECTIONS:
-        variants = {kind: run(kind, conns) for kind in (ACCESS_LOG_ON, ACCESS_LOG_OFF)}
-        results += alternating(variants, "mlp", conns, rounds, progress)
-    return results
+    return servers_in_turns(
+        servers, kinds, body, "mlp", ACCESS_LOG_CONNECTIONS, work, seconds, rounds, progress
+    )
 
 
 def ceilings(
