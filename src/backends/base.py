@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -133,3 +133,24 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Release the runtime session and the worker threads; idempotent."""
         ...
+
+
+@runtime_checkable
+class InlineBackend(Protocol):
+    """A backend that can also run a batch on the calling thread (ONNX Runtime can; a
+    remote one cannot: its calls wait on the network)."""
+
+    def infer_now(
+        self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
+    ) -> dict[str, Array]:
+        """``infer``'s contract, run on the calling thread and blocking it; raises
+        ``InferenceError`` when the runtime fails."""
+        ...
+
+
+InlineInfer = Callable[[Mapping[str, Array], Sequence[str]], dict[str, Array]]
+
+
+def inline_infer(backend: object) -> InlineInfer | None:
+    """``backend.infer_now`` when it has one (checked once, when a version loads)."""
+    return backend.infer_now if isinstance(backend, InlineBackend) else None

@@ -200,6 +200,17 @@ class OnnxRuntimeBackend:
         names = list(output_names) if output_names is not None else self._all_outputs
         return self._workers.submit(partial(self._run, names, dict(inputs)))
 
+    def infer_now(
+        self, inputs: Mapping[str, Array], output_names: Sequence[str] | None = None
+    ) -> dict[str, Array]:
+        """Run one batch on the calling thread (the batcher does, on the event loop, for
+        batches measured to take less than a hand-over to the pool); ``InferenceError``
+        when the runtime fails or the backend is closed."""
+        if self._workers.closed:
+            raise InferenceError(f"model {self._name} is closed", kind="closed")
+        names = list(output_names) if output_names is not None else self._all_outputs
+        return self._run(names, dict(inputs))
+
     def _run(self, names: list[str], feed: dict[str, Array]) -> dict[str, Array]:
         try:
             if self._io_binding:

@@ -24,6 +24,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from gateway.tally import CounterTally, HistogramTally, TallyBook
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 VERSION_STATES = ("READY", "LOADING", "UNAVAILABLE")
 """The states ``tensorgate_model_version_state`` reports (the repository index's)."""
@@ -40,8 +42,11 @@ _SECONDS = (
 class GatewayMetrics:
     """The queue and inference collectors, registered in ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, tally: bool = True) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.tallies = TallyBook(direct=not tally)
+        """Where per-request and per-batch observations wait for the end of the loop turn
+        (``gateway.tally``; ``tally=False``: observed at once)."""
         labels = ("model", "version")
         self.queue_depth = Gauge(
             "tensorgate_queue_depth",
@@ -104,7 +109,7 @@ class GatewayMetrics:
             registry=self.registry,
             buckets=_SECONDS,
         )
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._request_children: dict[tuple[str, str, int], tuple[CounterTally, HistogramTally]] = {}
         self.version_state = Gauge(
             "tensorgate_model_version_state",
             "1 for the state each model version is in (READY, LOADING, UNAVAILABLE), 0 for "
@@ -143,9 +148,10 @@ class GatewayMetrics:
             # Bound the label cache: model names come from clients (404s included).
             if len(self._request_children) > 4096:
                 self._request_children.clear()
+            self.tallies.flush()  # nothing counted in a child is dropped with the cache
             children = (
-                self.requests_total.labels(model, version, str(status)),
-                self.request_seconds.labels(model, version),
+                CounterTally(self.requests_total.labels(model, version, str(status)), self.tallies),
+                HistogramTally(self.request_seconds.labels(model, version), self.tallies),
             )
             self._request_children[(model, version, status)] = children
         children[0].inc()
@@ -176,6 +182,7 @@ class GatewayMetrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every sample (all worker processes) and its media type."""
+        self.tallies.flush()
         if directory := os.environ.get(MULTIPROC_ENV):
             forget_dead_processes(Path(directory))
             merged = CollectorRegistry()
@@ -219,10 +226,11 @@ class QueueMetrics:
     """Feeds one model version's batcher events into the labelled collectors."""
 
     def __init__(self, metrics: GatewayMetrics, model: str, version: str) -> None:
+        tallies = metrics.tallies
         self._depth = metrics.queue_depth.labels(model, version)
-        self._queue_seconds = metrics.queue_seconds.labels(model, version)
-        self._rows = metrics.batch_rows.labels(model, version)
-        self._inference = metrics.inference_seconds.labels(model, version)
+        self._queue_seconds = HistogramTally(metrics.queue_seconds.labels(model, version), tallies)
+        self._rows = HistogramTally(metrics.batch_rows.labels(model, version), tallies)
+        self._inference = HistogramTally(metrics.inference_seconds.labels(model, version), tallies)
         self._rejected = metrics.rejected_total.labels(model, version)
         self._expired = metrics.expired_total.labels(model, version)
         self._failed = metrics.failed_batches_total.labels(model, version)

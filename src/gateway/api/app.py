@@ -15,7 +15,7 @@ import httpx
 import onnxruntime
 from fastapi import FastAPI
 
-from backends.base import Backend
+from backends.base import Backend, inline_infer
 from backends.loading import load_backend
 from gateway.api.access_log import AccessLog, chosen_format
 from gateway.api.dependencies import DOCS_ACCESS
@@ -67,14 +67,14 @@ def create_app(
     collector and hooks its shutdown signals there (``gateway.serving``), never tests,
     which build hundreds of apps in one process.
     """
-    collectors = GatewayMetrics()
+    collectors = GatewayMetrics(tally=settings.metrics_tally)
     collectors.build(server_version(), platform.python_version(), onnxruntime.__version__)
-    http_metrics = HttpMetrics(collectors.registry)
+    http_metrics = HttpMetrics(collectors.registry, collectors.tallies)
 
     def make_batcher(version: ModelVersion, backend: Backend) -> Batcher:
         policy = batch_policy(version, backend)
         observer = collectors.observer(version.name, version.version)
-        return Batcher(version.label, backend.infer, policy, observer, clock)
+        return Batcher(version.label, backend.infer, policy, observer, clock, inline_infer(backend))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:

@@ -14,6 +14,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.metrics import Info
 from starlette.types import ASGIApp
 
+from gateway.tally import CounterTally, HistogramTally, SummaryTally, TallyBook
+
 _HIGHR_BUCKETS = (
     0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5,
     7.5, 10, 30, 60,
@@ -26,8 +28,9 @@ class HttpMetrics:
     """``http_requests_total``, ``http_request_size_bytes``, ``http_response_size_bytes``,
     ``http_request_duration_highr_seconds`` and ``http_request_duration_seconds``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tallies: TallyBook | None = None) -> None:
         self.registry = registry
+        self._tallies = tallies if tallies is not None else TallyBook(direct=True)
         self.total = Counter(
             "http_requests_total",
             "Total number of requests by method, status and handler.",
@@ -63,7 +66,10 @@ class HttpMetrics:
             buckets=_LOWR_BUCKETS,
             registry=registry,
         )
-        self._children: dict[tuple[str, str, str], tuple[Counter, Summary, Summary, Histogram]] = {}
+        self._highr = HistogramTally(self.latency_highr, self._tallies)
+        self._children: dict[
+            tuple[str, str, str], tuple[CounterTally, SummaryTally, SummaryTally, HistogramTally]
+        ] = {}
 
     def install(self, app: ASGIApp) -> None:
         """Have the instrumentator's middleware record FastAPI's requests here
@@ -100,19 +106,21 @@ class HttpMetrics:
         children = self._children.get(key)
         if children is None:
             if len(self._children) >= _MAX_CACHED:
+                self._tallies.flush()  # nothing counted is dropped with the cache
                 self._children.clear()
+            tallies = self._tallies
             children = (
-                self.total.labels(method, status, handler),
-                self.request_size.labels(handler),
-                self.response_size.labels(handler),
-                self.latency_lowr.labels(method, handler),
+                CounterTally(self.total.labels(method, status, handler), tallies),
+                SummaryTally(self.request_size.labels(handler), tallies),
+                SummaryTally(self.response_size.labels(handler), tallies),
+                HistogramTally(self.latency_lowr.labels(method, handler), tallies),
             )
             self._children[key] = children
         total, request_size, response_size, latency = children
         total.inc()
         request_size.observe(request_bytes)
         response_size.observe(response_bytes)
-        self.latency_highr.observe(seconds)
+        self._highr.observe(seconds)
         latency.observe(seconds)
 
 

@@ -4,7 +4,10 @@ Callers ``submit`` a request's arrays and get a future. The consumer task cuts b
 from the queue (same non-batch shapes, at most ``max_batch_size`` rows), drops requests
 that were cancelled or whose deadline passed, runs up to ``instances`` batches at once and
 resolves every caller's future with its own rows. An idle batcher dispatches at once; it
-waits up to ``max_queue_delay_s`` for company only while another batch is running.
+waits up to ``max_queue_delay_s`` for company only while another batch is running. A batch
+the runtime is measured to finish in under ``inline_max_s`` runs on the event loop itself
+(``batching.inline``); when a lone request's call is that fast, the batch is cut at the end
+of the loop turn instead, so that the requests that arrived in the same turn join it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from functools import partial
 from backends.base import CALL_TIMEOUT_S, Array
 from backends.worker_pool import SettledFuture
 from gateway.batching.drain import CallTime, DrainRate
+from gateway.batching.inline import InlineCosts
 from gateway.batching.joining import join_futures
 from gateway.batching.observer import BatchObserver, BatchTrace, NullObserver
 from gateway.batching.policy import BatchPolicy
@@ -40,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 InferFn = Callable[[Mapping[str, Array], Sequence[str]], Awaitable[dict[str, Array]]]
 """Runs one batch: the backend's ``infer`` (inputs, output names) -> outputs."""
+
+InlineFn = Callable[[Mapping[str, Array], Sequence[str]], dict[str, Array]]
+"""Runs one batch on the calling thread (the backend's ``infer_now``), blocking."""
 
 Clock = Callable[[], float]
 
@@ -66,9 +73,13 @@ class Batcher:
         policy: BatchPolicy,
         observer: BatchObserver | None = None,
         clock: Clock = time.monotonic,
+        infer_now: InlineFn | None = None,
     ) -> None:
         self._name = name
         self._infer = infer
+        self._infer_now = infer_now if policy.inline_max_s > 0 else None
+        self._inline = InlineCosts(policy.inline_max_s)
+        self._launch_soon = False  # a launch is scheduled for the end of this loop turn
         self._policy = policy
         self._observer = observer or NullObserver()
         self._clock = clock
@@ -157,9 +168,13 @@ class Batcher:
         self._rows_queued += rows
         company_useful = self._policy.batching and self._in_flight > 0
         if self._free > 0 and len(self._queue) == 1 and not company_useful:
-            # Nothing to wait for: run it now rather than wake the consumer (a loop turn
-            # less latency, and under a flood of arrivals loop turns are what is scarce).
-            self._launch(self._take_batch())
+            if self._infer_now is not None and self._inline.fits(_elements(inputs)):
+                # Fast enough for the loop: cut the batch once this turn's arrivals are in.
+                self._launch_at_turn_end()
+            else:
+                # Nothing to wait for: run it now rather than wake the consumer (a loop turn
+                # less latency, and under a flood of arrivals loop turns are what is scarce).
+                self._launch(self._take_batch())
             return future
         if self._complete():
             self._dispatch_ahead()
@@ -214,6 +229,16 @@ class Batcher:
             await self._gather_company()
             self._launch(self._take_batch())
 
+    def _launch_at_turn_end(self) -> None:
+        if not self._launch_soon:
+            self._launch_soon = True
+            asyncio.get_running_loop().call_soon(self._launch_queued)
+
+    def _launch_queued(self) -> None:
+        self._launch_soon = False
+        if self._queue and self._free > 0:
+            self._launch(self._take_batch())
+
     def _launch(self, batch: list[Pending]) -> None:
         """Start running ``batch`` on a free instance, now: the backend call is made in
         this loop turn, and ``_finish`` runs from its completion (no Task in between,
@@ -224,6 +249,7 @@ class Batcher:
         started = self._clock()
         rows = sum(item.rows for item in batch)
         run = _Run(started, len(batch), rows)
+        inline = self._infer_now is not None and self._free > 0  # never a batch handed ahead
         if self._free > 0:
             self._free -= 1
         else:  # handed ahead: it waits in the backend's queue for a running batch to end
@@ -242,23 +268,61 @@ class Batcher:
             outputs = sorted({name for item in batch for name in item.outputs})
             merged = concatenate([item.inputs for item in batch])
             run.input_s = self._clock() - started
-            latest = max(item.deadline for item in batch)
-            budget = None if latest == math.inf else max(0.0, latest - started)
-            token = CALL_TIMEOUT_S.set(budget)
-            try:
-                running = asyncio.ensure_future(self._infer(merged, outputs))
-            finally:
-                CALL_TIMEOUT_S.reset(token)
+            elements = _elements(merged) if inline else 0
+            running = (
+                None
+                if inline and self._inline.fits(elements)
+                else self._start(batch, merged, outputs, started)
+            )
         except Exception as exc:
             # Finished from the next loop turn: _finish may launch again, and a run of
             # batches failing at once must not recurse through the whole queue.
             asyncio.get_running_loop().call_soon(self._finish, batch, run, exc)
             return
-        self._running.add(running)
-        if isinstance(running, SettledFuture):  # finish in the turn the outcome arrives
+        if running is None:
+            self._run_inline(batch, run, merged, outputs, elements)
+        elif isinstance(running, SettledFuture):  # finish in the turn the outcome arrives
+            self._running.add(running)
             running.on_settled(partial(self._finished, batch, run))
         else:
+            self._running.add(running)
             running.add_done_callback(partial(self._finished, batch, run))
+
+    def _start(
+        self,
+        batch: list[Pending],
+        merged: Mapping[str, Array],
+        outputs: Sequence[str],
+        started: float,
+    ) -> asyncio.Future[dict[str, Array]]:
+        """Hand ``merged`` to the backend, the batch's latest deadline as its budget."""
+        latest = max(item.deadline for item in batch)
+        budget = None if latest == math.inf else max(0.0, latest - started)
+        token = CALL_TIMEOUT_S.set(budget)
+        try:
+            return asyncio.ensure_future(self._infer(merged, outputs))
+        finally:
+            CALL_TIMEOUT_S.reset(token)
+
+    def _run_inline(
+        self,
+        batch: list[Pending],
+        run: _Run,
+        merged: Mapping[str, Array],
+        outputs: Sequence[str],
+        elements: int,
+    ) -> None:
+        """Run ``batch`` on the loop, now, and hand out its rows."""
+        assert self._infer_now is not None
+        began = time.perf_counter()
+        outcome: dict[str, Array] | BaseException
+        try:
+            outcome = self._infer_now(merged, outputs)
+        except Exception as exc:
+            outcome = exc
+        run.run_s = time.perf_counter() - began
+        self._inline.record(elements, run.run_s)
+        self._finish(batch, run, outcome, inline=True)
 
     def _finished(
         self, batch: list[Pending], run: _Run, running: asyncio.Future[dict[str, Array]]
@@ -266,6 +330,8 @@ class Batcher:
         self._running.discard(running)
         if isinstance(running, SettledFuture):
             run.run_s = running.run_s
+            if run.run_s is not None and self._infer_now is not None:
+                self._inline.record(_elements_of(batch), run.run_s)
         if running.cancelled():
             self._finish(batch, run, asyncio.CancelledError())
             return
@@ -318,9 +384,16 @@ class Batcher:
         )
 
     def _finish(
-        self, batch: list[Pending], run: _Run, outcome: dict[str, Array] | BaseException
+        self,
+        batch: list[Pending],
+        run: _Run,
+        outcome: dict[str, Array] | BaseException,
+        *,
+        inline: bool = False,
     ) -> None:
-        """Hand every caller its rows (or the batch's error), then start the next batch."""
+        """Hand every caller its rows (or the batch's error), then start the next batch
+        (after an ``inline`` one, from the end of the loop turn: the loop gets to answer
+        and read between two inline batches)."""
         now = self._clock()
         try:
             elapsed = now - run.started  # a batch handed ahead: since it took a thread
@@ -354,9 +427,12 @@ class Batcher:
             else:
                 self._free += 1
             if self._in_flight == 0 and self._queue and not self._closing:
-                # The next batch filled while this one ran: start it in this loop turn
-                # instead of waking the consumer to do it in a later one.
-                self._launch(self._take_batch())
+                if inline:
+                    self._launch_at_turn_end()
+                else:
+                    # The next batch filled while this one ran: start it in this loop turn
+                    # instead of waking the consumer to do it in a later one.
+                    self._launch(self._take_batch())
             self._dispatch_ahead()
             self._wakeup.set()
 
@@ -373,6 +449,16 @@ class Batcher:
             total_s=now * run.entries - run.arrived,
             wall_ms=time.time_ns() // 1_000_000,
         )
+
+
+def _elements(inputs: Mapping[str, Array]) -> int:
+    """The element count of a request's or a batch's inputs: what an inline call is
+    judged by."""
+    return sum(array.size for array in inputs.values())
+
+
+def _elements_of(batch: list[Pending]) -> int:
+    return sum(_elements(item.inputs) for item in batch)
 
 
 def _fail(future: asyncio.Future[dict[str, Array]], error: BaseException) -> None:

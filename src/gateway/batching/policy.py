@@ -9,6 +9,7 @@ DEFAULT_MAX_QUEUE_DELAY_MS = 2.0
 DEFAULT_MAX_QUEUE_SIZE = 128
 DEFAULT_INSTANCES = 1
 DEFAULT_DISPATCH_AHEAD_MS = 50.0
+DEFAULT_INLINE_MAX_MS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +30,6 @@ class BatchPolicy:
     dispatch_ahead_s: float = DEFAULT_DISPATCH_AHEAD_MS / 1000
     """Backend time, in batches that cannot grow any more, handed over beyond the running
     batches so that the runtime never waits for the event loop between two calls; 0: none."""
+    inline_max_s: float = DEFAULT_INLINE_MAX_MS / 1000
+    """A batch whose call is measured to take at most this long runs on the event loop
+    (with a backend that can, ``infer_now``), saving the hand-over to a thread; 0: never."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backends.base import Backend, RuntimeOptions
+from backends.base import Backend, RuntimeOptions, inline_infer
 from backends.errors import ModelLoadError
 from gateway.batching.batcher import Batcher
 from gateway.batching.policy import BatchPolicy
@@ -50,7 +50,8 @@ def batch_policy(version: ModelVersion, backend: Backend) -> BatchPolicy:
 
 def plain_batcher(version: ModelVersion, backend: Backend) -> Batcher:
     """A batcher for ``version`` with its configured policy and no metrics."""
-    return Batcher(version.label, backend.infer, batch_policy(version, backend))
+    policy = batch_policy(version, backend)
+    return Batcher(version.label, backend.infer, policy, infer_now=inline_infer(backend))
 
 
 BatcherFactory = Callable[["ModelVersion", Backend], Batcher]
