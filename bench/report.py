@@ -163,7 +163,9 @@ def _plot(report: Report, path: Path) -> None:
             if points:
                 xs, ys = zip(*points, strict=True)
                 style = "--" if kind in DASHED else "-"
-                axis.plot(xs, ys, marker="o", label=kind, linestyle=style)
+                # One colour per server in every panel, whichever servers a model has.
+                color = f"C{KINDS.index(kind)}"
+                axis.plot(xs, ys, marker="o", label=kind, linestyle=style, color=color)
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
         axis.set_title(model)

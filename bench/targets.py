@@ -78,7 +78,8 @@ def _throughput_targets(report: Report) -> list[Target]:
             (
                 "1 vs default worker processes reported (`mlp`, 64 connections)",
                 f"{one.ok_per_s:,.0f} vs {default.ok_per_s:,.0f} req/s "
-                f"({report.default_workers} processes by default)",
+                f"({report.default_workers} "
+                f"process{'es' if report.default_workers != 1 else ''} by default)",
                 True,
             )
         )
