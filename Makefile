@@ -85,7 +85,7 @@ test: lint typecheck unit
 models: $(DEV_STAMP)
 	$(BIN)/python scripts/demo_models.py --out models
 
-# The benchmark (not part of `make test`): writes docs/benchmarks.md and docs/benchmarks.png.
+# The benchmark (not part of `make test`): writes docs/benchmarks.md, .png and .json.
 # Set BENCH_BEARER_TOKEN to send a bearer token to tensorgate.
 wrk:
 	@command -v wrk >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }

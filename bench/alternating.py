@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from progress import Progress
-from report import Measurement, median_of
+from results import Measurement, median_of
 from servers import Server
 from wrk import WrkResult, run_wrk
 

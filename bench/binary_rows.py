@@ -20,9 +20,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from alternating import alternating
 from progress import Progress
-from report import BINARY as BINARY_ROW
-from report import BINARY_JSON as JSON_ROW
-from report import Measurement
+from results import BINARY as BINARY_ROW
+from results import BINARY_JSON as JSON_ROW
+from results import Measurement
 from servers import Server
 from wrk import WrkResult, run_wrk
 

@@ -1,6 +1,8 @@
-"""The fixed naive baseline: one async FastAPI route, a Pydantic body, one ORT call each.
+"""The fixed naive baseline: one FastAPI route, a Pydantic body, one ORT call each.
 
-This is the tutorial server the issue compares against; do not optimise it.
+This is the tutorial server the issue compares against; do not optimise it. By default
+its route is ``async def``, so ONNX Runtime runs on the event loop; ``--thread`` makes it
+a plain ``def`` route, which FastAPI runs in its threadpool (the other tutorial answer).
 """
 
 from __future__ import annotations
@@ -21,16 +23,27 @@ class Features(BaseModel):
     x: list[list[float]]
 
 
-def build(model_path: str) -> FastAPI:
-    """The app serving ``model_path`` at ``POST /predict``."""
+def build(model_path: str, *, thread: bool = False) -> FastAPI:
+    """The app serving ``model_path`` at ``POST /predict``; ``thread``: ONNX Runtime runs
+    in FastAPI's threadpool instead of on the event loop."""
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     app = FastAPI()
 
-    @app.post("/predict")
-    async def predict(features: Features) -> dict[str, Any]:
-        outputs = session.run(None, {input_name: np.asarray(features.x, dtype=np.float32)})
-        return {"y": outputs[0].tolist()}
+    if thread:
+
+        @app.post("/predict")
+        def predict_in_thread(features: Features) -> dict[str, Any]:
+            # A plain def route: FastAPI calls it in its threadpool.
+            outputs = session.run(None, {input_name: np.asarray(features.x, dtype=np.float32)})
+            return {"y": outputs[0].tolist()}
+
+    else:
+
+        @app.post("/predict")
+        async def predict(features: Features) -> dict[str, Any]:
+            outputs = session.run(None, {input_name: np.asarray(features.x, dtype=np.float32)})
+            return {"y": outputs[0].tolist()}
 
     return app
 
@@ -40,8 +53,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--thread", action="store_true", help="a def route: ORT in FastAPI's threadpool"
+    )
     args = parser.parse_args()
-    uvicorn.run(build(args.model), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        build(args.model, thread=args.thread), host="127.0.0.1", port=args.port, log_level="warning"
+    )
 
 
 if __name__ == "__main__":

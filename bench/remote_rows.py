@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alternating import servers_in_turns
 from progress import Progress
-from report import REMOTE, Measurement
+from results import ON, REMOTE, Measurement
 from servers import Server
 
 REMOTE_CONNECTIONS = (1, 64)
@@ -50,7 +50,7 @@ def remote_rows(
     progress: Progress,
 ) -> list[Measurement]:
     """``mlp`` at 1 and 64 connections, local and through the hop, in turns."""
-    kinds = ("tensorgate", REMOTE)
+    kinds = (ON, REMOTE)
     return servers_in_turns(
         servers, kinds, body, "mlp", REMOTE_CONNECTIONS, work, seconds, rounds, progress
     )

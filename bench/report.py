@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-import statistics
-from dataclasses import dataclass
+import os
 from pathlib import Path
 
 import matplotlib
@@ -12,230 +11,31 @@ import matplotlib
 matplotlib.use("Agg")  # no display: write files only
 import matplotlib.pyplot as plt
 
-from wrk import WrkResult
+from results import (
+    ASGI_FLOOR,
+    CEILING,
+    DEFAULT,
+    KINDS,
+    LARGE_ALONE,
+    LARGE_DURING,
+    NAIVE,
+    NAIVE_THREAD,
+    ON,
+    REMOTE,
+    STARLETTE_FLOOR,
+    Report,
+)
+from targets import access_log_pair, binary_pair, find, targets
 
-NAIVE = "naive"
-ON = "tensorgate"
-OFF = "tensorgate, batching off"
-TWO = "tensorgate, 2 workers"
-CEILING = "onnxruntime in-process (ceiling)"
-ACCESS_LOG_ON = "tensorgate, access log on"
-ACCESS_LOG_OFF = "tensorgate, access log off"
-REMOTE = "tensorgate -> remote tensorgate"
-BINARY_JSON = "tensorgate JSON"
-BINARY = "tensorgate binary"
-KINDS = (NAIVE, OFF, ON, TWO, CEILING)
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One server x model x connection count."""
-
-    server: str
-    model: str
-    connections: int
-    requests_per_s: float
-    """Answers per second, errors included (what wrk reports)."""
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    requests: int
-
-    @property
-    def ok_per_s(self) -> float:
-        """Successful (2xx) answers per second: what the tables, ratios and plot show."""
-        if self.requests == 0:  # the in-process ceiling has no HTTP answers
-            return self.requests_per_s
-        return self.requests_per_s * (self.requests - self.errors) / self.requests
-
-
-def median_of(server: str, model: str, conns: int, runs: list[WrkResult]) -> Measurement:
-    """Median rate and latencies over the rounds; errors and requests summed."""
-    return Measurement(
-        server,
-        model,
-        conns,
-        statistics.median(r.requests_per_s for r in runs),
-        statistics.median(r.p50_ms for r in runs),
-        statistics.median(r.p99_ms for r in runs),
-        sum(r.errors for r in runs),
-        sum(r.requests for r in runs),
-    )
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything one run measured."""
-
-    measurements: list[Measurement]
-    binary: list[Measurement]
-    """JSON and binary bodies (``tensorgate JSON`` / ``tensorgate binary``), same server."""
-    binary_rounds: int
-    access_log: list[Measurement]
-    """``mlp`` with the access log on (``tensorgate``) and off, same run, in turns."""
-    remote: list[Measurement]
-    """``mlp`` local (``tensorgate``) and through a remote model (``REMOTE``), in turns."""
-    overload: dict[str, float]
-    memory: dict[str, float]
-    best_kind: str
-    capacity: float
-    load_before: float
-    load_after: float
-    seconds_per_run: int
-    rounds: int
-    total_s: float
-    quick: bool
-    auth: bool
-    cpu: str
-
-
-def _find(report: Report, server: str, model: str, conns: int) -> Measurement | None:
-    for m in report.measurements:
-        if (m.server, m.model, m.connections) == (server, model, conns):
-            return m
-    return None
+DASHED = (CEILING, ASGI_FLOOR, STARLETTE_FLOOR)
+"""Rows drawn dashed in the plot: bounds, not servers of a model."""
 
 
 def _ratio(report: Report, kind: str, model: str, conns: int) -> float:
-    ours, naive = _find(report, kind, model, conns), _find(report, NAIVE, model, conns)
+    ours, naive = find(report, kind, model, conns), find(report, NAIVE, model, conns)
     if ours is None or naive is None or naive.ok_per_s == 0:
         return math.nan
     return ours.ok_per_s / naive.ok_per_s
-
-
-def _best(report: Report, model: str, conns: int) -> Measurement | None:
-    candidates = [m for k in (ON, TWO) if (m := _find(report, k, model, conns))]
-    return max(candidates, key=lambda m: m.ok_per_s, default=None)
-
-
-def _targets(report: Report) -> list[tuple[str, str, bool]]:
-    rows: list[tuple[str, str, bool]] = []
-    for model, wanted in (("mlp", 3.0), ("wide", 5.0)):
-        best, naive = _best(report, model, 64), _find(report, NAIVE, model, 64)
-        if best and naive:
-            ratio = best.ok_per_s / naive.ok_per_s
-            rows.append(
-                (
-                    f"`{model}` at 64 connections >= {wanted:g}x naive req/s, 0 errors",
-                    f"{best.ok_per_s:,.0f} vs {naive.ok_per_s:,.0f} req/s = "
-                    f"{ratio:.2f}x ({best.server}), {best.errors} errors",
-                    ratio >= wanted and best.errors == 0,
-                )
-            )
-    ours, naive = _find(report, ON, "mlp", 1), _find(report, NAIVE, "mlp", 1)
-    if ours and naive:
-        gap = ours.p50_ms - naive.p50_ms
-        rows.append(
-            (
-                "`mlp` p50 at 1 connection within 0.3 ms of naive",
-                f"{ours.p50_ms:.2f} ms vs {naive.p50_ms:.2f} ms ({gap:+.2f} ms)",
-                gap <= 0.3,
-            )
-        )
-    o = report.overload
-    rows.append(
-        (
-            "overload (4x capacity, Retry-After honoured): only 200/503",
-            f"{o['ok']:.0f} x 200, {o['rejected_503']:.0f} x 503, {o['other_statuses']:.0f} other",
-            o["other_statuses"] == 0,
-        )
-    )
-    share = o["goodput_per_s"] / o["capacity_per_s"]
-    rows.append(
-        (
-            "overload goodput >= 80% of capacity",
-            f"{o['goodput_per_s']:,.0f} of {o['capacity_per_s']:,.0f} req/s = {share:.0%}",
-            share >= 0.8,
-        )
-    )
-    rows.append(
-        (
-            "overload: p99 of admitted requests bounded by the queue bound",
-            f"server side: p99 time in queue {o['server_p99_queue_wait_ms']:.0f} ms vs bound "
-            f"{o['queue_bound_ms']:.0f} ms ((128 queued + 64 running) / goodput); client side "
-            f"p99 {o['p99_admitted_ms']:.0f} ms",
-            o["server_p99_queue_wait_ms"] <= o["queue_bound_ms"],
-        )
-    )
-    one, two = _find(report, ON, "mlp", 64), _find(report, TWO, "mlp", 64)
-    if one and two:
-        rows.append(
-            (
-                "1 vs 2 worker processes reported (`mlp`, 64 connections)",
-                f"{one.ok_per_s:,.0f} vs {two.ok_per_s:,.0f} req/s",
-                True,
-            )
-        )
-    rows += _binary_targets(report)
-    rows += _access_log_targets(report)
-    m = report.memory
-    rows.append(
-        (
-            f"RSS flat (<= 5% growth) over {m['seconds']:.0f} s at 70% of capacity",
-            f"{m['rss_start_mib']:.1f} -> {m['rss_end_mib']:.1f} MiB ({m['growth_pct']:+.1f}%), "
-            f"{m['achieved_per_s']:,.0f} req/s, {m['errors']:.0f} not 200 "
-            f"({m['rejected_503']:.0f} x 503)",
-            m["growth_pct"] <= 5 and m["seconds"] >= 120,
-        )
-    )
-    return rows
-
-
-def _binary_pair(report: Report, model: str, conns: int) -> tuple[Measurement, Measurement] | None:
-    found = {(m.server, m.model, m.connections): m for m in report.binary}
-    as_json = found.get((BINARY_JSON, model, conns))
-    binary = found.get((BINARY, model, conns))
-    return (as_json, binary) if as_json and binary else None
-
-
-def _binary_targets(report: Report) -> list[tuple[str, str, bool]]:
-    rows: list[tuple[str, str, bool]] = []
-    if pair := _binary_pair(report, "image", 64):
-        as_json, binary = pair
-        ratio = binary.ok_per_s / as_json.ok_per_s if as_json.ok_per_s else math.inf
-        rows.append(
-            (
-                "binary >= 3x JSON req/s on `image` [N, 3, 224, 224] at 64 connections",
-                f"{binary.ok_per_s:,.0f} vs {as_json.ok_per_s:,.0f} req/s = {ratio:.2f}x, "
-                f"{binary.errors + as_json.errors} errors",
-                ratio >= 3 and binary.errors == as_json.errors == 0,
-            )
-        )
-    pairs = [p for c in (1, 64) if (p := _binary_pair(report, "mlp", c))]
-    if pairs:
-        rows.append(
-            (
-                "binary never slower than JSON on `mlp` (1 and 64 connections)",
-                "; ".join(
-                    f"c={j.connections}: {b.ok_per_s:,.0f} vs {j.ok_per_s:,.0f} req/s "
-                    f"= {b.ok_per_s / j.ok_per_s:.2f}x"
-                    for j, b in pairs
-                ),
-                all(b.ok_per_s >= j.ok_per_s for j, b in pairs),
-            )
-        )
-    return rows
-
-
-def _access_log_pair(report: Report, conns: int) -> tuple[Measurement, Measurement] | None:
-    found = {(m.server, m.connections): m for m in report.access_log}
-    on, off = found.get((ACCESS_LOG_ON, conns)), found.get((ACCESS_LOG_OFF, conns))
-    return (on, off) if on and off else None
-
-
-def _access_log_targets(report: Report) -> list[tuple[str, str, bool]]:
-    pair = _access_log_pair(report, 64)
-    if pair is None:
-        return []
-    on, off = pair
-    share = on.ok_per_s / off.ok_per_s if off.ok_per_s else math.nan
-    return [
-        (
-            "access log on >= 90% of the req/s with it off (`mlp`, 64 connections)",
-            f"{on.ok_per_s:,.0f} vs {off.ok_per_s:,.0f} req/s = {share:.0%}",
-            share >= 0.9,
-        )
-    ]
 
 
 def _access_log_table(report: Report) -> list[str]:
@@ -244,7 +44,7 @@ def _access_log_table(report: Report) -> list[str]:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for conns in (1, 64):
-        if (pair := _access_log_pair(report, conns)) is None:
+        if (pair := access_log_pair(report, conns)) is None:
             continue
         on, off = pair
         lines.append(
@@ -282,7 +82,7 @@ def _binary_table(report: Report) -> list[str]:
     ]
     for model in ("mlp", "image"):
         for conns in (1, 64):
-            if (pair := _binary_pair(report, model, conns)) is None:
+            if (pair := binary_pair(report, model, conns)) is None:
                 continue
             j, b = pair
             lines.append(
@@ -293,17 +93,52 @@ def _binary_table(report: Report) -> list[str]:
     return [*lines, ""]
 
 
+def _large_json_section(report: Report) -> list[str]:
+    large = report.large_json
+    rows = [
+        (LARGE_ALONE, large.alone),
+        (LARGE_DURING, large.during),
+    ]
+    return [
+        "## Large JSON requests",
+        "",
+        f"The largest JSON request tensorgate takes: {large.rows:,} `mlp` rows (six decimal "
+        f"digits a number) in {large.body_bytes:,} bytes, under the 16 MiB body limit. "
+        "Decode, in the benchmark's process (bench/large_json_rows.py): tensorgate's request "
+        "codec (the one the inference route calls: envelope, checks against `mlp`'s "
+        "signature, tensors) against the floor of `orjson.loads` then `np.asarray(..., "
+        f"float32)` of the data; the two take turns, medians of {large.rounds} rounds: "
+        f"**{large.decode_ms:.0f} ms** against **{large.floor_ms:.0f} ms** "
+        f"({large.decode_ms / large.floor_ms:.2f}x).",
+        "",
+        f"Stall: one-row `mlp` requests from wrk at 16 connections to the one-process "
+        "tensorgate, alone and while one more client (a thread of the benchmark, one "
+        "keep-alive connection) sends the large body again as soon as each answer is read; "
+        f"the two take turns ({large.rounds} rounds, medians). The large requests: "
+        f"{large.large_answered} answered, {large.large_ok} with 200, median "
+        f"{large.large_p50_ms:.0f} ms each.",
+        "",
+        "| one-row `mlp`, 16 connections | ok req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {label} | {m.ok_per_s:,.0f} | {m.p50_ms:.2f} | {m.p99_ms:.2f} | {m.errors} |"
+            for label, m in rows
+        ),
+        "",
+    ]
+
+
 def _table(report: Report, model: str) -> list[str]:
     conns = sorted({m.connections for m in report.measurements if m.model == model})
     lines = [
         f"### `{model}`",
         "",
-        "| server | conns | ok req/s | p50 ms | p99 ms | errors | x naive |",
+        "| server | conns | ok req/s | p50 ms | p99 ms | errors | x naive (event loop) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in KINDS:
         for c in conns:
-            m = _find(report, kind, model, c)
+            m = find(report, kind, model, c)
             if m is None:
                 continue
             ratio = _ratio(report, kind, model, c) if kind != NAIVE else 1.0
@@ -327,16 +162,17 @@ def _plot(report: Report, path: Path) -> None:
             )
             if points:
                 xs, ys = zip(*points, strict=True)
-                axis.plot(
-                    xs, ys, marker="o", label=kind, linestyle="--" if kind == CEILING else "-"
-                )
+                style = "--" if kind in DASHED else "-"
+                # One colour per server in every panel, whichever servers a model has.
+                color = f"C{KINDS.index(kind)}"
+                axis.plot(xs, ys, marker="o", label=kind, linestyle=style, color=color)
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
         axis.set_title(model)
         axis.set_xlabel("connections (ceiling: batch size)")
         axis.set_ylabel("successful requests/s (ceiling: rows/s)")
         axis.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -346,7 +182,6 @@ def write_report(report: Report, out: Path) -> None:
     """Write the markdown page and the plot into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     _plot(report, out / "benchmarks.png")
-    targets = _targets(report)
     o = report.overload
     lines = [
         "# Benchmarks",
@@ -367,16 +202,28 @@ def write_report(report: Report, out: Path) -> None:
         )
         + f"Total time {report.total_s / 60:.1f} min.",
         "",
-        "- **naive**: bench/naive_server.py, the fixed baseline (one `async def` FastAPI route, "
-        "Pydantic body `x: list[list[float]]`, one ONNX Runtime call per request, one uvicorn "
-        "worker, no auth).",
+        f"- **{NAIVE}**: bench/naive_server.py, the fixed baseline (one `async def` FastAPI "
+        "route, Pydantic body `x: list[list[float]]`, one ONNX Runtime call per request on "
+        "the event loop, one uvicorn worker, no auth). The `x naive` column divides by it.",
+        f"- **{NAIVE_THREAD}**: the same server started with `--thread`: its route is a plain "
+        "`def`, which FastAPI runs in its threadpool, so ONNX Runtime runs off the event loop.",
+        f"- **{ASGI_FLOOR}** (bench/floor_asgi.py) and **{STARLETTE_FLOOR}** "
+        "(bench/floor_starlette.py, `POST /v2/models/{model}/infer`): the floor of a Python "
+        "server on uvicorn. Each reads the whole request body and sends a fixed one-row "
+        "Open Inference Protocol answer: no parsing, no model. They get the same request as "
+        "tensorgate (its JSON body and `Authorization` header, which they ignore); one "
+        "uvicorn worker, uvicorn's defaults but log level `warning`. Measured with the "
+        "`mlp` and `digits` bodies (`wide`'s is the same size as `mlp`'s).",
         "- **tensorgate**: `tensorgate serve` as users run it: default settings (log level "
         "`info`, the access log on, one JSON line per request into the server's log file), "
         "the shipped model configs, batching on, Prometheus metrics collected and `/metrics` "
         "served"
         + (", JWT auth on" if report.auth else ", auth not enabled (not merged at run time)")
-        + "; **2 workers** is the same with `--workers 2`; **batching off** sets "
-        "`batching.enabled: false` (one ONNX Runtime call per request).",
+        + f"; **{ON}** is one process; **{DEFAULT}** passes no `--workers`, so the default "
+        f"is used ({report.default_workers} serving process"
+        + ("es" if report.default_workers != 1 else "")
+        + " on this machine); **batching off** (one process) sets `batching.enabled: false` "
+        "(one ONNX Runtime call per request).",
         "- **ceiling**: ONNX Runtime called in-process with a batch as large as the "
         "connection count (rows/s and call latency).",
         "- `wide` is generated by the benchmark (float32 [batch, 256] -> 2048 -> 2048 -> 2048 -> "
@@ -389,7 +236,10 @@ def write_report(report: Report, out: Path) -> None:
         "",
         "| target | measured | met |",
         "|---|---|---|",
-        *(f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in targets),
+        *(
+            f"| {name} | {value} | {'yes' if ok else '**no**'} |"
+            for name, value, ok in targets(report)
+        ),
         "",
         "## Throughput and latency",
         "",
@@ -430,6 +280,7 @@ def write_report(report: Report, out: Path) -> None:
         f"({report.binary_rounds} rounds in turns, medians).",
         "",
         *_remote_table(report),
+        *_large_json_section(report),
         "## Overload",
         "",
         "A paced asyncio client (bench/paced_client.py) first measured the one-worker "
@@ -466,6 +317,4 @@ def write_report(report: Report, out: Path) -> None:
 
 
 def _cores() -> int:
-    import os
-
     return os.cpu_count() or 0

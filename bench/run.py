@@ -1,9 +1,12 @@
-"""``make bench``: tensorgate (batching on/off, 1 and 2 workers) against the naive baseline
-and raw ONNX Runtime, on loopback, writing docs/benchmarks.md and docs/benchmarks.png.
+"""``make bench``: tensorgate (batching on/off, one process and the default workers)
+against the naive baselines (ONNX Runtime on the event loop, in a worker thread), the
+floors of a Python server (a bare ASGI app, a plain Starlette route) and raw ONNX
+Runtime, on loopback, writing docs/benchmarks.md, docs/benchmarks.png and
+docs/benchmarks.json.
 
 tensorgate runs as users run it: JWT auth on (a random HS256 secret per run, a token
 minted with ``tensorgate token``, sent by wrk and the paced client) and Prometheus
-metrics on. The naive server takes no auth. ``--quick`` makes every measurement short.
+metrics on. The naive servers take no auth. ``--quick`` makes every measurement short.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,29 +28,23 @@ import numpy as np
 import yaml
 
 from alternating import servers_in_turns
-from binary_rows import binary_matrix, build_image, run_count
+from binary_rows import binary_matrix, build_image
 from binary_rows import make_bodies as make_binary_bodies
+from binary_rows import run_count as binary_run_count
 from ceiling import measure
+from large_json_rows import large_json_rows
+from large_json_rows import run_count as large_run_count
+from matrix import CONNECTIONS, MODELS, all_servers, matrix
+from matrix import run_count as matrix_run_count
 from progress import Progress
 from queue_runs import client_capacity, memory, overload
-from remote_rows import REMOTE_CONNECTIONS, remote_repository, remote_rows, upstream_environment
-from report import (
-    ACCESS_LOG_OFF,
-    ACCESS_LOG_ON,
-    REMOTE,
-    Measurement,
-    Report,
-    median_of,
-    write_report,
-)
-from servers import Server, naive, running, tensorgate
+from remote_rows import REMOTE_CONNECTIONS, remote_rows
+from report import write_report
+from results import ACCESS_LOG_OFF, ACCESS_LOG_ON, CEILING, DEFAULT, ON, Measurement, Report
+from servers import Server
 from wide_model import build_wide
-from wrk import WrkResult, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("mlp", "digits", "wide")
-CONNECTIONS = (1, 16, 64, 256)
-WORKER_MODELS = ("mlp", "wide")
 ACCESS_LOG_CONNECTIONS = (1, 64)
 
 
@@ -111,109 +107,6 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-@contextlib.contextmanager
-def all_servers(
-    repos: dict[str, Path], work: Path, env: dict[str, str]
-) -> Iterator[dict[str, Server]]:
-    """Every server of the main matrix, up at once so that runs can alternate between them."""
-    with contextlib.ExitStack() as stack:
-        servers = {
-            "tensorgate": stack.enter_context(
-                running(tensorgate(repos["on"], 1), "/v2/health/ready", work / "on.log", env)
-            ),
-            "tensorgate, batching off": stack.enter_context(
-                running(tensorgate(repos["off"], 1), "/v2/health/ready", work / "off.log", env)
-            ),
-            "tensorgate, 2 workers": stack.enter_context(
-                running(tensorgate(repos["on"], 2), "/v2/health/ready", work / "on2.log", env)
-            ),
-            ACCESS_LOG_ON: stack.enter_context(
-                running(tensorgate(repos["on"], 1), "/v2/health/ready", work / "logged.log", env)
-            ),
-            ACCESS_LOG_OFF: stack.enter_context(
-                running(
-                    tensorgate(repos["on"], 1),
-                    "/v2/health/ready",
-                    work / "quiet.log",
-                    {**env, "TENSORGATE_ACCESS_LOG": "false"},
-                )
-            ),
-        }
-        upstream = servers["tensorgate"].base
-        servers[REMOTE] = stack.enter_context(
-            running(
-                tensorgate(remote_repository(work, upstream), 1),
-                "/v2/health/ready",
-                work / "remote.log",
-                upstream_environment(env),
-            )
-        )
-        for model in MODELS:
-            servers[f"naive {model}"] = stack.enter_context(
-                running(
-                    naive(repos["on"] / model / "1" / "model.onnx"),
-                    "/openapi.json",
-                    work / f"naive-{model}.log",
-                )
-            )
-        yield servers
-
-
-def matrix(
-    servers: dict[str, Server],
-    bodies: dict[tuple[str, str], Path],
-    work: Path,
-    seconds: int,
-    connections: tuple[int, ...],
-    rounds: int,
-    progress: Progress,
-) -> list[Measurement]:
-    """wrk against every server, model and connection count: ``rounds`` rounds in which
-    the servers alternate, each server's figures the median of its rounds. The host's
-    noise moves in waves of seconds; one long run per server compares two moments."""
-    results: list[Measurement] = []
-    for model in MODELS:
-        for conns in connections:
-            kinds = ["naive", "tensorgate", "tensorgate, batching off"]
-            if model in WORKER_MODELS:
-                kinds.append("tensorgate, 2 workers")
-            runs: dict[str, list[WrkResult]] = {kind: [] for kind in kinds}
-            for _ in range(rounds):
-                for kind in kinds:
-                    label = f"{kind} {model} c={conns}"
-                    progress.step(label)
-                    runs[kind].append(_wrk_once(servers, bodies, work, kind, model, conns, seconds))
-                    progress.finish(label)
-            results += [median_of(kind, model, conns, runs[kind]) for kind in kinds]
-    return results
-
-
-def _wrk_once(
-    servers: dict[str, Server],
-    bodies: dict[tuple[str, str], Path],
-    work: Path,
-    kind: str,
-    model: str,
-    conns: int,
-    seconds: int,
-) -> WrkResult:
-    if kind == "naive":
-        server, url_path, body, token = (
-            servers[f"naive {model}"],
-            "/predict",
-            bodies[(model, "naive")],
-            False,
-        )
-    else:
-        server, url_path, body, token = (
-            servers[kind],
-            f"/v2/models/{model}/infer",
-            bodies[(model, "tensorgate")],
-            True,
-        )
-    return run_wrk(server.base + url_path, body, conns, seconds, work, send_token=token)
-
-
 def access_log_rows(
     servers: dict[str, Server],
     bodies: dict[tuple[str, str], Path],
@@ -243,7 +136,7 @@ def ceilings(
             ceiling = measure(repo / model / "1" / "model.onnx", conns, seconds)
             results.append(
                 Measurement(
-                    "onnxruntime in-process (ceiling)",
+                    CEILING,
                     model,
                     conns,
                     ceiling.rows_per_s,
@@ -276,41 +169,50 @@ def main() -> None:
     queue_s = 2 if args.quick else 4  # the paced client's capacity run; overload twice that
     connections = (1, 64) if args.quick else CONNECTIONS
     memory_s = 15.0 if args.quick else 120.0
+    large_rounds = 2 if args.quick else 5
     load_before = load_average()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tensorgate-bench-") as tmp:
         work = Path(tmp)
         repos = make_repositories(work)
         bodies = make_bodies(work)
-        runs = rounds * sum(len(connections) * (4 if m in WORKER_MODELS else 3) for m in MODELS)
         binary_bodies = make_binary_bodies(work)
         log_runs = binary_rounds * (len(ACCESS_LOG_CONNECTIONS) + len(REMOTE_CONNECTIONS)) * 2
-        progress = Progress(runs + run_count(binary_rounds) + log_runs + len(MODELS) + 2)
+        progress = Progress(
+            matrix_run_count(connections, rounds)
+            + binary_run_count(binary_rounds)
+            + log_runs
+            + large_run_count(large_rounds)
+            + len(MODELS)
+            + 2
+        )
         with all_servers(repos, work, enable_auth()) as servers:
             results = matrix(servers, bodies, work, seconds, connections, rounds, progress)
             binary = binary_matrix(
-                servers["tensorgate"], binary_bodies, work, seconds, binary_rounds, progress
+                servers[ON], binary_bodies, work, seconds, binary_rounds, progress
             )
             logged = access_log_rows(servers, bodies, work, seconds, binary_rounds, progress)
             mlp_body = bodies[("mlp", "tensorgate")]
             hop = remote_rows(servers, mlp_body, work, seconds, binary_rounds, progress)
-            by = {(r.server, r.model, r.connections): r for r in results}
-            capacity = max(
-                by[(k, "mlp", 64)].ok_per_s for k in ("tensorgate", "tensorgate, 2 workers")
+            large = large_json_rows(
+                servers[ON],
+                mlp_body,
+                repos["on"] / "mlp" / "1" / "model.onnx",
+                work,
+                seconds if args.quick else 2 * seconds,
+                large_rounds,
+                progress,
             )
-            best_kind = max(
-                ("tensorgate", "tensorgate, 2 workers"),
-                key=lambda k: by[(k, "mlp", 64)].ok_per_s,
-            )
-            one_worker_capacity = by[("tensorgate", "mlp", 64)].ok_per_s
+            default_workers = servers[DEFAULT].worker_processes()
             progress.step("overload, 4x capacity")
-            mlp_body = bodies[("mlp", "tensorgate")]
-            client_rate = client_capacity(servers["tensorgate"], mlp_body, queue_s)
-            over = overload(servers["tensorgate"], mlp_body, client_rate, queue_s * 2, 128)
-            over["wrk_capacity_per_s"] = one_worker_capacity
+            client_rate = client_capacity(servers[ON], mlp_body, queue_s)
+            over = overload(servers[ON], mlp_body, client_rate, queue_s * 2, 128)
+            over["wrk_capacity_per_s"] = next(
+                r.ok_per_s for r in results if (r.server, r.model, r.connections) == (ON, "mlp", 64)
+            )
             progress.finish("overload")
             progress.step(f"memory, {memory_s:.0f}s at 70%")
-            mem = memory(servers["tensorgate"], mlp_body, client_rate, memory_s)
+            mem = memory(servers[ON], mlp_body, client_rate, memory_s)
             progress.finish("memory")
         results += ceilings(repos["on"], connections, 1.0 if args.quick else 2.0, progress)
     report = Report(
@@ -319,10 +221,10 @@ def main() -> None:
         binary_rounds=binary_rounds,
         access_log=logged,
         remote=hop,
+        large_json=large,
         overload=over,
         memory=mem,
-        best_kind=best_kind,
-        capacity=capacity,
+        default_workers=default_workers,
         load_before=load_before,
         load_after=load_average(),
         seconds_per_run=seconds,
@@ -340,6 +242,8 @@ def main() -> None:
                 "binary": [asdict(r) for r in binary],
                 "access_log": [asdict(r) for r in logged],
                 "remote": [asdict(r) for r in hop],
+                "large_json": asdict(large),
+                "default_workers": default_workers,
                 "overload": over,
                 "memory": mem,
             },

@@ -37,6 +37,12 @@ class Server:
         """http://127.0.0.1:<port>"""
         return f"http://{HOST}:{self.port}"
 
+    def worker_processes(self) -> int:
+        """How many processes serve requests: the workers a supervisor spawned (by
+        multiprocessing's spawn start method, as uvicorn's does), or the process itself."""
+        spawned = sum("spawn_main" in _cmdline(pid) for pid in _children(self.process.pid))
+        return spawned or 1
+
     def rss_bytes(self) -> int:
         """Resident memory of the process and its children (the workers)."""
         return sum(_rss(pid) for pid in [self.process.pid, *_children(self.process.pid)])
@@ -48,6 +54,12 @@ def _children(pid: int) -> list[int]:
         with contextlib.suppress(OSError):
             found += [int(c) for c in (task / "children").read_text().split()]
     return found + [g for c in found for g in _children(c)]
+
+
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
 
 
 def _rss(pid: int) -> int:
@@ -94,23 +106,22 @@ def running(
             process.wait()
 
 
-def tensorgate(repository: Path, workers: int) -> list[str]:
+def tensorgate(repository: Path, workers: int | None) -> list[str]:
     """The command line of ``tensorgate serve``, its settings the defaults (log level and
-    access log included) but the port and workers."""
+    access log included) but the port and ``workers`` (None: not passed, the default)."""
     exe = Path(sys.executable).with_name("tensorgate")
-    return [
-        str(exe),
-        "serve",
-        "--models",
-        str(repository),
-        "--port",
-        "{port}",
-        "--workers",
-        str(workers),
-    ]
+    command = [str(exe), "serve", "--models", str(repository), "--port", "{port}"]
+    return command if workers is None else [*command, "--workers", str(workers)]
 
 
-def naive(model: Path) -> list[str]:
-    """The command line of the naive baseline."""
+def naive(model: Path, *, thread: bool = False) -> list[str]:
+    """The command line of the naive baseline; ``thread``: its route is a plain ``def``,
+    so ONNX Runtime runs in FastAPI's threadpool rather than on the event loop."""
     script = Path(__file__).with_name("naive_server.py")
-    return [sys.executable, str(script), "--model", str(model), "--port", "{port}"]
+    command = [sys.executable, str(script), "--model", str(model), "--port", "{port}"]
+    return [*command, "--thread"] if thread else command
+
+
+def floor(script: str) -> list[str]:
+    """The command line of a floor server: ``floor_asgi.py`` or ``floor_starlette.py``."""
+    return [sys.executable, str(Path(__file__).with_name(script)), "--port", "{port}"]

@@ -1,0 +1,113 @@
+"""What ``make bench`` measures: the servers' row labels, one measured row, and a run's
+results as the report reads them."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from wrk import WrkResult
+
+NAIVE = "naive, ORT on the event loop"
+NAIVE_THREAD = "naive, ORT in a worker thread"
+ASGI_FLOOR = "bare ASGI app (floor)"
+STARLETTE_FLOOR = "plain Starlette route (floor)"
+ON = "tensorgate, --workers 1"
+OFF = "tensorgate, batching off"
+DEFAULT = "tensorgate, default workers"
+CEILING = "onnxruntime in-process (ceiling)"
+ACCESS_LOG_ON = "tensorgate, access log on"
+ACCESS_LOG_OFF = "tensorgate, access log off"
+REMOTE = "tensorgate -> remote tensorgate"
+BINARY_JSON = "tensorgate JSON"
+BINARY = "tensorgate binary"
+LARGE_ALONE = "one-row mlp alone"
+LARGE_DURING = "one-row mlp beside large JSON requests"
+KINDS = (NAIVE, NAIVE_THREAD, ASGI_FLOOR, STARLETTE_FLOOR, OFF, ON, DEFAULT, CEILING)
+"""The servers of the main matrix, in the order of its tables."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One server x model x connection count."""
+
+    server: str
+    model: str
+    connections: int
+    requests_per_s: float
+    """Answers per second, errors included (what wrk reports)."""
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+    @property
+    def ok_per_s(self) -> float:
+        """Successful (2xx) answers per second: what the tables, ratios and plot show."""
+        if self.requests == 0:  # the in-process ceiling has no HTTP answers
+            return self.requests_per_s
+        return self.requests_per_s * (self.requests - self.errors) / self.requests
+
+
+def median_of(server: str, model: str, conns: int, runs: list[WrkResult]) -> Measurement:
+    """Median rate and latencies over the rounds; errors and requests summed."""
+    return Measurement(
+        server,
+        model,
+        conns,
+        statistics.median(r.requests_per_s for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.errors for r in runs),
+        sum(r.requests for r in runs),
+    )
+
+
+@dataclass(frozen=True)
+class LargeJson:
+    """The largest JSON request tensorgate takes: its decode against the floor, and what
+    a stream of them does to the latency of one-row requests."""
+
+    body_bytes: int
+    rows: int
+    """``mlp`` rows in the large body."""
+    rounds: int
+    floor_ms: float
+    """Median time of ``orjson.loads`` + ``np.asarray`` on the large body, in-process."""
+    decode_ms: float
+    """Median time of tensorgate's request codec on the same body, in-process."""
+    alone: Measurement
+    """One-row ``mlp`` requests, 16 connections, nothing else sent (``LARGE_ALONE``)."""
+    during: Measurement
+    """The same while one client keeps sending the large body (``LARGE_DURING``)."""
+    large_answered: int
+    large_ok: int
+    large_p50_ms: float
+    """Median time of one large request, sent to its answer read."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one run measured."""
+
+    measurements: list[Measurement]
+    binary: list[Measurement]
+    """JSON and binary bodies (``BINARY_JSON`` / ``BINARY``), same server."""
+    binary_rounds: int
+    access_log: list[Measurement]
+    """``mlp`` with the access log on and off, same run, in turns."""
+    remote: list[Measurement]
+    """``mlp`` local (``ON``) and through a remote model (``REMOTE``), in turns."""
+    large_json: LargeJson
+    overload: dict[str, float]
+    memory: dict[str, float]
+    default_workers: int
+    """Processes serving requests in the ``DEFAULT`` server (``--workers`` not passed)."""
+    load_before: float
+    load_after: float
+    seconds_per_run: int
+    rounds: int
+    total_s: float
+    quick: bool
+    auth: bool
+    cpu: str
