@@ -41,12 +41,11 @@ class Gateway(FastAPI):
             return
         started = time.perf_counter()
         exchange = begin_exchange(scope)
-        send = exchange.wrap(send)
         target = inference_target(scope)
         try:
             if target is None:
-                await self._rest_until_shutdown(scope, receive, send)
-            else:
+                await self._rest_until_shutdown(scope, receive, exchange.wrap(send))
+            else:  # the pipeline records its answers in the exchange itself
                 await self._inference.serve(scope, receive, send, target, exchange)
         except BaseException:
             if exchange.status == 0:

@@ -79,7 +79,9 @@ class Authenticator:
         self.clock = clock
         self.cache_s = cache_s
         # token -> (principal, forget-after time); insertion order evicts the oldest.
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        # token -> (principal, remembered until, valid from, valid until): the window its
+        # time claims allow, so that a request inside it costs two comparisons.
+        self._verified: dict[str, tuple[Principal, float, float, float]] = {}
 
     @classmethod
     def from_settings(
@@ -107,11 +109,15 @@ class Authenticator:
         if remembered is None:
             token = self._bearer_token(authorization)
             remembered = self._verified.get(token)
-        if remembered is not None and self.clock() < remembered[1]:
+        if remembered is not None:
             # The signature was verified moments ago; time-based claims change, recheck.
-            principal = remembered[0]
-            self._check_times(principal.claims)
-            return principal
+            principal, until, valid_from, valid_until = remembered
+            now = self.clock()
+            if valid_from <= now <= valid_until and now < until:
+                return principal
+            if now < until:
+                self._check_times(principal.claims)  # raises, naming the claim
+                return principal
         principal = await self._verify_token(token)
         self._remember(token, principal)
         return principal
@@ -136,7 +142,12 @@ class Authenticator:
             return
         if len(self._verified) >= _CACHE_SIZE:
             del self._verified[next(iter(self._verified))]
-        self._verified[token] = (principal, self.clock() + self.cache_s)
+        claims, leeway = principal.claims, self.leeway_s
+        exp = _numeric_date(claims, "exp")
+        starts = [d for name in ("nbf", "iat") if (d := _numeric_date(claims, name)) is not None]
+        valid_from = max(starts, default=-math.inf) - leeway
+        valid_until = math.inf if exp is None else exp + leeway
+        self._verified[token] = (principal, self.clock() + self.cache_s, valid_from, valid_until)
 
     def _bearer_token(self, authorization: str | None) -> str:
         if authorization is None or not authorization.strip():

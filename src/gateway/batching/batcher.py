@@ -419,21 +419,27 @@ class Batcher:
                     if not item.future.done():
                         item.future.set_result({name: piece[name] for name in item.outputs})
         finally:
-            self._in_flight -= 1
-            if self._ahead:  # the oldest batch handed ahead took this one's thread
-                promoted = self._ahead.popleft()
-                self._ahead_entries -= promoted.entries
-                promoted.started = now
+            self._release(now, inline=inline)
+
+    def _release(self, now: float, *, inline: bool) -> None:
+        """A batch ended: its instance goes to a batch handed ahead, or is free; start what
+        the queue holds."""
+        self._in_flight -= 1
+        if self._ahead:  # the oldest batch handed ahead took this one's thread
+            promoted = self._ahead.popleft()
+            self._ahead_entries -= promoted.entries
+            promoted.started = now
+        else:
+            self._free += 1
+        if self._in_flight == 0 and self._queue and not self._closing:
+            if inline:
+                self._launch_at_turn_end()
             else:
-                self._free += 1
-            if self._in_flight == 0 and self._queue and not self._closing:
-                if inline:
-                    self._launch_at_turn_end()
-                else:
-                    # The next batch filled while this one ran: start it in this loop turn
-                    # instead of waking the consumer to do it in a later one.
-                    self._launch(self._take_batch())
-            self._dispatch_ahead()
+                # The next batch filled while this one ran: start it in this loop turn
+                # instead of waking the consumer to do it in a later one.
+                self._launch(self._take_batch())
+        self._dispatch_ahead()
+        if self._queue or self._closing:  # an empty queue has nothing for the consumer
             self._wakeup.set()
 
     def _record_success(self, run: _Run, finished: float, elapsed: float) -> None:

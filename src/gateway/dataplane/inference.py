@@ -108,6 +108,9 @@ def rows_limit(policy: BatchPolicy) -> int | None:
     return policy.max_queue_size * policy.max_batch_size
 
 
+_MAX_RULES = 256
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """A request let in before its body was read: what it named, and the version chosen."""
@@ -123,6 +126,9 @@ class InferenceService:
 
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
+        # What each version's requests are checked against, made once per version: the
+        # same for every request (keyed by identity; the version is kept to hold the key).
+        self._rules: dict[int, tuple[ModelVersion, DecodingRules]] = {}
 
     @property
     def registry(self) -> ModelRegistry:
@@ -158,17 +164,30 @@ class InferenceService:
         model = admission.model
         if not model.accepting:
             model = self._registry.route(admission.name, admission.version, admission.key)
-        backend, batcher = model.backend, model.batcher
-        assert backend is not None  # resolve() returns ready versions only
-        assert batcher is not None
-        config = model.config
-        max_rows = rows_limit(batcher.policy)
-        rules = DecodingRules(
-            backend.signature, config.allow_non_finite, max_rows, config.class_labels
-        )
+        batcher = model.batcher
+        assert batcher is not None  # resolve() returns ready versions only
+        cached = self._rules.get(id(model))
+        rules = cached[1] if cached is not None and cached[0] is model else self._rules_of(model)
         request = codec.decode(body, headers, rules)
         timeout = request_timeout_s(
-            request.parameters, headers.get(TIMEOUT_HEADER), config.batching.default_timeout_ms
+            request.parameters,
+            headers.get(TIMEOUT_HEADER),
+            model.config.batching.default_timeout_ms,
         )
         future = batcher.submit(request.inputs, request.outputs, timeout, trace)
         return PendingInference(model, future, request.encode)
+
+    def _rules_of(self, model: ModelVersion) -> DecodingRules:
+        backend, batcher, config = model.backend, model.batcher, model.config
+        assert backend is not None
+        assert batcher is not None
+        rules = DecodingRules(
+            backend.signature,
+            config.allow_non_finite,
+            rows_limit(batcher.policy),
+            config.class_labels,
+        )
+        if len(self._rules) >= _MAX_RULES:  # versions come and go with reloads
+            self._rules.clear()
+        self._rules[id(model)] = (model, rules)
+        return rules

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.api.body import ClientDisconnected, check_declared_length, error_answer, read_body
 from gateway.api.compression import chosen_coding, compress
 from gateway.api.exception_handlers import method_not_allowed
-from gateway.api.exchange import Exchange
+from gateway.api.exchange import REQUEST_ID_HEADER, Exchange
 from gateway.api.http_metrics import status_class
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.targets import InferenceTarget
@@ -71,30 +71,30 @@ class InferenceEndpoint:
         exchange.model = target.model
         try:
             if scope["method"] != "POST":
-                await method_not_allowed("POST")(scope, receive, send)
+                await method_not_allowed("POST")(scope, receive, exchange.wrap(send))
                 return
-            payload = await self._answer(state, scope, receive, target, exchange)
+            payload, accept_encoding = await self._answer(state, scope, receive, target, exchange)
         except GatewayError as exc:
             response = error_answer(exc)
             exchange.failed(exc.message)
             if isinstance(exc, Overloaded):
                 await _pace_refusal(exc, state.settings.refusal_pacing_max_ms)
-            await response(scope, receive, send)
+            await response(scope, receive, exchange.wrap(send))
         except ClientDisconnected:
             exchange.status = CLIENT_CLOSED_REQUEST  # left mid-body: nobody to answer
         except asyncio.CancelledError:
             # Only the server cancels a request: at the end of the shutdown grace period.
             exchange.failed("the server is shutting down")
-            await send_json(send, 503, SHUTTING_DOWN, _CLOSE)
+            await send_json(exchange.wrap(send), 503, SHUTTING_DOWN, _CLOSE)
         except Exception:
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             exchange.failed("internal server error")
-            await send_json(send, 500, b'{"error":"internal server error"}')
+            await send_json(exchange.wrap(send), 500, b'{"error":"internal server error"}')
         else:
             if payload is None:
                 exchange.status = CLIENT_CLOSED_REQUEST  # nothing sent: nobody is listening
             else:
-                await send_answer(send, payload, _accept_encoding(scope))
+                await send_answer(send, payload, accept_encoding, exchange)
         finally:
             self._record(state, scope, target, exchange, started)
 
@@ -123,7 +123,8 @@ class InferenceEndpoint:
         receive: Receive,
         target: InferenceTarget,
         exchange: Exchange,
-    ) -> bytes | None:
+    ) -> tuple[bytes | None, str | None]:
+        """The answer's body (None when the client left) and its ``Accept-Encoding``."""
         check_declared_length(scope, self.max_body_bytes)
         headers = {
             key.decode("latin-1"): value.decode("latin-1")
@@ -142,10 +143,11 @@ class InferenceEndpoint:
         pending = service.submit(target.codec, admission, body, headers, exchange.trace)
         exchange.version = str(pending.model.version)
         try:
-            return await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
+            payload = await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
         except asyncio.CancelledError:
             pending.cancel()  # withdrawn: nothing is computed for an answer never sent
             raise
+        return payload, headers.get("accept-encoding")
 
 
 def _sticky_key(sticky: str | None, principal: Principal, scope: Scope) -> str | None:
@@ -183,16 +185,12 @@ async def _pace_refusal(refusal: Overloaded, max_ms: float) -> None:
         await asyncio.sleep(delay_s)
 
 
-def _accept_encoding(scope: Scope) -> str | None:
-    for key, value in scope["headers"]:
-        if key == b"accept-encoding":
-            return str(value.decode("latin-1"))
-    return None
-
-
-async def send_answer(send: Send, payload: bytes, accept_encoding: str | None) -> None:
+async def send_answer(
+    send: Send, payload: bytes, accept_encoding: str | None, exchange: Exchange
+) -> None:
     """Send a 200 inference answer, compressed when ``accept_encoding`` asks for gzip or
-    deflate (always, whatever its size: a client that asked may expect the header)."""
+    deflate (always, whatever its size: a client that asked may expect the header), with
+    the request id; recorded in ``exchange``."""
     coding = chosen_coding(accept_encoding)
     headers: list[tuple[bytes, bytes]] = []
     if isinstance(payload, BinaryBody):
@@ -206,6 +204,9 @@ async def send_answer(send: Send, payload: bytes, accept_encoding: str | None) -
         body = compress(payload, coding)
         headers += [(b"content-encoding", coding.encode()), (b"vary", b"accept-encoding")]
     headers.append((b"content-length", str(len(body)).encode()))
+    headers.append((REQUEST_ID_HEADER, exchange.request_id))
+    exchange.status = 200
+    exchange.response_bytes = len(body)
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
