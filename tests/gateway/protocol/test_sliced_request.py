@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -20,8 +20,11 @@ from gateway.protocol.request_codec import ProtocolRequest, decode_protocol_requ
 from gateway.protocol.sliced_request import decode_large_request
 from gateway.protocol.sliced_tensor import Abandoned, decode_sliced, skeleton
 
-NUMERIC = ("FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16")
-NUMERIC += ("UINT32", "UINT64")
+NUMERIC = (
+    *("FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64"),
+    *("UINT8", "UINT16", "UINT32", "UINT64"),
+)
+WIDTHS: dict[int, Literal[16, 32, 64]] = {2: 16, 4: 32, 8: 64}
 
 
 def signature(datatype: str = "FP32", shape: tuple[int | None, ...] = (None, 3)) -> ModelSignature:
@@ -118,7 +121,10 @@ def tensors(draw: st.DrawFn) -> tuple[str, np.ndarray]:
     shape = draw(hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6))
     if dtype.kind == "f":
         elements = st.floats(
-            allow_nan=False, allow_infinity=False, width=8 * dtype.itemsize, allow_subnormal=True
+            allow_nan=False,
+            allow_infinity=False,
+            width=WIDTHS[dtype.itemsize],
+            allow_subnormal=True,
         )
     else:
         elements = st.integers(int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
