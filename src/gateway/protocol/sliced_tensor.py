@@ -7,14 +7,16 @@ one its shape implies, and a slice holding anything but numbers ends the attempt
 caller then runs the exact codec, so every error message stays the exact codec's.
 
 Exactness: a slice's values convert the way the exact codec converts its leaves (floats
-through a double, range-checked; integers with numpy's own bounds check), and any value
-the exact codec would treat specially (out of range, beyond a double) ends the attempt.
+through a double, integers through an int64, both range-checked), and any value the exact
+codec would treat specially (out of range, beyond a double, an integer literal of 19
+digits or more) ends the attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +33,7 @@ _SKELETON_BYTES = b",[]"
 # Brackets become spaces: a slice then parses as a flat list of its numbers, and two
 # numbers that only a bracket separated run together and fail to parse.
 _BRACKETS_AS_SPACES = bytes.maketrans(b"[]", b"  ")
+_LONG_INTEGER = re.compile(rb"[0-9]{19}")
 _FLOAT_LIMITS = {size: float(np.finfo(f"f{size}").max) for size in (2, 4, 8)}
 
 
@@ -61,10 +64,11 @@ def _values(piece: bytes, dtype: np.dtype[Any]) -> Array | None:
         if wide.size and not float(np.abs(wide).max()) <= _FLOAT_LIMITS[dtype.itemsize]:
             return None
         return wide
-    # Integers past 64 bits come back from orjson as floats: no integer kind then.
-    found = np.array(values)
-    if found.dtype.kind not in "iu":
+    # orjson reads integers past 64 bits as floats, which numpy would truncate: a literal
+    # of 19 digits or more (rare) is left to the exact codec; all others fit an int64.
+    if _LONG_INTEGER.search(piece):
         return None
+    found = np.array(values, dtype=np.int64)
     if found.size:
         info = np.iinfo(dtype)
         if int(found.min()) < info.min or int(found.max()) > info.max:

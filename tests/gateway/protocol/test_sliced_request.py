@@ -142,7 +142,10 @@ async def test_sliced_arrays_equal_the_exact_ones(
     got = await sliced(body, sig, slice_bytes=slice_bytes)
     assert_same_request(got, exact(body, sig))
     np.testing.assert_array_equal(got.inputs["x"], array, strict=True)
-    # ...and the slices gave it, not the exact codec after an irregularity.
+    # ...and the slices gave it, not the exact codec after an irregularity (integers of
+    # 19 digits or more are left to it).
+    if array.dtype.kind in "iu" and np.abs(array.astype(object)).max() >= 10**18:
+        return
     (span,) = find_data_arrays(body, 1, 4) or []
     direct = await decode_sliced(body, span, array.shape, array.dtype, slice_bytes=slice_bytes)
     assert direct is not None
