@@ -59,6 +59,9 @@ class Interference:
     """(b): one-row requests from 16 connections alone and during large requests."""
 
     slicing: bool
+    large_kind: str
+    """``json``, or ``binary``: the same rows as binary tensor data (no JSON to decode:
+    what is left of the interference is the model's own work on the large requests)."""
     large_body_bytes: int
     alone: WrkResult
     during: WrkResult
@@ -89,6 +92,25 @@ def largest_body(limit: int) -> bytes:
         rows -= 10
         body = protocol_body(random_rows(rows))
     return body
+
+
+def binary_body(rows: int) -> tuple[bytes, int]:
+    """An ``mlp`` request of ``rows`` random rows as binary tensor data, and the length
+    of its JSON header."""
+    array = random_rows(rows)
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": list(array.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": array.nbytes},
+                }
+            ]
+        }
+    )
+    return header + array.tobytes(), len(header)
 
 
 def _timed(run: Callable[[], object]) -> float:
@@ -151,8 +173,9 @@ def _auth() -> dict[str, str]:
 class _LargeSender:
     """One client sending ``body`` again and again until stopped, in a thread."""
 
-    def __init__(self, url: str, body: bytes) -> None:
+    def __init__(self, url: str, body: bytes, header_length: int | None) -> None:
         self._url, self._body = url, body
+        self._binary = header_length
         self._stop = threading.Event()
         self.latencies_ms: list[float] = []
         self.failures = 0
@@ -163,6 +186,9 @@ class _LargeSender:
             "Authorization": f"Bearer {os.environ['BENCH_BEARER_TOKEN']}",
             "Content-Type": "application/json",
         }
+        if self._binary is not None:
+            headers["Content-Type"] = "application/octet-stream"
+            headers["Inference-Header-Content-Length"] = str(self._binary)
         with httpx.Client(timeout=60) as client:
             while not self._stop.is_set():
                 started = time.perf_counter()
@@ -181,12 +207,16 @@ class _LargeSender:
         self._thread.join()
 
 
-def interference(seconds: int = 10, *, slicing: bool = True) -> Interference:
+def interference(seconds: int = 10, *, slicing: bool = True, binary: bool = False) -> Interference:
     """(b): a fresh one-worker server on the repository's models, wrk with one-row
     ``mlp`` requests from 16 connections alone, then beside one client that keeps
-    sending the largest JSON request the server accepts."""
+    sending the largest JSON request the server accepts (its rows as binary data with
+    ``binary``)."""
     limit = Settings().max_request_body_bytes
     large = largest_body(limit)
+    header_length = None
+    if binary:
+        large, header_length = binary_body(orjson.loads(large)["inputs"][0]["shape"][0])
     env = {**_auth(), "TENSORGATE_ACCESS_LOG": "false"}
     env["TENSORGATE_JSON_SLICING"] = "true" if slicing else "false"
     with tempfile.TemporaryDirectory() as scratch:
@@ -198,13 +228,14 @@ def interference(seconds: int = 10, *, slicing: bool = True) -> Interference:
             url = f"{server.base}/v2/models/mlp/infer"
             run_wrk(url, small, 16, 2, work, send_token=True)  # warm-up
             alone = run_wrk(url, small, 16, seconds, work, send_token=True)
-            with _LargeSender(url, large) as sender:
+            with _LargeSender(url, large, header_length) as sender:
                 during = run_wrk(url, small, 16, seconds, work, send_token=True)
             answered = sender.latencies_ms
             if sender.failures:
                 raise RuntimeError(f"{sender.failures} large requests failed; see the log")
     return Interference(
         slicing,
+        "binary" if binary else "json",
         len(large),
         alone,
         during,
@@ -214,7 +245,7 @@ def interference(seconds: int = 10, *, slicing: bool = True) -> Interference:
 
 
 def main() -> None:
-    """Print (a) and (b), with slicing on and off."""
+    """Print (a), and (b) with slicing on and off, and with binary large requests."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9, help="rounds of (a)")
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
@@ -222,8 +253,9 @@ def main() -> None:
     args = parser.parse_args()
     print(orjson.dumps(asdict(decode_cost(args.rounds))).decode())
     if not args.skip_server:
-        for slicing in (True, False):
-            print(orjson.dumps(asdict(interference(args.seconds, slicing=slicing))).decode())
+        for slicing, binary in ((True, False), (False, False), (True, True)):
+            figures = interference(args.seconds, slicing=slicing, binary=binary)
+            print(orjson.dumps(asdict(figures)).decode())
 
 
 if __name__ == "__main__":
