@@ -162,6 +162,16 @@ class Settings(BaseSettings):
     """Count each request's metrics in plain Python and add them to the Prometheus
     collectors once per event-loop turn (``gateway.tally``: the same samples, a tenth less
     Python per request); false observes every request directly (docs/configuration.md)."""
+    json_slicing: bool = True
+    """Decode the tensors of a large JSON inference body in slices, giving the event loop
+    back between them, so that other requests are answered meanwhile
+    (docs/protocol.md#large-json-bodies); false: every body is decoded in one go."""
+    json_slicing_min_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    """A JSON inference body longer than this is decoded in slices (with ``json_slicing``
+    on); shorter ones take the usual path, unchanged."""
+    json_slice_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    """About how much of a tensor's JSON text is decoded between two turns of the event
+    loop (about half a millisecond of work per 64 KiB on the development machine)."""
     access_log: bool = True
     """One line per request on standard output (docs/operations.md#access-log)."""
     access_log_format: Literal["auto", "json", "text"] = "auto"

@@ -118,6 +118,7 @@ def create_app(
 
     app = Gateway(
         max_body_bytes=settings.max_request_body_bytes,
+        sliced_body_bytes=settings.json_slicing_min_bytes if settings.json_slicing else None,
         title="tensorgate",
         version="0.1.0",
         lifespan=lifespan,

@@ -25,9 +25,11 @@ class Gateway(FastAPI):
     (docs/architecture.md); every other request goes through them.
     """
 
-    def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *, max_body_bytes: int, sliced_body_bytes: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self._inference = InferenceEndpoint(max_body_bytes)
+        self._inference = InferenceEndpoint(max_body_bytes, sliced_body_bytes)
         self._rest = BodyLimitMiddleware(self._fastapi, max_bytes=max_body_bytes)
 
     async def _fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:

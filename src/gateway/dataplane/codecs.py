@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from backends.base import Array, ModelSignature
-from gateway.protocol.request_codec import decode_protocol_request, encode_protocol_response
+from gateway.protocol.request_codec import (
+    ProtocolRequest,
+    decode_protocol_request,
+    encode_protocol_response,
+)
+from gateway.protocol.sliced_request import decode_large_request
 from gateway.typed.codec import decode_typed_request, encode_typed_response
 
 ResponseEncoder = Callable[[str, int, Mapping[str, Array]], bytes]
@@ -60,6 +65,27 @@ class RequestCodec(Protocol):
         ``model``'s rules, ``PayloadTooLarge`` past its ``max_rows``."""
         ...
 
+    async def decode_large(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        model: DecodingRules,
+        slicing: Slicing,
+    ) -> DecodedRequest:
+        """What ``decode`` returns (or raises) for a large body, giving the event loop
+        back while it works where the codec can (``slicing``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Slicing:
+    """How a large body is decoded in slices (``gateway.protocol.sliced_request``)."""
+
+    slice_bytes: int
+    """About how much of a tensor's text is decoded between two turns of the loop."""
+    abandoned: Callable[[], bool]
+    """True once nobody waits for the result (the client left): the decode stops."""
+
 
 class ProtocolJsonCodec:
     """Open Inference Protocol JSON (``POST /v2/models/.../infer``), with the binary tensor
@@ -83,16 +109,41 @@ class ProtocolJsonCodec:
             allow_non_finite=model.allow_non_finite,
             max_rows=model.max_rows,
         )
-        labels = model.labels
-        request_id, outputs, binary = request.id, request.outputs, request.binary_outputs
-        classifications = request.classifications
+        return _answered(request, model.labels)
 
-        def encode(name: str, version: int, results: Mapping[str, Array]) -> bytes:
-            return encode_protocol_response(
-                name, version, request_id, outputs, results, binary, classifications, labels
-            )
+    async def decode_large(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        model: DecodingRules,
+        slicing: Slicing,
+    ) -> DecodedRequest:
+        """``decode``, with each large JSON ``data`` array decoded in slices."""
+        request = await decode_large_request(
+            body,
+            headers,
+            model.signature,
+            allow_non_finite=model.allow_non_finite,
+            max_rows=model.max_rows,
+            slice_bytes=slicing.slice_bytes,
+            abandoned=slicing.abandoned,
+        )
+        return _answered(request, model.labels)
 
-        return DecodedRequest(request.inputs, outputs, request.parameters, encode)
+
+def _answered(
+    request: ProtocolRequest, labels: Mapping[str, Sequence[str]] | None
+) -> DecodedRequest:
+    """A decoded protocol request, with the response encoder its answer needs."""
+    request_id, outputs, binary = request.id, request.outputs, request.binary_outputs
+    classifications = request.classifications
+
+    def encode(name: str, version: int, results: Mapping[str, Array]) -> bytes:
+        return encode_protocol_response(
+            name, version, request_id, outputs, results, binary, classifications, labels
+        )
+
+    return DecodedRequest(request.inputs, outputs, request.parameters, encode)
 
 
 class TypedJsonCodec:
@@ -116,6 +167,17 @@ class TypedJsonCodec:
             return encode_typed_response(name, version, results, outputs)
 
         return DecodedRequest(inputs, outputs, None, encode)
+
+    async def decode_large(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        model: DecodingRules,
+        slicing: Slicing,
+    ) -> DecodedRequest:
+        """``decode``: typed bodies are not sliced yet (their arrays are keyed by name)."""
+        del slicing
+        return self.decode(body, headers, model)
 
 
 PROTOCOL_JSON = ProtocolJsonCodec()

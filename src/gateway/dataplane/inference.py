@@ -166,9 +166,7 @@ class InferenceService:
             model = self._registry.route(admission.name, admission.version, admission.key)
         batcher = model.batcher
         assert batcher is not None  # resolve() returns ready versions only
-        cached = self._rules.get(id(model))
-        rules = cached[1] if cached is not None and cached[0] is model else self._rules_of(model)
-        request = codec.decode(body, headers, rules)
+        request = codec.decode(body, headers, self.decoding_rules(model))
         timeout = request_timeout_s(
             request.parameters,
             headers.get(TIMEOUT_HEADER),
@@ -177,7 +175,11 @@ class InferenceService:
         future = batcher.submit(request.inputs, request.outputs, timeout, trace)
         return PendingInference(model, future, request.encode)
 
-    def _rules_of(self, model: ModelVersion) -> DecodingRules:
+    def decoding_rules(self, model: ModelVersion) -> DecodingRules:
+        """What requests to ``model`` (a ready version) are checked against; made once."""
+        cached = self._rules.get(id(model))
+        if cached is not None and cached[0] is model:
+            return cached[1]
         backend, batcher, config = model.backend, model.batcher, model.config
         assert backend is not None
         assert batcher is not None

@@ -24,6 +24,7 @@ from gateway.api.exception_handlers import method_not_allowed
 from gateway.api.exchange import REQUEST_ID_HEADER, Exchange
 from gateway.api.http_metrics import status_class
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
+from gateway.api.pipeline.sliced import submit_sliced
 from gateway.api.pipeline.targets import InferenceTarget
 from gateway.api.state import AppState, app_state
 from gateway.auth.principal import Principal
@@ -54,8 +55,10 @@ _CLOSE = ((b"connection", b"close"),)
 class InferenceEndpoint:
     """Answers the inference routes (``inference_target``) as a bare ASGI handler."""
 
-    def __init__(self, max_body_bytes: int) -> None:
+    def __init__(self, max_body_bytes: int, sliced_body_bytes: int | None = None) -> None:
         self.max_body_bytes = max_body_bytes
+        # Longer bodies are decoded in slices (docs/protocol.md#large-json-bodies).
+        self.sliced_body_bytes = max_body_bytes if sliced_body_bytes is None else sliced_body_bytes
 
     async def serve(
         self,
@@ -140,7 +143,12 @@ class InferenceEndpoint:
         exchange.version = str(admission.model.version)
         body = await read_body(receive, self.max_body_bytes, headers.get("content-encoding"))
         exchange.trace = BatchTrace()
-        pending = service.submit(target.codec, admission, body, headers, exchange.trace)
+        if len(body) > self.sliced_body_bytes:
+            pending = await submit_sliced(
+                state, target.codec, admission, body, headers, exchange.trace, receive
+            )
+        else:
+            pending = service.submit(target.codec, admission, body, headers, exchange.trace)
         exchange.version = str(pending.model.version)
         try:
             payload = await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
