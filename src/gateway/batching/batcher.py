@@ -29,7 +29,7 @@ from gateway.batching.inline import InlineCosts
 from gateway.batching.joining import join_futures
 from gateway.batching.observer import BatchObserver, BatchTrace, NullObserver
 from gateway.batching.policy import BatchPolicy
-from gateway.batching.queue import Pending, take_batch
+from gateway.batching.queue import Parts, Pending, take_batch
 from gateway.batching.statistics import BatchStatistics
 from gateway.batching.tensors import (
     batch_rows,
@@ -98,6 +98,7 @@ class Batcher:
         self._consumer: asyncio.Task[None] | None = None
         self._closing = False
         self._statistics = BatchStatistics()
+        self._split: list[Parts] = []  # split requests with parts still to queue
 
     @property
     def policy(self) -> BatchPolicy:
@@ -133,9 +134,11 @@ class Batcher:
         (optional) learns its time in queue and batch size.
 
         A request with more rows than ``max_batch_size`` is split into parts of at most
-        that many rows, queued one after another, and joined back in order. Raises at
-        once, before any work: ``Overloaded`` when the queue cannot hold the request,
-        ``ModelNotReady`` once the batcher is closing. Cancel the future to withdraw.
+        that many rows and joined back in order; ``instances`` of its parts are queued at
+        once, and each part whose batch has run queues the next (``queue.Parts``). Raises
+        at once, before any work: ``Overloaded`` when the queue cannot hold the request
+        (all its parts), ``ModelNotReady`` once the batcher is closing. Cancel the future
+        to withdraw.
         """
         self.check_admission()
         rows = batch_rows(inputs)
@@ -146,12 +149,46 @@ class Batcher:
         now = self._clock()
         deadline = math.inf if timeout_s is None else now + timeout_s
         if parts > 1:
-            futures = [
-                self._enqueue(piece, outputs, deadline, now, trace)
-                for piece in split_rows(inputs, limit)
-            ]
-            return join_futures(futures)
+            return self._enqueue_parts(split_rows(inputs, limit), outputs, deadline, now, trace)
         return self._enqueue(inputs, outputs, deadline, now, trace)
+
+    def _enqueue_parts(
+        self,
+        pieces: list[dict[str, Array]],
+        outputs: Sequence[str],
+        deadline: float,
+        now: float,
+        trace: BatchTrace | None,
+    ) -> asyncio.Future[dict[str, Array]]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in pieces]
+        joined = join_futures(futures)
+        parts = Parts(deque(zip(pieces, futures, strict=True)), joined)
+        self._split.append(parts)
+        for _ in range(min(self._policy.instances, len(pieces))):
+            piece, future = parts.pieces.popleft()
+            self._enqueue(piece, outputs, deadline, now, trace, future, parts)
+        return joined
+
+    def _queue_next_part(self, item: Pending) -> None:
+        """``item``'s batch has run: queue the next part of its request, at the back."""
+        parts = item.parts
+        assert parts is not None
+        if not parts.pieces or parts.joined.done():
+            return
+        piece, future = parts.pieces.popleft()
+        rows = batch_rows(piece)
+        key = shape_key(piece) if self._policy.batching else None
+        now = self._clock()
+        part = Pending(piece, item.outputs, rows, key, item.deadline, now, future, item.trace)
+        part.parts = parts
+        self._queue.append(part)
+        self._rows_queued += rows
+
+    def _unqueued_parts(self) -> int:
+        """Parts of split requests waiting for their turn to queue: they count as queued."""
+        self._split = [parts for parts in self._split if parts.pieces and not parts.joined.done()]
+        return sum(len(parts.pieces) for parts in self._split)
 
     def _enqueue(
         self,
@@ -160,11 +197,14 @@ class Batcher:
         deadline: float,
         now: float,
         trace: BatchTrace | None,
+        future: asyncio.Future[dict[str, Array]] | None = None,
+        parts: Parts | None = None,
     ) -> asyncio.Future[dict[str, Array]]:
-        future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
         key = shape_key(inputs) if self._policy.batching else None
         rows = batch_rows(inputs)
-        self._queue.append(Pending(inputs, outputs, rows, key, deadline, now, future, trace))
+        self._queue.append(Pending(inputs, outputs, rows, key, deadline, now, future, trace, parts))
         self._rows_queued += rows
         company_useful = self._policy.batching and self._in_flight > 0
         if self._free > 0 and len(self._queue) == 1 and not company_useful:
@@ -197,7 +237,10 @@ class Batcher:
         """
         if not self.accepting:
             raise ModelNotReady(f"{self._name} is not accepting requests")
-        if len(self._queue) + self._ahead_entries + entries > self._policy.max_queue_size:
+        waiting = len(self._queue) + self._ahead_entries + entries
+        if self._split:
+            waiting += self._unqueued_parts()
+        if waiting > self._policy.max_queue_size:
             self._observer.rejected()
             retry = self.retry_after_s()
             raise Overloaded(
@@ -418,6 +461,8 @@ class Batcher:
                 for item, piece in zip(batch, pieces, strict=True):
                     if not item.future.done():
                         item.future.set_result({name: piece[name] for name in item.outputs})
+                    if item.parts is not None:
+                        self._queue_next_part(item)
         finally:
             self._release(now, inline=inline)
 

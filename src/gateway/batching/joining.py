@@ -9,8 +9,9 @@ from gateway.batching.tensors import join_rows
 
 
 def join_futures(parts: list[asyncio.Future[dict[str, Array]]]) -> asyncio.Future[dict[str, Array]]:
-    """Their outputs joined in order, the first failure, or cancelled; cancelling the
-    result withdraws every part still queued."""
+    """Their outputs joined in order, the first failure, or cancelled; a failure or
+    cancelling the result withdraws every part still queued (nothing is computed for an
+    answer that can no longer be whole)."""
     gathered = asyncio.gather(*parts)
     joined: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
 
@@ -22,6 +23,8 @@ def join_futures(parts: list[asyncio.Future[dict[str, Array]]]) -> asyncio.Futur
             joined.cancel()
         elif error is not None:
             joined.set_exception(error)
+            for part in parts:
+                part.cancel()
         else:
             joined.set_result(join_rows(done.result()))
 

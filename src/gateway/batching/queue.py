@@ -20,6 +20,20 @@ from gateway.batching.tensors import ShapeKey, cut_to_preferred
 
 
 @dataclass(slots=True, eq=False)
+class Parts:
+    """The parts of a split request not queued yet, each with the future of its rows.
+
+    They are queued one at a time, each once an earlier part's batch has run, so that the
+    requests arriving meanwhile take their turns between them: a request of thousands of
+    rows does not make every request behind it wait for all of them.
+    """
+
+    pieces: deque[tuple[Mapping[str, Array], asyncio.Future[dict[str, Array]]]]
+    joined: asyncio.Future[dict[str, Array]]
+    """The request's own future: once it is done (failed, cancelled), no part follows."""
+
+
+@dataclass(slots=True, eq=False)
 class Pending:
     """One queued request (or one part of a split one)."""
 
@@ -31,6 +45,8 @@ class Pending:
     enqueued: float
     future: asyncio.Future[dict[str, Array]]
     trace: BatchTrace | None = None
+    parts: Parts | None = None
+    """The parts of the same request still to queue, when it was split."""
 
 
 def take_batch(
