@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from gateway.tally import CounterTally, HistogramTally, TallyBook
+from gateway.tally import HistogramTally, TallyBook
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 VERSION_STATES = ("READY", "LOADING", "UNAVAILABLE")
@@ -109,7 +109,6 @@ class GatewayMetrics:
             registry=self.registry,
             buckets=_SECONDS,
         )
-        self._request_children: dict[tuple[str, str, int], tuple[CounterTally, HistogramTally]] = {}
         self.version_state = Gauge(
             "tensorgate_model_version_state",
             "1 for the state each model version is in (READY, LOADING, UNAVAILABLE), 0 for "
@@ -140,22 +139,6 @@ class GatewayMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
-
-    def record_request(self, model: str, version: str, status: int, seconds: float) -> None:
-        """Count one answered inference request and its duration."""
-        children = self._request_children.get((model, version, status))
-        if children is None:
-            # Bound the label cache: model names come from clients (404s included).
-            if len(self._request_children) > 4096:
-                self._request_children.clear()
-            self.tallies.flush()  # nothing counted in a child is dropped with the cache
-            children = (
-                CounterTally(self.requests_total.labels(model, version, str(status)), self.tallies),
-                HistogramTally(self.request_seconds.labels(model, version), self.tallies),
-            )
-            self._request_children[(model, version, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
 
     def model_version_state(self, model: str, version: int, state: str) -> None:
         """Record the state a model version is now in (``UNLOADING``: it is gone)."""

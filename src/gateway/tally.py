@@ -150,3 +150,71 @@ class HistogramTally:
                 counts[index] = 0
         self._child._sum.inc(self._sum)
         self._sum = 0.0
+
+
+class RequestTally:
+    """One kind of request's series, counted together: counters (one each per request),
+    summaries (one size each) and histograms (its duration), each child of one label set.
+    A request costs one call and, once per loop turn, one touch; the flush adds to every
+    child what ``CounterTally``, ``SummaryTally`` and ``HistogramTally`` would."""
+
+    __slots__ = (
+        "_book",
+        "_bounds",
+        "_count",
+        "_counters",
+        "_counts",
+        "_durations",
+        "_seconds",
+        "_size_sums",
+        "_sizes",
+    )
+
+    def __init__(
+        self,
+        book: TallyBook,
+        counters: list[Counter],
+        sizes: list[Summary],
+        durations: list[Histogram],
+    ) -> None:
+        self._book = book
+        self._counters: list[Any] = list(counters)
+        self._sizes: list[Any] = list(sizes)
+        self._durations: list[Any] = list(durations)
+        self._bounds: list[list[float]] = [list(child._upper_bounds) for child in self._durations]
+        self._counts = [[0] * len(bounds) for bounds in self._bounds]
+        self._size_sums = [0.0] * len(self._sizes)
+        self._count = 0
+        self._seconds = 0.0
+
+    def add(self, seconds: float, sizes: tuple[float, ...]) -> None:
+        """Count one request of ``seconds`` whose sizes are ``sizes`` (one per summary)."""
+        self._count += 1
+        self._seconds += seconds
+        for counts, bounds in zip(self._counts, self._bounds, strict=True):
+            counts[bisect_left(bounds, seconds)] += 1
+        sums = self._size_sums
+        for index, size in enumerate(sizes):
+            sums[index] += size
+        if self._count == 1:
+            self._book.touch(self)
+
+    def flush(self) -> None:
+        """Add every count and sum to its child."""
+        count, self._count = self._count, 0
+        if not count:
+            return
+        for counter in self._counters:
+            counter._value.inc(count)
+        for summary, total in zip(self._sizes, self._size_sums, strict=True):
+            summary._count.inc(count)
+            summary._sum.inc(total)
+        self._size_sums = [0.0] * len(self._sizes)
+        for histogram, counts in zip(self._durations, self._counts, strict=True):
+            buckets = histogram._buckets
+            for index, bucket_count in enumerate(counts):
+                if bucket_count:
+                    buckets[index].inc(bucket_count)
+                    counts[index] = 0
+            histogram._sum.inc(self._seconds)
+        self._seconds = 0.0

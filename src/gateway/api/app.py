@@ -24,6 +24,7 @@ from gateway.api.exception_handlers import install_exception_handlers
 from gateway.api.gateway import Gateway
 from gateway.api.http_metrics import HttpMetrics
 from gateway.api.openapi import build_openapi
+from gateway.api.request_metrics import InferenceRequestMetrics
 from gateway.api.routes import (
     health,
     metrics,
@@ -111,6 +112,7 @@ def create_app(
                 lifecycle=Lifecycle(),
                 access_log=access_log,
                 http_metrics=http_metrics,
+                request_metrics=InferenceRequestMetrics(collectors, http_metrics),
             )
             if on_ready is not None:
                 on_ready(state)

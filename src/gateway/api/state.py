@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.api.access_log import AccessLog
 from gateway.api.http_metrics import HttpMetrics
+from gateway.api.request_metrics import InferenceRequestMetrics
 from gateway.auth.authenticator import Authenticator
 from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
@@ -44,6 +45,8 @@ class AppState:
     access_log: AccessLog | None
     """None when the ``access_log`` setting is off."""
     http_metrics: HttpMetrics
+    request_metrics: InferenceRequestMetrics
+    """What the inference pipeline records each answered request in."""
 
     def as_lifespan_state(self) -> dict[str, AppState]:
         """The mapping the lifespan yields."""

@@ -22,7 +22,6 @@ from gateway.api.body import ClientDisconnected, check_declared_length, error_an
 from gateway.api.compression import chosen_coding, compress
 from gateway.api.exception_handlers import method_not_allowed
 from gateway.api.exchange import REQUEST_ID_HEADER, Exchange
-from gateway.api.http_metrics import status_class
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.sliced import submit_sliced
 from gateway.api.pipeline.targets import InferenceTarget
@@ -108,16 +107,8 @@ class InferenceEndpoint:
         # Names clients make up would grow the label set without bound; they share one.
         model = target.model if state.registry.knows(target.model) else _UNKNOWN_MODEL
         seconds = time.perf_counter() - started
-        status = exchange.status
-        state.metrics.record_request(model, exchange.version or "", status, seconds)
-        state.http_metrics.record(
-            scope["method"],
-            target.route,
-            status_class(status),
-            seconds,
-            exchange.request_bytes,
-            exchange.response_bytes,
-        )
+        key = (model, exchange.version or "", exchange.status, scope["method"], target.route)
+        state.request_metrics.record(key, seconds, exchange.request_bytes, exchange.response_bytes)
 
     async def _answer(
         self,
