@@ -67,6 +67,9 @@ class WorkerGroup(RepositoryControl):
         path = socket_path(directory, os.getpid() if pid is None else pid)
         self._endpoint = ControlEndpoint(path, self._on_request)
         self._siblings = Siblings(directory, path, timeout_s=timeout_s)
+        # One waiter per process on the change lock: each waits in a thread of the default
+        # executor, which model loading (a sibling's change included) needs too.
+        self._one_at_a_time = asyncio.Lock()
         self._pending: list[dict[str, Any]] | None = []
         """Changes received while starting (applied before serving); None once started."""
 
@@ -109,7 +112,7 @@ class WorkerGroup(RepositoryControl):
 
     async def load(self, name: str, body: dict[str, Any] | None) -> None:
         """Load here, then on every sibling (the change lock held throughout)."""
-        async with changes_lock(self.directory):
+        async with self._one_at_a_time, changes_lock(self.directory):
             await self.load_here(name, body)
             await asyncio.to_thread(record_change, self.directory, name, Change("load", body))
             replies = await self._siblings.ask_all({"op": "load", "model": name, "body": body})
@@ -117,7 +120,7 @@ class WorkerGroup(RepositoryControl):
 
     async def unload(self, name: str, body: dict[str, Any] | None) -> None:
         """Unload here, then on every sibling (the change lock held throughout)."""
-        async with changes_lock(self.directory):
+        async with self._one_at_a_time, changes_lock(self.directory):
             await self.unload_here(name, body)
             await asyncio.to_thread(record_change, self.directory, name, Change("unload", body))
             replies = await self._siblings.ask_all({"op": "unload", "model": name, "body": body})

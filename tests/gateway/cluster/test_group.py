@@ -214,3 +214,14 @@ async def test_unknown_or_malformed_requests_are_answered_with_an_error(
         assert malformed.error == "a change needs a model name and an optional body object"
         [odd] = await siblings.ask_all({"op": "statistics", "model": ["m"]})
         assert odd.result == {"model_stats": []}
+
+
+async def test_concurrent_changes_on_two_workers_leave_them_agreeing(
+    repository: Path, run_dir: Path
+) -> None:
+    async with joined(repository, run_dir, 1) as a, joined(repository, run_dir, 2) as b:
+        changes = [a.unload("m", None), b.load("m", None), a.load("m", None), b.unload("m", None)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*changes, return_exceptions=True), GUARD_S)
+        # One at a time for the whole server: an unload after an unload finds nothing (404).
+        assert all(o is None or isinstance(o, ModelNotFound) for o in outcomes), outcomes
+        assert ready_versions(a, "m") == ready_versions(b, "m")
