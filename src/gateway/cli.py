@@ -41,7 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
-    serve.add_argument("--workers", type=int, help="worker processes (default: 1)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="worker processes, or auto: one per CPU this process may use (default: auto)",
+    )
     serve.add_argument(
         "--http",
         dest="http_protocol",
@@ -86,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
         "--output", "-o", type=Path, help="write to a file instead of stdout"
     )
     return parser
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number or 'auto'") from None
 
 
 def _duration(text: str) -> int:

@@ -10,7 +10,8 @@
     ├── Unauthorized          no valid credentials (401)
     ├── Forbidden             valid credentials without the needed scope (403)
     ├── BackendError          the runtime failed; the message is safe to show (500)
-    └── UpstreamError         a remote model's upstream failed or broke off (502)
+    ├── UpstreamError         a remote model's upstream failed or broke off (502)
+    └── WorkerSyncError       a change or a query did not reach every worker process (500)
 
 Messages are shown to clients: they name what was wrong and what was expected, and never
 carry internals, tokens or keys.
@@ -79,3 +80,8 @@ class BackendError(GatewayError):
 
 class UpstreamError(GatewayError):
     """A remote model's upstream answered with an error or broke off the call."""
+
+
+class WorkerSyncError(GatewayError):
+    """With several worker processes, some did not apply a repository change or answer a
+    statistics query; the message names them and why."""

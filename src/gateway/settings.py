@@ -139,9 +139,15 @@ class Settings(BaseSettings):
     """Address ``tensorgate serve`` binds to."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     """Port ``tensorgate serve`` listens on."""
-    workers: Annotated[int, Field(ge=1, le=64)] = 1
-    """Worker processes of ``tensorgate serve``; each loads every model and has its own
-    batchers. /metrics merges all workers (Prometheus multiprocess mode)."""
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
+    """Worker processes of ``tensorgate serve``: ``auto`` (one per CPU this process may
+    use: its CPU affinity and its cgroup's CPU quota, rounded up, at most 64) or a number.
+    Each loads every model and has its own batchers; they serve as one server: repository
+    changes reach every worker, statistics and /metrics count all of them."""
+    workers_sync_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    """With several workers, how long a repository change (load, unload) waits for the
+    other workers to apply it, and a statistics query for their counts; past it the call
+    answers 500 naming the workers that did not answer."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     """Log level of the gateway and of uvicorn."""
     max_request_body_bytes: Annotated[int, Field(ge=1024)] = 16 * MIB

@@ -11,28 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.workers import free_port, spawn_workers, workers_started
+from support.workers import free_port, spawn_workers, worker_pids, workers_started
 
 GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2-core box
 LOAD_CONNECTIONS = 48
 BODY = {"inputs": [{"name": "input", "shape": [4, 256], "datatype": "FP32", "data": [0.5] * 1024}]}
-
-
-def worker_pids(parent: int) -> list[int]:
-    """The spawned worker processes of uvicorn's supervisor ``parent``."""
-    children = [
-        int(pid)
-        for task in Path(f"/proc/{parent}/task").iterdir()
-        for pid in (task / "children").read_text().split()
-    ]
-    return [pid for pid in children if b"spawn_main" in _command_line(pid)]
-
-
-def _command_line(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:  # exited meanwhile
-        return b""
 
 
 async def hammer(client: httpx.AsyncClient, stop: asyncio.Event) -> None:

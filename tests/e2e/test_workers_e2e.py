@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.workers import free_port, spawn_workers, workers_started
+from gateway.serving.cpus import available_cpus
+from support.workers import free_port, spawn_workers, worker_pids, workers_started
 
 STARTUP_GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2-core box
 
@@ -62,3 +63,19 @@ async def test_two_workers_share_the_dev_secret_and_merge_metrics(tmp_path: Path
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), STARTUP_GUARD_S)
     drain.cancel()
+
+
+@pytest.mark.e2e
+async def test_auto_starts_one_worker_per_cpu_this_process_may_use() -> None:
+    port = free_port()
+    process = await spawn_workers(port, "--no-auth", workers="auto")
+    assert process.stderr is not None
+    expected = available_cpus()  # this test runs in the same cgroup, with the same affinity
+    try:
+        await asyncio.wait_for(workers_started(process.stderr, expected), STARTUP_GUARD_S)
+        assert len(worker_pids(process.pid)) == (expected if expected > 1 else 0)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/v2/health/ready")).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), STARTUP_GUARD_S)

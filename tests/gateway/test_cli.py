@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import deliver_dev_banner, main
+from gateway.settings import Settings
 from support.paths import DEMO_MODELS
 
 
@@ -59,3 +60,19 @@ def test_without_a_terminal_the_dev_banner_goes_to_a_private_file(tmp_path: Path
     assert where == state / "dev-token"
     assert where.read_text() == "token\n"
     assert where.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(("flag", "workers"), [("auto", "auto"), ("3", 3)])
+def test_serve_takes_a_worker_count_or_auto(
+    flag: str, workers: int | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[Settings] = []
+    monkeypatch.setattr("gateway.serving.run.run_server", served.append)
+    assert main(["serve", "--no-auth", "--models", str(DEMO_MODELS), "--workers", flag]) == 0
+    assert [settings.workers for settings in served] == [workers]
+
+
+def test_serve_refuses_a_worker_count_that_is_neither(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--workers", "many"])
+    assert "'many' is not a number or 'auto'" in capsys.readouterr().err

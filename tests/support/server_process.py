@@ -19,10 +19,14 @@ _TENSORGATE = str(TENSORGATE)
 
 
 class ServerProcess:
-    """Starts the server with ``--port 0`` and learns the port from uvicorn's log line."""
+    """Starts the server with ``--port 0`` and learns the port from uvicorn's log line.
+
+    One worker process unless ``args`` name ``--workers`` (``auto``, the default of
+    ``tensorgate serve``, would give as many as this machine has CPUs)."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
-        self.args = [_TENSORGATE, "serve", "--host", "127.0.0.1", "--port", "0", *args]
+        workers = [] if "--workers" in args else ["--workers", "1"]
+        self.args = [_TENSORGATE, "serve", "--host", "127.0.0.1", "--port", "0", *workers, *args]
         self.env = {**os.environ, **(env or {})}
         self.lines: list[str] = []
         self.base_url = ""

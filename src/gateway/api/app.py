@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 import httpx
 import onnxruntime
@@ -40,6 +41,8 @@ from gateway.api.state import AppState, Lifecycle
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.keyring import KeyRing, build_key_ring
 from gateway.batching.batcher import Batcher, Clock
+from gateway.cluster.control import RepositoryControl
+from gateway.cluster.group import WorkerGroup
 from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
 from gateway.repository.polling import RepositoryWatcher
@@ -60,13 +63,15 @@ def create_app(
     *,
     clock: Clock = time.monotonic,
     on_ready: Callable[[AppState], None] | None = None,
+    workers_dir: Path | None = None,
 ) -> FastAPI:
     """Build the gateway; models load when the lifespan starts, not here.
 
     ``clock`` times the queue's deadlines (tests inject one). ``on_ready`` runs once the
     models are loaded, before the first request: ``tensorgate serve`` tunes the garbage
     collector and hooks its shutdown signals there (``gateway.serving``), never tests,
-    which build hundreds of apps in one process.
+    which build hundreds of apps in one process. ``workers_dir``: this app is one of
+    several worker processes sharing that run directory (``gateway.cluster.group``).
     """
     collectors = GatewayMetrics(tally=settings.metrics_tally)
     collectors.build(server_version(), platform.python_version(), onnxruntime.__version__)
@@ -95,7 +100,8 @@ def create_app(
                     registry, settings.model_repository, settings.repository_poll_s
                 )
                 await watcher.baseline()
-            await registry.load_repository(settings.model_repository)
+            control = await _control(registry, settings, workers_dir, stack)
+            await control.load_repository()
             if watcher is not None:
                 # Stopped before the registry closes (the stack unwinds in reverse).
                 stack.push_async_callback(_cancel, asyncio.create_task(watcher.run()))
@@ -106,6 +112,7 @@ def create_app(
             state = AppState(
                 settings=settings,
                 registry=registry,
+                control=control,
                 inference=InferenceService(registry),
                 metrics=collectors,
                 authenticator=await _authenticator(settings.auth, stack),
@@ -159,6 +166,22 @@ def _record_version(collectors: GatewayMetrics, version: ModelVersion) -> None:
                 provider,
                 serving=version.ready,
             )
+
+
+async def _control(
+    registry: ModelRegistry, settings: Settings, workers_dir: Path | None, stack: AsyncExitStack
+) -> RepositoryControl:
+    """This process's registry alone, or (several workers) this worker's group membership,
+    its endpoint closed before the registry."""
+    if workers_dir is None:
+        return RepositoryControl(registry, settings.model_repository)
+    group = WorkerGroup(
+        registry,
+        settings.model_repository,
+        workers_dir,
+        timeout_s=settings.workers_sync_timeout_s,
+    )
+    return await stack.enter_async_context(group)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -17,6 +17,7 @@ from gateway.auth.principal import (
     Principal,
     infer_scope,
 )
+from gateway.cluster.control import RepositoryControl
 from gateway.errors import Unauthorized
 from gateway.metrics import GatewayMetrics
 from gateway.repository.registry import ModelRegistry
@@ -38,6 +39,10 @@ _bearer = HTTPBearer(
 
 def _registry(request: Request) -> ModelRegistry:
     return app_state(request.scope).registry
+
+
+def _control(request: Request) -> RepositoryControl:
+    return app_state(request.scope).control
 
 
 def _settings(request: Request) -> Settings:
@@ -113,4 +118,5 @@ METRICS_ACCESS = Depends(_metrics_access)
 
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+ControlDep = Annotated[RepositoryControl, Depends(_control)]
 MetricsDep = Annotated[GatewayMetrics, Depends(_metrics)]

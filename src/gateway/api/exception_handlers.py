@@ -24,6 +24,7 @@ from gateway.errors import (
     PayloadTooLarge,
     Unauthorized,
     UpstreamError,
+    WorkerSyncError,
 )
 from gateway.validation import describe_errors
 
@@ -40,6 +41,7 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     Overloaded: 503,
     DeadlineExceeded: 504,
     UpstreamError: 502,
+    WorkerSyncError: 500,
 }
 
 

@@ -10,6 +10,7 @@ from gateway.api.access_log import AccessLog
 from gateway.api.http_metrics import HttpMetrics
 from gateway.api.request_metrics import InferenceRequestMetrics
 from gateway.auth.authenticator import Authenticator
+from gateway.cluster.control import RepositoryControl
 from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
 from gateway.repository.registry import ModelRegistry
@@ -38,6 +39,8 @@ class AppState:
 
     settings: Settings
     registry: ModelRegistry
+    control: RepositoryControl
+    """Loads, unloads and counts models: in this process, or on every worker."""
     inference: InferenceService
     metrics: GatewayMetrics
     authenticator: Authenticator

@@ -46,7 +46,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # tensorgate writes its own access log (gateway.api.access_log), uvicorn none.
         "access_log": False,
         # Control characters a client sent are escaped in every line (docs/authentication.md).
-        "log_config": uvicorn_log_config(settings.log_level, process_ids=settings.workers > 1),
+        # ``auto`` is resolved before serving; until then, name processes to be safe.
+        "log_config": uvicorn_log_config(settings.log_level, process_ids=settings.workers != 1),
     }
     tls = settings.tls
     if tls.enabled:

@@ -6,12 +6,15 @@ import logging
 import os
 import signal
 import tempfile
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from gateway.api.app import create_app
+from gateway.cluster.group import WORKERS_DIR_ENV
 from gateway.metrics import MULTIPROC_ENV
+from gateway.serving.cpus import available_cpus
 from gateway.serving.descriptors import raise_descriptor_limit
 from gateway.serving.draining import on_serving_ready
 from gateway.serving.options import uvicorn_options
@@ -21,14 +24,27 @@ from gateway.settings import Settings
 logger = logging.getLogger("gateway")
 
 
+MAX_WORKERS = 64
+
+
+def worker_count(settings: Settings) -> int:
+    """The number of worker processes: ``workers``, or with ``auto`` one per CPU this
+    process may use (``gateway.serving.cpus``), at most ``MAX_WORKERS``."""
+    if settings.workers == "auto":
+        return min(available_cpus(), MAX_WORKERS)
+    return settings.workers
+
+
 def run_server(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT; several processes when ``settings.workers > 1``.
+    """Serve until SIGTERM or SIGINT; several processes when ``worker_count`` is over 1.
 
     Either mode shuts down within ``shutdown_grace_s`` and exits with status 0 on SIGTERM.
     """
+    workers = worker_count(settings)
+    settings = settings.model_copy(update={"workers": workers})
     raise_descriptor_limit(settings.max_connections)
-    if settings.workers > 1:
-        _run_workers(settings)
+    if workers > 1:
+        _run_workers(settings, workers)
         return
     # uvicorn re-raises the signal it shut down on once it is done, so that the process
     # dies of it (status -15). SIGTERM is how an orchestrator stops a healthy server:
@@ -46,16 +62,21 @@ def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _run_workers(settings: Settings) -> None:
-    """Settings (the dev secret included) travel as environment variables, metrics
-    through a shared directory removed on exit."""
-    with tempfile.TemporaryDirectory(prefix="tensorgate-metrics-") as metrics_dir:
+def _run_workers(settings: Settings, workers: int) -> None:
+    """Settings (the dev secret included) travel as environment variables; metrics and the
+    workers' control sockets and recorded changes live in a run directory (mode 0700)
+    removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="tensorgate-") as run_dir:
+        metrics_dir, workers_dir = Path(run_dir, "metrics"), Path(run_dir, "workers")
+        metrics_dir.mkdir(mode=0o700)
+        workers_dir.mkdir(mode=0o700)
         os.environ.update(settings_environment(settings))
-        os.environ[MULTIPROC_ENV] = metrics_dir
-        logger.info("starting %d worker processes (%s*)", settings.workers, ENV_PREFIX)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+        os.environ[WORKERS_DIR_ENV] = str(workers_dir)
+        logger.info("starting %d worker processes (%s*)", workers, ENV_PREFIX)
         uvicorn.run(
             "gateway.serving.workers:create_worker_app",
             factory=True,
-            workers=settings.workers,
+            workers=workers,
             **uvicorn_options(settings),
         )

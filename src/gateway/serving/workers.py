@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import SecretStr
 
 from gateway.api.app import create_app
+from gateway.cluster.group import WORKERS_DIR_ENV
 from gateway.serving.draining import on_serving_ready
 from gateway.settings import Settings
 
@@ -47,4 +50,9 @@ def create_worker_app() -> FastAPI:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
-    return create_app(settings, on_ready=on_serving_ready(settings))
+    workers_dir = os.environ.get(WORKERS_DIR_ENV)
+    return create_app(
+        settings,
+        on_ready=on_serving_ready(settings),
+        workers_dir=None if workers_dir is None else Path(workers_dir),
+    )

@@ -102,7 +102,7 @@ def _captured_serve(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, l
     # Only the network server is replaced: the app handed to it is the real one.
     apps: list[Any] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **_: apps.append(app))
-    return main(["serve", "--models", str(DEMO_MODELS), *args]), apps
+    return main(["serve", "--models", str(DEMO_MODELS), "--workers", "1", *args]), apps
 
 
 async def test_serve_no_auth_flag_opens_routes_and_warns(

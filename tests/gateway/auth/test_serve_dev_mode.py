@@ -36,7 +36,16 @@ class Server:
         self.base = f"http://127.0.0.1:{port}"
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.process = subprocess.Popen(
-            [str(TENSORGATE), "serve", "--port", str(port), "--models", str(DEMO_MODELS)],
+            [
+                str(TENSORGATE),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--models",
+                str(DEMO_MODELS),
+            ],
             env=env,
             stdout=subprocess.PIPE,  # the access log
             stderr=subprocess.STDOUT,

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from gateway.api.dependencies import REQUIRE_READ, RegistryDep, SettingsDep, require_scopes
+from gateway.api.dependencies import REQUIRE_READ, ControlDep, RegistryDep, require_scopes
 from gateway.api.responses import AUTH, BAD_REQUEST, NOT_FOUND, Responses
 from gateway.auth.principal import ADMIN
-from gateway.dataplane import metadata, repository
+from gateway.dataplane import metadata
 from gateway.errors import InvalidInput
 from gateway.protocol.wire import RepositoryIndexEntry
 from gateway.validation import describe_errors
@@ -85,15 +85,14 @@ async def repository_index(request: Request, registry: RegistryDep) -> list[Repo
     dependencies=[_REQUIRE_ADMIN],
     openapi_extra=_declare(ModelControlRequest),
 )
-async def repository_model_load(
-    model_name: str, request: Request, registry: RegistryDep, settings: SettingsDep
-) -> Response:
+async def repository_model_load(model_name: str, request: Request, control: ControlDep) -> Response:
     """Load ``<repository>/<model>`` (reload it when loaded: the old one serves until the
     new one is ready); a Triton configuration in ``parameters.config`` overrides its
-    ``config.yaml`` where the fields map, and anything else is a 400 naming it."""
+    ``config.yaml`` where the fields map, and anything else is a 400 naming it. With
+    several worker processes it answers once every worker has loaded it."""
     body = await _read(request, ModelControlRequest)
     raw = None if body is None else body.model_dump()
-    await repository.load_model(registry, settings.model_repository, model_name, raw)
+    await control.load(model_name, raw)
     return Response(status_code=200)
 
 
@@ -106,10 +105,11 @@ async def repository_model_load(
     openapi_extra=_declare(ModelControlRequest),
 )
 async def repository_model_unload(
-    model_name: str, request: Request, registry: RegistryDep
+    model_name: str, request: Request, control: ControlDep
 ) -> Response:
-    """Stop serving a model: queued requests still get their answers, then it closes."""
+    """Stop serving a model: queued requests still get their answers, then it closes (on
+    every worker process, before this answers)."""
     body = await _read(request, ModelControlRequest)
     raw = None if body is None else body.model_dump()
-    await repository.unload_model(registry, model_name, raw)
+    await control.unload(model_name, raw)
     return Response(status_code=200)

@@ -1,6 +1,7 @@
 """The statistics extension: ``GET /v2/models[/<m>[/versions/<v>]]/stats``.
 
-Included before the metadata routes: ``/v2/models/stats`` would otherwise be read as
+With several worker processes, the counts of all of them added up. Included before the
+metadata routes: ``/v2/models/stats`` would otherwise be read as
 the metadata of a model called ``stats``.
 """
 
@@ -8,24 +9,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.api.dependencies import REQUIRE_READ, RegistryDep
+from gateway.api.dependencies import REQUIRE_READ, ControlDep
 from gateway.api.responses import AUTH, MODEL_ROUTE
-from gateway.dataplane.statistics import model_statistics
 from gateway.protocol.triton_wire import ModelStatisticsResponse
 
 router = APIRouter(tags=["models"], dependencies=[REQUIRE_READ])
 
 
 @router.get("/v2/models/stats", operation_id="all_model_statistics", responses=AUTH)
-async def all_model_statistics(registry: RegistryDep) -> ModelStatisticsResponse:
+async def all_model_statistics(control: ControlDep) -> ModelStatisticsResponse:
     """Statistics of every ready model version."""
-    return model_statistics(registry, None, None)
+    return await control.statistics(None, None)
 
 
 @router.get("/v2/models/{model_name}/stats", operation_id="model_statistics", responses=MODEL_ROUTE)
-async def statistics_of_model(model_name: str, registry: RegistryDep) -> ModelStatisticsResponse:
+async def statistics_of_model(model_name: str, control: ControlDep) -> ModelStatisticsResponse:
     """Statistics of every ready version of a model."""
-    return model_statistics(registry, model_name, None)
+    return await control.statistics(model_name, None)
 
 
 @router.get(
@@ -34,7 +34,7 @@ async def statistics_of_model(model_name: str, registry: RegistryDep) -> ModelSt
     responses=MODEL_ROUTE,
 )
 async def statistics_of_version(
-    model_name: str, model_version: str, registry: RegistryDep
+    model_name: str, model_version: str, control: ControlDep
 ) -> ModelStatisticsResponse:
     """Statistics of one ready version of a model."""
-    return model_statistics(registry, model_name, model_version)
+    return await control.statistics(model_name, model_version)
