@@ -55,6 +55,7 @@ def take_batch(
     """Pop the next batch off ``queue``: the requests passed over stay queued, in order."""
     batch: list[Pending] = []
     skipped: list[Pending] = []
+    live: list[Pending] = []  # every live request taken off the queue, in arrival order
     rows = 0
     while queue:
         item = queue.popleft()
@@ -63,6 +64,7 @@ def take_batch(
         if item.deadline <= now:
             expire(item)
             continue
+        live.append(item)
         if batch and (not policy.batching or item.key != batch[0].key):
             skipped.append(item)
             continue
@@ -76,6 +78,10 @@ def take_batch(
     keep = cut_to_preferred(
         [i.rows for i in batch], policy.preferred_batch_sizes, policy.max_batch_size
     )
-    skipped[:0] = batch[keep:]
+    if keep < len(batch):
+        # Requests cut off the batch go back among those passed over in arrival order: one
+        # passed over may have arrived between two that had joined the batch.
+        taken = {id(item) for item in batch[:keep]}
+        skipped = [item for item in live if id(item) not in taken]
     queue.extendleft(reversed(skipped))
     return batch[:keep]

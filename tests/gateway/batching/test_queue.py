@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 
 import numpy as np
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.batching.policy import BatchPolicy
@@ -33,6 +33,14 @@ def queue_of(entries: list[Entry], loop: asyncio.AbstractEventLoop) -> deque[Pen
     max_rows=st.integers(1, 16),
     batching=st.booleans(),
     preferred=st.lists(st.integers(1, 16), max_size=3),
+)
+# A request passed over (another shape) between two that joined the batch, and the batch
+# cut to a preferred size: the one cut off goes back after it, not before.
+@example(
+    entries=[(1, 0, False, False), (1, 1, False, False), (1, 0, False, False)],
+    max_rows=2,
+    batching=True,
+    preferred=[1],
 )
 def test_a_batch_is_live_alike_bounded_and_nothing_is_lost(
     entries: list[Entry], max_rows: int, batching: bool, preferred: list[int]
