@@ -3,8 +3,9 @@ trick switched off, in alternating rounds of one session; writes docs/benchmarks
 
 The servers are those of ``make bench`` (auth, metrics and the access log on, defaults),
 started side by side: the revision under test from this checkout, the base from a git
-worktree of ``BASE``, and this tree again with ``--http httptools`` and with
-``disconnect_watch=task``. In each round every server takes its turn on each model and
+worktree of ``BASE``, and this tree again with ``--http httptools``, with
+``disconnect_watch=task``, with ``metrics_tally=false`` and with every batch on the
+runtime's thread (``batching.inline_max_ms: 0``). In each round every server takes its turn on each model and
 connection count, so slow and fast moments of a noisy host fall on all of them; a figure
 is the median of its rounds, and the spread (lowest to highest round) says how far apart
 two medians must be before they mean anything.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,6 +24,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from progress import Progress
 from run import ROOT, enable_auth, ensure_wrk, load_average, make_bodies
@@ -40,6 +44,8 @@ class Variant:
     source: Path
     extra_args: tuple[str, ...] = ()
     extra_env: tuple[tuple[str, str], ...] = ()
+    models: Path = ROOT / "models"
+    """The repository it serves (the demo models, or a copy with a config changed)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,16 @@ def worktree(revision: str, into: Path) -> Iterator[Path]:
         )
 
 
+def without_inline(into: Path) -> Path:
+    """A copy of the demo models whose batches all go to the runtime's thread."""
+    shutil.copytree(ROOT / "models", into)
+    for config in into.glob("*/config.yaml"):
+        settings = yaml.safe_load(config.read_text()) or {}
+        settings.setdefault("batching", {})["inline_max_ms"] = 0
+        config.write_text(yaml.safe_dump(settings))
+    return into
+
+
 @contextlib.contextmanager
 def started(
     variants: list[Variant], work: Path, env: dict[str, str]
@@ -78,7 +94,7 @@ def started(
     with contextlib.ExitStack() as stack:
         servers: dict[str, Server] = {}
         for n, variant in enumerate(variants):
-            command = [*tensorgate(ROOT / "models", 1), *variant.extra_args]
+            command = [*tensorgate(variant.models, 1), *variant.extra_args]
             variant_env = {
                 **env,
                 "PYTHONPATH": str(variant.source / "src"),
@@ -193,6 +209,16 @@ def main() -> None:
                     "this tree, disconnect_watch=task",
                     ROOT,
                     extra_env=(("TENSORGATE_DISCONNECT_WATCH", "task"),),
+                ),
+                Variant(
+                    "this tree, metrics_tally=false",
+                    ROOT,
+                    extra_env=(("TENSORGATE_METRICS_TALLY", "false"),),
+                ),
+                Variant(
+                    "this tree, batching.inline_max_ms: 0",
+                    ROOT,
+                    models=without_inline(work / "models-no-inline"),
                 ),
             ]
             labels = [variant.label for variant in variants]
