@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from gateway.tally import HistogramTally, TallyBook
+from gateway.tally import GaugeTally, HistogramTally, TallyBook
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 VERSION_STATES = ("READY", "LOADING", "UNAVAILABLE")
@@ -210,7 +210,7 @@ class QueueMetrics:
 
     def __init__(self, metrics: GatewayMetrics, model: str, version: str) -> None:
         tallies = metrics.tallies
-        self._depth = metrics.queue_depth.labels(model, version)
+        self._depth = GaugeTally(metrics.queue_depth.labels(model, version), tallies)
         self._queue_seconds = HistogramTally(metrics.queue_seconds.labels(model, version), tallies)
         self._rows = HistogramTally(metrics.batch_rows.labels(model, version), tallies)
         self._inference = HistogramTally(metrics.inference_seconds.labels(model, version), tallies)

@@ -26,7 +26,7 @@ import asyncio
 from bisect import bisect_left
 from typing import Any, Protocol
 
-from prometheus_client import Counter, Histogram, Summary
+from prometheus_client import Counter, Gauge, Histogram, Summary
 
 
 class _Pending(Protocol):
@@ -64,6 +64,31 @@ class TallyBook:
         pending, self._pending = self._pending, []
         for tally in pending:
             tally.flush()
+
+
+class GaugeTally:
+    """The last value given to one gauge child, set on it once per loop turn (a queue's
+    depth changes with every arrival; a scrape only ever reads the last value)."""
+
+    __slots__ = ("_book", "_child", "_pending", "_value")
+
+    def __init__(self, child: Gauge, book: TallyBook) -> None:
+        self._child = child
+        self._book = book
+        self._value = 0.0
+        self._pending = False
+
+    def set(self, value: float) -> None:
+        """Set the gauge to ``value`` (from the end of the loop turn)."""
+        self._value = value
+        if not self._pending:
+            self._pending = True
+            self._book.touch(self)
+
+    def flush(self) -> None:
+        """Set the child to the last value."""
+        self._pending = False
+        self._child.set(self._value)
 
 
 class CounterTally:

@@ -6,9 +6,9 @@ import asyncio
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Counter, Histogram, Summary
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
-from gateway.tally import CounterTally, HistogramTally, SummaryTally, TallyBook
+from gateway.tally import CounterTally, GaugeTally, HistogramTally, SummaryTally, TallyBook
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0, 10.0)
 
@@ -93,3 +93,20 @@ def test_direct_books_and_callers_without_a_loop_observe_at_once() -> None:
     assert registry.get_sample_value("requests_total") == 1.0
     CounterTally(counter, TallyBook()).inc()  # no running loop: nothing to wait for
     assert registry.get_sample_value("requests_total") == 2.0
+
+
+def test_a_gauge_keeps_the_last_value_set_in_a_loop_turn() -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("depth", "d", registry=registry)
+    tally = GaugeTally(gauge, TallyBook())
+
+    async def scenario() -> float | None:
+        for depth in (3, 7, 2):
+            tally.set(depth)
+        assert registry.get_sample_value("depth") == 0.0
+        done = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(done.set_result, None)
+        await done
+        return registry.get_sample_value("depth")
+
+    assert asyncio.run(scenario()) == 2.0

@@ -55,6 +55,8 @@ class Principal:
 
     def require_infer(self, model_name: str) -> None:
         """Raise ``Forbidden`` unless ``models:infer`` or ``models:infer:<model_name>`` is held."""
+        if self.unrestricted or MODELS_INFER in self.scopes:  # the usual grant, per request
+            return
         if not self.allows(infer_scope(model_name)):
             raise Forbidden(
                 f"the token lacks the scope '{MODELS_INFER}' or '{infer_scope(model_name)}' "

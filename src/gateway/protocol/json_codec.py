@@ -147,9 +147,9 @@ def _check_shape(inp: RequestInput, spec: TensorSpec) -> tuple[int, ...]:
             f"input '{inp.name}': shape of rank {len(shape)} is absurd (rank <= {MAX_RANK} "
             "expected)"
         )
-    if any(dim < 0 for dim in shape):
+    if shape and min(shape) < 0:
         raise InvalidInput(f"input '{inp.name}': shape {shape} has a negative dimension")
-    if any(dim > MAX_DIMENSION for dim in shape):
+    if shape and max(shape) > MAX_DIMENSION:
         raise InvalidInput(
             f"input '{inp.name}': shape {shape} is absurd (rank <= {MAX_RANK} and "
             f"dimensions <= {MAX_DIMENSION} expected)"

@@ -345,9 +345,11 @@ class ModelRegistry:
         traffic split's pick (``key``: the caller's sticky key), else the highest ready."""
         entry = self.entry(name)
         if version is None:
-            chosen = entry.routing.choose(entry.ready_version, key)
-            if chosen is not None:
-                return chosen
+            if entry.routing.split:
+                chosen = entry.routing.choose(entry.ready_version, key)
+                if chosen is not None:
+                    return chosen
+            return _newest_ready(entry)  # the versions it picks from are all ready
         return _ready(self.find(name, version))
 
     def sticky(self, name: str) -> str | None:

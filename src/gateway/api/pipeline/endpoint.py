@@ -129,7 +129,8 @@ class InferenceEndpoint:
         exchange.subject = principal.subject
         principal.require_infer(target.model)
         service = state.inference
-        key = _sticky_key(service.registry.sticky(target.model), principal, scope)
+        sticky = state.registry.sticky(target.model)
+        key = None if sticky is None else _sticky_key(sticky, principal, scope)
         admission = service.admit(target.model, target.version, key)  # before the body
         exchange.version = str(admission.model.version)
         body = await read_body(receive, self.max_body_bytes, headers.get("content-encoding"))
@@ -149,10 +150,8 @@ class InferenceEndpoint:
         return payload, headers.get("accept-encoding")
 
 
-def _sticky_key(sticky: str | None, principal: Principal, scope: Scope) -> str | None:
+def _sticky_key(sticky: str, principal: Principal, scope: Scope) -> str | None:
     """The caller's key for a sticky traffic split: the token subject or a header."""
-    if sticky is None:
-        return None
     if sticky == STICKY_SUBJECT:
         return principal.subject
     wanted = sticky.encode("latin-1")
