@@ -5,10 +5,10 @@ The servers are those of ``make bench`` (auth, metrics and the access log on, de
 started side by side: the revision under test from this checkout, the base from a git
 worktree of ``BASE``, and this tree again with ``--http httptools``, with
 ``disconnect_watch=task``, with ``metrics_tally=false`` and with every batch on the
-runtime's thread (``batching.inline_max_ms: 0``). In each round every server takes its turn on each model and
-connection count, so slow and fast moments of a noisy host fall on all of them; a figure
-is the median of its rounds, and the spread (lowest to highest round) says how far apart
-two medians must be before they mean anything.
+runtime's thread (``batching.inline_max_ms: 0``). In each round every server takes its
+turn on each model and connection count, so slow and fast moments of a noisy host fall on
+all of them; a figure is the median of its rounds, and the spread (lowest to highest
+round) says how far apart two medians must be before they mean anything.
 """
 
 from __future__ import annotations
