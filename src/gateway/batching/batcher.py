@@ -129,9 +129,13 @@ class Batcher:
         outputs: Sequence[str],
         timeout_s: float | None = None,
         trace: BatchTrace | None = None,
+        *,
+        alone: bool = False,
     ) -> asyncio.Future[dict[str, Array]]:
         """Queue one request; its future resolves to that request's outputs; ``trace``
-        (optional) learns its time in queue and batch size.
+        (optional) learns its time in queue and batch size. ``alone``: the caller knows
+        no other request is on its way, so a batch fast enough for the event loop runs at
+        once (done when this returns) instead of at the end of the loop turn.
 
         A request with more rows than ``max_batch_size`` is split into parts of at most
         that many rows and joined back in order; ``instances`` of its parts are queued at
@@ -150,7 +154,7 @@ class Batcher:
         deadline = math.inf if timeout_s is None else now + timeout_s
         if parts > 1:
             return self._enqueue_parts(split_rows(inputs, limit), outputs, deadline, now, trace)
-        return self._enqueue(inputs, outputs, deadline, now, trace)
+        return self._enqueue(inputs, outputs, deadline, now, trace, alone=alone)
 
     def _enqueue_parts(
         self,
@@ -199,6 +203,8 @@ class Batcher:
         trace: BatchTrace | None,
         future: asyncio.Future[dict[str, Array]] | None = None,
         parts: Parts | None = None,
+        *,
+        alone: bool = False,
     ) -> asyncio.Future[dict[str, Array]]:
         if future is None:
             future = asyncio.get_running_loop().create_future()
@@ -208,13 +214,13 @@ class Batcher:
         self._rows_queued += rows
         company_useful = self._policy.batching and self._in_flight > 0
         if self._free > 0 and len(self._queue) == 1 and not company_useful:
-            if self._infer_now is not None and self._inline.fits(_elements(inputs)):
-                # Fast enough for the loop: cut the batch once this turn's arrivals are in.
-                self._launch_at_turn_end()
-            else:
+            if alone or self._infer_now is None or not self._inline.fits(_elements(inputs)):
                 # Nothing to wait for: run it now rather than wake the consumer (a loop turn
                 # less latency, and under a flood of arrivals loop turns are what is scarce).
                 self._launch(self._take_batch())
+            else:
+                # Fast enough for the loop: cut the batch once this turn's arrivals are in.
+                self._launch_at_turn_end()
             return future
         if self._complete():
             self._dispatch_ahead()

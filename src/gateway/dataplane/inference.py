@@ -47,6 +47,11 @@ class PendingInference:
         """The version the request runs on."""
         return self._model
 
+    @property
+    def settled(self) -> bool:
+        """True once the outputs (or the error) are there: ``result`` will not wait."""
+        return self.future.done()
+
     def cancel(self) -> None:
         """Withdraw the request (its client went away); it is skipped if still queued."""
         self.future.cancel()
@@ -152,11 +157,14 @@ class InferenceService:
         body: bytes,
         headers: Mapping[str, str],
         trace: BatchTrace | None = None,
+        *,
+        alone: bool = False,
     ) -> PendingInference:
         """Decode one admitted request with ``codec`` and queue it; raises at once when
         it cannot be queued. ``headers`` maps lower-case names to values (the codec's, and
         ``X-Request-Timeout-Ms``, else the model's default deadline applies); ``trace``
-        learns the request's time in queue and batch size.
+        learns the request's time in queue and batch size; ``alone``: the transport knows
+        that no other request is being answered (``Batcher.submit``).
 
         A version swapped out (reloaded, unloaded) while the body was read is replaced by
         what the request names now, so that a reload fails no request.
@@ -172,7 +180,7 @@ class InferenceService:
             headers.get(TIMEOUT_HEADER),
             model.config.batching.default_timeout_ms,
         )
-        future = batcher.submit(request.inputs, request.outputs, timeout, trace)
+        future = batcher.submit(request.inputs, request.outputs, timeout, trace, alone=alone)
         return PendingInference(model, future, request.encode)
 
     def decoding_rules(self, model: ModelVersion) -> DecodingRules:

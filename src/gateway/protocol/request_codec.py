@@ -28,7 +28,7 @@ from gateway.protocol.json_codec import (
     encode_tensor,
     parse_json,
 )
-from gateway.protocol.wire import RequestInput
+from gateway.protocol.wire import InferenceRequest, RequestInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,14 @@ def decode_protocol_request(
         ) from None
     sizes = take_binary_sizes(raw, binary, len(signature.inputs))
     request = parse_request(raw, signature)
+    if request.parameters is None and request.outputs is None and _plain(request):
+        # No parameter anywhere, no output named: nothing to check, classify or send as
+        # binary (the usual request, whose every other step is per request too).
+        outputs = [spec.name for spec in signature.outputs]
+        inputs = _decode_inputs(
+            request.inputs, signature, {}, allow_non_finite=allow_non_finite, max_rows=max_rows
+        )
+        return ProtocolRequest(inputs, outputs, None, request.id)
     check_parameters(request)
     outputs = select_outputs(request.outputs, signature)
     classifications = class_counts(request, signature)
@@ -82,6 +90,10 @@ def decode_protocol_request(
         binary_outputs(request, outputs),
         classifications,
     )
+
+
+def _plain(request: InferenceRequest) -> bool:
+    return all(inp.parameters is None for inp in request.inputs)
 
 
 def _decode_inputs(

@@ -7,8 +7,9 @@ and a client woken twice. For the small JSON answers of inference that second sy
 was the largest single cost of a request on the event loop (15-35 us, docs/batching.md).
 The transport handed to uvicorn here holds a first write (the head) until the next one
 (the body) and sends both in one system call, at once; a write nothing follows (a head
-without a body, the last chunk) leaves at the end of the loop turn. Measured with ``make bench-ab`` (one
-process, auth on, medians of 5 alternating rounds, docs/benchmarks-ab.md): against stock
+without a body, the last chunk) leaves at the end of the loop turn. Measured with ``make
+bench-ab`` (one process, auth on, medians of 5 alternating rounds,
+docs/benchmarks-ab.md): against stock
 ``httptools``, +24% req/s for ``mlp`` and +11% for ``digits`` at 64 connections (8,543 vs
 6,888; 9,875 vs 8,859); at one connection the two are within the rounds' spread.
 

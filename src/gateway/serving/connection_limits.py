@@ -31,8 +31,10 @@ without it (digits, 32 connections); a request that arrives in one read arms no 
 It relies on uvicorn's internals: the parser callbacks (``on_message_begin``,
 ``on_headers_complete``, ``on_body``, ``on_message_complete``), the parsed head (``url``,
 ``headers``), ``data_received``, ``on_response_complete``, ``shutdown``, and the attributes
-``connections``, ``cycle`` (``more_body``, ``response_started``, ``response_complete``,
-``keep_alive``, ``disconnected``, ``message_event``), ``flow.read_paused``,
+``connections``, ``server_state.tasks`` (one per request being answered: handed to the
+app in the scope as ``SERVER_REQUESTS``), ``scope``, ``cycle`` (``more_body``,
+``response_started``, ``response_complete``, ``keep_alive``, ``disconnected``,
+``message_event``), ``flow.read_paused``,
 ``transport``, ``client``, ``loop`` and ``pipeline``. tests/gateway/serving/
 test_uvicorn_internals.py fails loudly when those move; ``http_protocol: h11`` (uvicorn's
 own h11 protocol, with only the keep-alive timeout, h11's 400 for large heads and the
@@ -49,6 +51,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.api.pipeline.endpoint import SERVER_REQUESTS
 
 logger = logging.getLogger("gateway.serving")
 
@@ -180,6 +184,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refused = True
             return
         super().on_headers_complete()
+        # The requests this process is answering, for the pipeline: a lone one need not
+        # leave its batch open for company (api/pipeline/endpoint.py).
+        self.scope[SERVER_REQUESTS] = self.server_state.tasks  # type: ignore[literal-required]
         if self._draining and self.cycle is not None:
             self.cycle.keep_alive = False
         self._in_body = True

@@ -27,6 +27,7 @@ import uvloop
 from asgi_lifespan import LifespanManager
 
 from gateway.api.app import create_app
+from gateway.api.pipeline.endpoint import SERVER_REQUESTS
 from support.app import bearer, make_settings, post_scope
 from support.paths import DEMO_MODELS
 
@@ -105,6 +106,9 @@ async def calls_per_request(repository: Path, family: str) -> float:
     path, extra_headers, body = ROUTE_FAMILIES[family]()
     scope = post_scope(path, bearer(settings))
     scope["headers"] += [*extra_headers, (b"content-length", str(len(body)).encode())]
+    # As `tensorgate serve` hands it over: the requests the process is answering, this one
+    # alone (serving.connection_limits), so its batch runs at once.
+    scope[SERVER_REQUESTS] = {"this request"}
     async with LifespanManager(create_app(settings)) as manager:
         app = manager.app
         statuses: list[int] = []

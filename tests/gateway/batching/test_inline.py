@@ -210,3 +210,17 @@ def test_inline_max_ms_reaches_the_policy_and_zero_turns_it_off() -> None:
 
     asyncio.run(main())
     assert [where for where, _ in backend.calls] == ["thread"] * 3
+
+
+def test_a_request_known_to_be_alone_runs_before_submit_returns() -> None:
+    async def scenario(batcher: Batcher) -> None:
+        await one(batcher, 0)  # measured on the thread
+        future = batcher.submit(request(7), ["y"], alone=True)
+        assert future.done()  # no loop turn in between: nothing could have joined it
+        assert future.result()["y"][0, 0] == 7
+        later = batcher.submit(request(8), ["y"])  # not known to be alone: end of the turn
+        assert not later.done()
+        assert (await later)["y"][0, 0] == 8
+
+    backend = run(10.0, scenario)
+    assert backend.calls == [("thread", 1), ("loop", 1), ("loop", 1)]

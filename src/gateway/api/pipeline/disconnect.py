@@ -38,6 +38,11 @@ CLIENT_CLOSED_REQUEST = 499
 class Withdrawable(Protocol):
     """A queued request: its answer, or withdrawn from the queue."""
 
+    @property
+    def settled(self) -> bool:
+        """True once the request's outputs (or its error) are there."""
+        ...
+
     def cancel(self) -> None:
         """Withdraw the request; it is skipped if still queued."""
 
@@ -60,6 +65,8 @@ async def answer_unless_gone(
 ) -> bytes | None:
     """The response body, or None when the client disconnected first (the request is
     then withdrawn from the queue: nothing is computed for nobody)."""
+    if pending.settled:  # run already (inline, alone): nothing to wait for
+        return await pending.result()
     watch: Watch = (
         SteppedWatch(receive, pending.cancel)
         if kind == "stepped"

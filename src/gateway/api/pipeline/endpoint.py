@@ -47,6 +47,9 @@ _WANTED_HEADERS = frozenset(
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _BINARY_TYPE = (b"content-type", b"application/octet-stream")
 _UNKNOWN_MODEL = "(unknown)"
+SERVER_REQUESTS = "tensorgate.server_requests"
+"""Scope key of the collection of requests the server process is answering (this one
+included), when the server provides it (``serving.connection_limits``)."""
 SHUTTING_DOWN = b'{"error":"the server is shutting down"}'
 _CLOSE = ((b"connection", b"close"),)
 
@@ -140,7 +143,12 @@ class InferenceEndpoint:
                 state, target.codec, admission, body, headers, exchange.trace, receive
             )
         else:
-            pending = service.submit(target.codec, admission, body, headers, exchange.trace)
+            # Alone in the process: nothing could join its batch, which can start at once.
+            busy = scope.get(SERVER_REQUESTS)
+            alone = busy is not None and len(busy) <= 1
+            pending = service.submit(
+                target.codec, admission, body, headers, exchange.trace, alone=alone
+            )
         exchange.version = str(pending.model.version)
         try:
             payload = await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
