@@ -1,9 +1,11 @@
 """The large JSON rows of ``make bench`` (issue 18): the largest JSON request tensorgate
 takes, ``mlp`` rows up to ``LARGE_BODY_BYTES``.
 
-- Decode: tensorgate's request codec (``PROTOCOL_JSON``, as the inference route calls it,
-  with ``mlp``'s signature and row limit) against the floor of ``orjson.loads`` then
-  ``np.asarray(..., float32)`` of the data, in this process, taking turns every round.
+- Decode: tensorgate's request codec as the inference route calls it for a body this
+  large (``PROTOCOL_JSON.decode_large``, in slices that give the event loop back, with
+  ``mlp``'s signature and row limit and the default slice size) against the floor of
+  ``orjson.loads`` then ``np.asarray(..., float32)`` of the data, in this process, taking
+  turns every round.
 - Stall: one-row ``mlp`` requests from wrk at ``SMALL_CONNECTIONS`` to a real server,
   alone and while one more client keeps sending the large body (a thread here, one
   keep-alive connection, the next request as soon as an answer is read), in turns.
@@ -27,7 +29,8 @@ from alternating import alternating
 from backends.base import ModelSignature, RuntimeOptions
 from backends.onnxruntime import OnnxRuntimeBackend
 from gateway.batching.policy import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE
-from gateway.dataplane.codecs import PROTOCOL_JSON, DecodingRules
+from gateway.dataplane.codecs import PROTOCOL_JSON, DecodingRules, Slicing
+from gateway.settings import Settings
 from progress import Progress
 from results import LARGE_ALONE, LARGE_DURING, LargeJson
 from servers import HOST, Server
@@ -80,17 +83,24 @@ def decode_times(body: bytes, rows: int, model: Path, rounds: int) -> tuple[floa
         data = orjson.loads(body)["inputs"][0]["data"]
         return np.asarray(data, dtype=np.float32).reshape(shape)
 
+    slicing = Slicing(Settings().json_slice_bytes, lambda: False)
+    loop = asyncio.new_event_loop()
+
     def codec() -> object:
-        return PROTOCOL_JSON.decode(body, HEADERS, rules).inputs
+        decode = PROTOCOL_JSON.decode_large(body, HEADERS, rules, slicing)
+        return loop.run_until_complete(decode).inputs
 
     timings: dict[Callable[[], object], list[float]] = {floor: [], codec: []}
-    for run in timings:
-        run()
-    for _ in range(rounds):
-        for run, times in timings.items():
-            started = time.perf_counter()
+    try:
+        for run in timings:
             run()
-            times.append((time.perf_counter() - started) * 1000)
+        for _ in range(rounds):
+            for run, times in timings.items():
+                started = time.perf_counter()
+                run()
+                times.append((time.perf_counter() - started) * 1000)
+    finally:
+        loop.close()
     return statistics.median(timings[floor]), statistics.median(timings[codec])
 
 
