@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +31,7 @@ from backends.base import ModelSignature, TensorSpec
 from gateway.dataplane.codecs import PROTOCOL_JSON, DecodingRules, Slicing
 from gateway.protocol.request_codec import decode_protocol_request
 from gateway.settings import Settings
+from run import enable_auth
 from servers import running, tensorgate
 from wrk import WrkResult, run_wrk
 
@@ -155,21 +153,6 @@ def decode_cost(rounds: int = 9) -> DecodeCost:
     )
 
 
-def _auth() -> dict[str, str]:
-    """A fresh signing secret for the server; the token goes to BENCH_BEARER_TOKEN."""
-    env = {"TENSORGATE_AUTH__SECRET": secrets.token_urlsafe(48)}
-    exe = Path(sys.executable).with_name("tensorgate")
-    minted = subprocess.run(
-        [str(exe), "token", "--sub", "bench", "--scope", "models:infer", "--ttl", "2h"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **env},
-    )
-    os.environ["BENCH_BEARER_TOKEN"] = minted.stdout.strip()
-    return env
-
-
 class _LargeSender:
     """One client sending ``body`` again and again until stopped, in a thread."""
 
@@ -217,7 +200,7 @@ def interference(seconds: int = 10, *, slicing: bool = True, binary: bool = Fals
     header_length = None
     if binary:
         large, header_length = binary_body(orjson.loads(large)["inputs"][0]["shape"][0])
-    env = {**_auth(), "TENSORGATE_ACCESS_LOG": "false"}
+    env = {**enable_auth(), "TENSORGATE_ACCESS_LOG": "false"}
     env["TENSORGATE_JSON_SLICING"] = "true" if slicing else "false"
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)

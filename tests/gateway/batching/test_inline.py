@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -61,13 +61,19 @@ def make(backend: EchoBackend, limit_s: float = 10.0, **policy: int) -> Batcher:
     return batcher
 
 
-def run(limit_s: float, scenario: object) -> EchoBackend:
-    backend = EchoBackend()
+def run(
+    limit_s: float,
+    scenario: Callable[[Batcher], Awaitable[None]],
+    backend: EchoBackend | None = None,
+    **policy: int,
+) -> EchoBackend:
+    """Run ``scenario`` against a started batcher over ``backend``; close both after."""
+    backend = backend or EchoBackend()
 
     async def main() -> None:
-        batcher = make(backend, limit_s)
+        batcher = make(backend, limit_s, **policy)
         try:
-            await asyncio.wait_for(scenario(batcher), GUARD_S)  # type: ignore[operator]
+            await asyncio.wait_for(scenario(batcher), GUARD_S)
         finally:
             await batcher.close()
             await backend.pool.close()
@@ -136,16 +142,7 @@ def test_an_inline_failure_fails_its_batch_and_the_next_batch_runs() -> None:
         assert (await one(batcher, 2))[0, 0] == 2
 
     backend = EchoBackend()
-
-    async def main() -> None:
-        batcher = make(backend)
-        try:
-            await asyncio.wait_for(scenario(batcher), GUARD_S)
-        finally:
-            await batcher.close()
-            await backend.pool.close()
-
-    asyncio.run(main())
+    run(10.0, scenario, backend)
     assert backend.calls == [("thread", 1), ("loop", 1)]
 
 
@@ -169,17 +166,7 @@ def test_an_inline_batch_never_starts_the_next_from_inside_its_own_finish() -> N
         await one(batcher, 0, 2)  # measures batches of 2 rows on the thread
         await asyncio.gather(*[batcher.submit(request(tag, 2), ["y"]) for tag in range(4)])
 
-    backend = StackWatching()
-
-    async def main() -> None:
-        batcher = make(backend, max_batch_size=2)
-        try:
-            await asyncio.wait_for(scenario(batcher), GUARD_S)
-        finally:
-            await batcher.close()
-            await backend.pool.close()
-
-    asyncio.run(main())
+    backend = run(10.0, scenario, StackWatching(), max_batch_size=2)
     assert backend.calls == [("thread", 2)] + [("loop", 2)] * 4
     assert nested == [0, 0, 0, 0]
 
@@ -197,18 +184,12 @@ def test_inline_max_ms_reaches_the_policy_and_zero_turns_it_off() -> None:
     assert ModelConfig().batch_policy(stackable=True).inline_max_s == pytest.approx(0.0005)
     off = ModelConfig.model_validate({"batching": {"inline_max_ms": 0}})
     assert off.batch_policy(stackable=True).inline_max_s == 0
-    backend = EchoBackend()
 
-    async def main() -> None:
-        batcher = make(backend, limit_s=0)
-        try:
-            for tag in range(3):
-                await one(batcher, tag)
-        finally:
-            await batcher.close()
-            await backend.pool.close()
+    async def scenario(batcher: Batcher) -> None:
+        for tag in range(3):
+            await one(batcher, tag)
 
-    asyncio.run(main())
+    backend = run(0, scenario)
     assert [where for where, _ in backend.calls] == ["thread"] * 3
 
 
