@@ -18,18 +18,15 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Callable, Mapping, Sequence
 
-from backends.base import CALL_TIMEOUT_S, Array
-from backends.worker_pool import SettledFuture
-from gateway.batching.drain import CallTime, DrainRate
-from gateway.batching.inline import InlineCosts
-from gateway.batching.joining import join_futures
+from backends.base import Array
+from gateway.batching.calls import BackendCalls, InferFn, InlineFn
+from gateway.batching.joining import Parts, SplitRequests
+from gateway.batching.measures import BatchMeasures, BatchRun
 from gateway.batching.observer import BatchObserver, BatchTrace, NullObserver
 from gateway.batching.policy import BatchPolicy
-from gateway.batching.queue import Parts, Pending, take_batch
+from gateway.batching.queue import Pending, fail_pending, take_batch
 from gateway.batching.statistics import BatchStatistics
 from gateway.batching.tensors import (
     batch_rows,
@@ -42,25 +39,7 @@ from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
 
 logger = logging.getLogger(__name__)
 
-InferFn = Callable[[Mapping[str, Array], Sequence[str]], Awaitable[dict[str, Array]]]
-"""Runs one batch: the backend's ``infer`` (inputs, output names) -> outputs."""
-
-InlineFn = Callable[[Mapping[str, Array], Sequence[str]], dict[str, Array]]
-"""Runs one batch on the calling thread (the backend's ``infer_now``), blocking."""
-
 Clock = Callable[[], float]
-
-
-@dataclass(slots=True, eq=False)
-class _Run:
-    """One batch handed to the backend: when it started running, and its request count."""
-
-    started: float
-    entries: int
-    rows: int = 0
-    arrived: float = 0.0  # the sum of the requests' arrival times
-    input_s: float = 0.0  # merging the requests' inputs
-    run_s: float | None = None  # the call's own duration, when the backend reports it
 
 
 class Batcher:
@@ -76,29 +55,24 @@ class Batcher:
         infer_now: InlineFn | None = None,
     ) -> None:
         self._name = name
-        self._infer = infer
-        self._infer_now = infer_now if policy.inline_max_s > 0 else None
-        self._inline = InlineCosts(policy.inline_max_s)
+        self._calls = BackendCalls(infer, infer_now, policy.inline_max_s)
         self._launch_soon = False  # a launch is scheduled for the end of this loop turn
         self._policy = policy
-        self._observer = observer or NullObserver()
+        self._measures = BatchMeasures(observer or NullObserver(), clock, policy.instances)
+        self._observer = self._measures.observer
         self._clock = clock
         self._queue: deque[Pending] = deque()
         self._rows_queued = 0  # kept with the queue: read on every arrival
         self._wakeup = asyncio.Event()
         self._free = policy.instances  # instances not running a batch
-        self._running: set[asyncio.Future[dict[str, Array]]] = set()
         self._in_flight = 0
         # Batches handed to the backend beyond the ones running: their request counts,
         # oldest first, and the sum of those counts (they count against the queue bound).
-        self._ahead: deque[_Run] = deque()
+        self._ahead: deque[BatchRun] = deque()
         self._ahead_entries = 0
-        self._call = CallTime()
-        self._drain = DrainRate()
         self._consumer: asyncio.Task[None] | None = None
         self._closing = False
-        self._statistics = BatchStatistics()
-        self._split: list[Parts] = []  # split requests with parts still to queue
+        self._split = SplitRequests()
 
     @property
     def policy(self) -> BatchPolicy:
@@ -108,7 +82,7 @@ class Batcher:
     @property
     def statistics(self) -> BatchStatistics:
         """What this batcher has counted since it started (the statistics extension)."""
-        return self._statistics
+        return self._measures.statistics
 
     @property
     def depth(self) -> int:
@@ -164,35 +138,35 @@ class Batcher:
         now: float,
         trace: BatchTrace | None,
     ) -> asyncio.Future[dict[str, Array]]:
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in pieces]
-        joined = join_futures(futures)
-        parts = Parts(deque(zip(pieces, futures, strict=True)), joined)
-        self._split.append(parts)
+        parts = self._split.split(pieces)
         for _ in range(min(self._policy.instances, len(pieces))):
             piece, future = parts.pieces.popleft()
             self._enqueue(piece, outputs, deadline, now, trace, future, parts)
-        return joined
+        return parts.joined
 
     def _queue_next_part(self, item: Pending) -> None:
         """``item``'s batch has run: queue the next part of its request, at the back."""
-        parts = item.parts
-        assert parts is not None
-        if not parts.pieces or parts.joined.done():
+        assert item.parts is not None
+        part = item.parts.next()
+        if part is None:
             return
-        piece, future = parts.pieces.popleft()
+        piece, future = part
         rows = batch_rows(piece)
         key = shape_key(piece) if self._policy.batching else None
-        now = self._clock()
-        part = Pending(piece, item.outputs, rows, key, item.deadline, now, future, item.trace)
-        part.parts = parts
-        self._queue.append(part)
+        self._queue.append(
+            Pending(
+                piece,
+                item.outputs,
+                rows,
+                key,
+                item.deadline,
+                self._clock(),
+                future,
+                item.trace,
+                item.parts,
+            )
+        )
         self._rows_queued += rows
-
-    def _unqueued_parts(self) -> int:
-        """Parts of split requests waiting for their turn to queue: they count as queued."""
-        self._split = [parts for parts in self._split if parts.pieces and not parts.joined.done()]
-        return sum(len(parts.pieces) for parts in self._split)
 
     def _enqueue(
         self,
@@ -214,7 +188,7 @@ class Batcher:
         self._rows_queued += rows
         company_useful = self._policy.batching and self._in_flight > 0
         if self._free > 0 and len(self._queue) == 1 and not company_useful:
-            if alone or self._infer_now is None or not self._inline.fits(_elements(inputs)):
+            if alone or not self._calls.fits_inline(inputs):
                 # Nothing to wait for: run it now rather than wake the consumer (a loop turn
                 # less latency, and under a flood of arrivals loop turns are what is scarce).
                 self._launch(self._take_batch())
@@ -245,7 +219,7 @@ class Batcher:
             raise ModelNotReady(f"{self._name} is not accepting requests")
         waiting = len(self._queue) + self._ahead_entries + entries
         if self._split:
-            waiting += self._unqueued_parts()
+            waiting += self._split.unqueued()
         if waiting > self._policy.max_queue_size:
             self._observer.rejected()
             retry = self.retry_after_s()
@@ -257,7 +231,7 @@ class Batcher:
 
     def retry_after_s(self) -> float:
         """Estimated seconds until the queue has drained, from the measured rate."""
-        return self._drain.seconds_to_drain(self.depth)
+        return self._measures.drain.seconds_to_drain(self.depth)
 
     async def close(self) -> None:
         """Stop accepting, finish the queued and running batches, then stop the task."""
@@ -265,8 +239,7 @@ class Batcher:
         self._wakeup.set()
         if self._consumer is not None:
             await self._consumer
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        await self._calls.wait()
 
     async def _consume(self) -> None:
         while True:
@@ -297,95 +270,30 @@ class Batcher:
             return
         started = self._clock()
         rows = sum(item.rows for item in batch)
-        run = _Run(started, len(batch), rows)
-        inline = self._infer_now is not None and self._free > 0  # never a batch handed ahead
+        run = BatchRun(started, len(batch), rows)
+        free = self._free > 0  # a batch handed ahead never runs inline
         if self._free > 0:
             self._free -= 1
         else:  # handed ahead: it waits in the backend's queue for a running batch to end
             self._ahead.append(run)
             self._ahead_entries += run.entries
         self._in_flight += 1
-        waits = [started - item.enqueued for item in batch]
-        self._observer.batch_started(rows, waits)
-        for item, wait in zip(batch, waits, strict=True):
-            if item.trace is not None:
-                item.trace.started(wait, rows)
-        waited = sum(waits)
-        run.arrived = started * run.entries - waited
-        self._statistics.queued(run.entries, waited)
+        self._measures.started(batch, run)
         try:
             outputs = sorted({name for item in batch for name in item.outputs})
             merged = concatenate([item.inputs for item in batch])
             run.input_s = self._clock() - started
-            elements = _elements(merged) if inline else 0
-            running = (
-                None
-                if inline and self._inline.fits(elements)
-                else self._start(batch, merged, outputs, started)
-            )
+            elements = self._calls.inline_elements(merged) if free else None
+            if elements is None:
+                self._calls.start(batch, merged, outputs, run, self._finish)
         except Exception as exc:
             # Finished from the next loop turn: _finish may launch again, and a run of
             # batches failing at once must not recurse through the whole queue.
             asyncio.get_running_loop().call_soon(self._finish, batch, run, exc)
             return
-        if running is None:
-            self._run_inline(batch, run, merged, outputs, elements)
-        elif isinstance(running, SettledFuture):  # finish in the turn the outcome arrives
-            self._running.add(running)
-            running.on_settled(partial(self._finished, batch, run))
-        else:
-            self._running.add(running)
-            running.add_done_callback(partial(self._finished, batch, run))
-
-    def _start(
-        self,
-        batch: list[Pending],
-        merged: Mapping[str, Array],
-        outputs: Sequence[str],
-        started: float,
-    ) -> asyncio.Future[dict[str, Array]]:
-        """Hand ``merged`` to the backend, the batch's latest deadline as its budget."""
-        latest = max(item.deadline for item in batch)
-        budget = None if latest == math.inf else max(0.0, latest - started)
-        token = CALL_TIMEOUT_S.set(budget)
-        try:
-            return asyncio.ensure_future(self._infer(merged, outputs))
-        finally:
-            CALL_TIMEOUT_S.reset(token)
-
-    def _run_inline(
-        self,
-        batch: list[Pending],
-        run: _Run,
-        merged: Mapping[str, Array],
-        outputs: Sequence[str],
-        elements: int,
-    ) -> None:
-        """Run ``batch`` on the loop, now, and hand out its rows."""
-        assert self._infer_now is not None
-        began = time.perf_counter()
-        outcome: dict[str, Array] | BaseException
-        try:
-            outcome = self._infer_now(merged, outputs)
-        except Exception as exc:
-            outcome = exc
-        run.run_s = time.perf_counter() - began
-        self._inline.record(elements, run.run_s)
-        self._finish(batch, run, outcome, inline=True)
-
-    def _finished(
-        self, batch: list[Pending], run: _Run, running: asyncio.Future[dict[str, Array]]
-    ) -> None:
-        self._running.discard(running)
-        if isinstance(running, SettledFuture):
-            run.run_s = running.run_s
-            if run.run_s is not None and self._infer_now is not None:
-                self._inline.record(_elements_of(batch), run.run_s)
-        if running.cancelled():
-            self._finish(batch, run, asyncio.CancelledError())
-            return
-        error = running.exception()
-        self._finish(batch, run, running.result() if error is None else error)
+        if elements is not None:
+            outcome = self._calls.run_inline(merged, outputs, run, elements)
+            self._finish(batch, run, outcome, inline=True)
 
     def _complete(self) -> bool:
         """True when the batch at the head of the queue cannot grow any more."""
@@ -397,7 +305,7 @@ class Batcher:
         beyond the running ones, so that its threads start the next call the moment one
         ends: a batch launched from ``_finish`` reaches them only after a loop turn, and
         under a flood of rejected requests a turn lasts many calls (docs/batching.md)."""
-        limit = int(self._policy.dispatch_ahead_s / max(self._call.seconds, 1e-6))
+        limit = int(self._policy.dispatch_ahead_s / max(self._measures.call.seconds, 1e-6))
         while self._queue and not self._free and len(self._ahead) < limit and self._complete():
             batch = self._take_batch()
             if not batch:
@@ -426,8 +334,7 @@ class Batcher:
         return batch
 
     def _expire(self, item: Pending) -> None:
-        self._observer.expired()
-        self._statistics.failed(1, self._clock() - item.enqueued)
+        self._measures.expired(item)
         item.future.set_exception(
             DeadlineExceeded(f"the request's deadline passed while it waited for {self._name}")
         )
@@ -435,7 +342,7 @@ class Batcher:
     def _finish(
         self,
         batch: list[Pending],
-        run: _Run,
+        run: BatchRun,
         outcome: dict[str, Array] | BaseException,
         *,
         inline: bool = False,
@@ -445,25 +352,19 @@ class Batcher:
         and read between two inline batches)."""
         now = self._clock()
         try:
-            elapsed = now - run.started  # a batch handed ahead: since it took a thread
             pieces = None
             if not isinstance(outcome, BaseException):
                 try:
                     pieces = split(outcome, [item.rows for item in batch])
                 except Exception as exc:  # outputs that do not match the batch
                     outcome = exc
-            self._observer.batch_finished(elapsed, failed=pieces is None)
             if pieces is None:
                 assert isinstance(outcome, BaseException)
-                self._statistics.failed(run.entries, now * run.entries - run.arrived)
+                self._measures.failed(run, now)
                 for item in batch:
-                    _fail(item.future, outcome)
+                    fail_pending(item.future, outcome)
             else:
-                self._record_success(run, now, elapsed)
-                self._drain.record(len(batch), elapsed, self._policy.instances)
-                # The thread's own measure: elapsed also holds the loop's delay in handing
-                # the next batch over, the very wait that handing ahead removes.
-                self._call.record(elapsed if run.run_s is None else run.run_s)
+                self._measures.succeeded(run, now)
                 for item, piece in zip(batch, pieces, strict=True):
                     if not item.future.done():
                         item.future.set_result({name: piece[name] for name in item.outputs})
@@ -492,37 +393,3 @@ class Batcher:
         self._dispatch_ahead()
         if self._queue or self._closing:  # an empty queue has nothing for the consumer
             self._wakeup.set()
-
-    def _record_success(self, run: _Run, finished: float, elapsed: float) -> None:
-        """Count an answered batch: the call, the split (``finished`` to now), each wait."""
-        now = self._clock()
-        infer_s = elapsed if run.run_s is None else run.run_s
-        self._statistics.succeeded(
-            entries=run.entries,
-            rows=run.rows,
-            input_s=run.input_s,
-            infer_s=infer_s,
-            output_s=now - finished,
-            total_s=now * run.entries - run.arrived,
-            wall_ms=time.time_ns() // 1_000_000,
-        )
-
-
-def _elements(inputs: Mapping[str, Array]) -> int:
-    """The element count of a request's or a batch's inputs: what an inline call is
-    judged by."""
-    return sum(array.size for array in inputs.values())
-
-
-def _elements_of(batch: list[Pending]) -> int:
-    return sum(_elements(item.inputs) for item in batch)
-
-
-def _fail(future: asyncio.Future[dict[str, Array]], error: BaseException) -> None:
-    """Fail one caller's future with a batch's error; a cancelled batch cancels it."""
-    if future.done():
-        return
-    if isinstance(error, asyncio.CancelledError):
-        future.cancel()
-    else:
-        future.set_exception(error)

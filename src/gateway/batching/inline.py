@@ -16,8 +16,11 @@ on, both ways.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
+from backends.base import Array
 from gateway.batching.drain import RATE_SMOOTHING
+from gateway.batching.queue import Pending
 
 _BUCKETS = 64  # int.bit_length() of any element count numpy can hold
 
@@ -47,3 +50,13 @@ class InlineCosts:
     def fits(self, elements: int) -> bool:
         """True when calls of this size were measured to take at most the limit."""
         return self._seconds[min(elements.bit_length(), _BUCKETS - 1)] <= self._limit_s
+
+
+def input_elements(inputs: Mapping[str, Array]) -> int:
+    """The element count of a request's or a batch's inputs: what a call is judged by."""
+    return sum(array.size for array in inputs.values())
+
+
+def batch_elements(batch: Sequence[Pending]) -> int:
+    """The element count of every request of ``batch``."""
+    return sum(input_elements(item.inputs) for item in batch)

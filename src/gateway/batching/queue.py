@@ -14,23 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from backends.base import Array
+from gateway.batching.joining import Parts
 from gateway.batching.observer import BatchTrace
 from gateway.batching.policy import BatchPolicy
 from gateway.batching.tensors import ShapeKey, cut_to_preferred
-
-
-@dataclass(slots=True, eq=False)
-class Parts:
-    """The parts of a split request not queued yet, each with the future of its rows.
-
-    They are queued one at a time, each once an earlier part's batch has run, so that the
-    requests arriving meanwhile take their turns between them: a request of thousands of
-    rows does not make every request behind it wait for all of them.
-    """
-
-    pieces: deque[tuple[Mapping[str, Array], asyncio.Future[dict[str, Array]]]]
-    joined: asyncio.Future[dict[str, Array]]
-    """The request's own future: once it is done (failed, cancelled), no part follows."""
 
 
 @dataclass(slots=True, eq=False)
@@ -85,3 +72,13 @@ def take_batch(
         skipped = [item for item in live if id(item) not in taken]
     queue.extendleft(reversed(skipped))
     return batch[:keep]
+
+
+def fail_pending(future: asyncio.Future[dict[str, Array]], error: BaseException) -> None:
+    """Fail one caller's future with a batch's error; a cancelled batch cancels it."""
+    if future.done():
+        return
+    if isinstance(error, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(error)
