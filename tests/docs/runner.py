@@ -139,10 +139,23 @@ def _group_alive(group: int) -> bool:
     return True
 
 
+_NOT_COPIED = frozenset(
+    {".git", ".venv", ".tensorgate", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+)
+
+
 def _tracked_files() -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    """The files git tracks; in a tree without git, every file but caches and venvs."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return [
+            str(path.relative_to(ROOT))
+            for path in ROOT.rglob("*")
+            if not _NOT_COPIED.intersection(path.relative_to(ROOT).parts)
+        ]
     return [name for name in listed.stdout.split("\0") if name]
 
 
