@@ -123,6 +123,29 @@ class TlsSettings(BaseModel):
         return self.certfile is not None
 
 
+class FairShareSettings(BaseModel):
+    """How a contended server shares its capacity between callers: equal shares per token
+    subject by default (docs/operations.md#fair-share)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    enabled: bool = True
+    """Share by caller; false: first come, first served."""
+    key: Annotated[str, Field(pattern=r"^(subject|claim:[^\s]+)$")] = "subject"
+    """Who shares: ``subject`` (each token subject) or ``claim:<name>`` (each value of that
+    claim, e.g. ``claim:tenant``; a token without it shares as its subject)."""
+    weights: dict[str, Annotated[float, Field(gt=0, le=1000)]] = Field(default_factory=dict)
+    """Weight of a key value (a subject, or a claim value); others weigh 1. A caller with
+    weight 2 gets twice the share of one with weight 1 when both want more."""
+    weight_claim: str | None = None
+    """A numeric claim carrying the caller's weight (0.001 to 1000), read when the key
+    value has no entry in ``weights``."""
+    loop_concurrency: Annotated[int, Field(ge=2, le=100_000)] = 8
+    """Requests in progress per process beyond which, with two callers or more, a caller
+    over its share of them has its connections' next requests left unread until it is back
+    under its share (each caller's share: this times its weight over the callers' total)."""
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway; docs/configuration.md documents each one."""
 
@@ -215,3 +238,5 @@ class Settings(BaseSettings):
     """HTTPS and mutual TLS (``TENSORGATE_TLS__*``)."""
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """JWT authentication (``TENSORGATE_AUTH__*``)."""
+    fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
+    """Fair service between callers (``TENSORGATE_FAIR_SHARE__*``)."""

@@ -32,14 +32,15 @@ _DUMPS = "DOCS_HARNESS_DIR"
 # not, as they were), and the block's own are kept for the next (declare -p), with its
 # environment (env -0) and directory.
 _SHELL_BLOCK = """\
-__docs_base="$(compgen -v)"
+declare -A __docs_base
+for __docs_name in $(compgen -v); do __docs_base[$__docs_name]=1; done
 if [ -f "$DOCS_HARNESS_DIR/vars" ]; then . "$DOCS_HARNESS_DIR/vars"; fi
 {source}
 __docs_keep() {{
   local name
   for name in $(compgen -v); do
     case "$name" in __docs*|BASH*|FUNCNAME|PIPESTATUS|_) continue ;; esac
-    if printf '%s\\n' "$__docs_base" | grep -qx -- "$name"; then continue; fi
+    if [[ -n "${{__docs_base[$name]+set}}" ]]; then continue; fi
     case "$(declare -p "$name")" in "declare -"*x*) ;; *) declare -p "$name" ;; esac
   done
 }}

@@ -93,7 +93,11 @@ class AccessLog:
     def flush(self) -> None:
         """Write every buffered line, in pieces of at most PIPE_BUF cut at line ends."""
         self._scheduled = False
-        lines, self._lines, self._size = self._lines, [], 0
+        lines, size, self._lines, self._size = self._lines, self._size, [], 0
+        if size <= _PIPE_BUF:  # the usual turn's lines: one piece
+            if lines:
+                self._write(b"".join(lines))
+            return
         piece: list[bytes] = []
         size = 0
         for line in lines:

@@ -43,6 +43,7 @@ from gateway.auth.keyring import KeyRing, build_key_ring
 from gateway.batching.batcher import Batcher, Clock
 from gateway.cluster.control import RepositoryControl
 from gateway.cluster.group import WorkerGroup
+from gateway.dataplane.fairness import FairShares
 from gateway.dataplane.inference import InferenceService
 from gateway.metrics import GatewayMetrics
 from gateway.repository.polling import RepositoryWatcher
@@ -113,7 +114,7 @@ def create_app(
                 settings=settings,
                 registry=registry,
                 control=control,
-                inference=InferenceService(registry),
+                inference=InferenceService(registry, FairShares(settings.fair_share)),
                 metrics=collectors,
                 authenticator=await _authenticator(settings.auth, stack),
                 lifecycle=Lifecycle(),

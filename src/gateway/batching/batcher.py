@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from backends.base import Array
 from gateway.batching.calls import BackendCalls, InferFn, InlineFn
+from gateway.batching.fair_queue import FairTags, evict_newest, insert_in_tag_order, victim_flow
 from gateway.batching.joining import Parts, SplitRequests
 from gateway.batching.measures import BatchMeasures, BatchRun
 from gateway.batching.observer import BatchObserver, BatchTrace, NullObserver
@@ -73,6 +74,7 @@ class Batcher:
         self._consumer: asyncio.Task[None] | None = None
         self._closing = False
         self._split = SplitRequests()
+        self._tags = FairTags()
 
     @property
     def policy(self) -> BatchPolicy:
@@ -105,11 +107,16 @@ class Batcher:
         trace: BatchTrace | None = None,
         *,
         alone: bool = False,
+        flow: str = "",
+        weight: float = 1.0,
     ) -> asyncio.Future[dict[str, Array]]:
         """Queue one request; its future resolves to that request's outputs; ``trace``
         (optional) learns its time in queue and batch size. ``alone``: the caller knows
         no other request is on its way, so a batch fast enough for the event loop runs at
-        once (done when this returns) instead of at the end of the loop turn.
+        once (done when this returns) instead of at the end of the loop turn. ``flow``
+        and ``weight``: the caller's share of the queue (``batching.fair_queue``); a full
+        queue makes room for a flow under its share by refusing the newest request of the
+        flow most over it.
 
         A request with more rows than ``max_batch_size`` is split into parts of at most
         that many rows and joined back in order; ``instances`` of its parts are queued at
@@ -118,7 +125,7 @@ class Batcher:
         (all its parts), ``ModelNotReady`` once the batcher is closing. Cancel the future
         to withdraw.
         """
-        self.check_admission()
+        crowded = self.check_admission(1, flow)
         rows = batch_rows(inputs)
         limit = self._policy.max_batch_size
         parts = 1 if not self._policy.batching or rows <= limit else -(-rows // limit)
@@ -127,8 +134,13 @@ class Batcher:
         now = self._clock()
         deadline = math.inf if timeout_s is None else now + timeout_s
         if parts > 1:
-            return self._enqueue_parts(split_rows(inputs, limit), outputs, deadline, now, trace)
-        return self._enqueue(inputs, outputs, deadline, now, trace, alone=alone)
+            pieces = split_rows(inputs, limit)
+            return self._enqueue_parts(pieces, outputs, deadline, now, trace, flow, weight)
+        if crowded:
+            self._make_room(flow)
+        return self._enqueue(
+            inputs, outputs, deadline, now, trace, alone=alone, flow=flow, weight=weight
+        )
 
     def _enqueue_parts(
         self,
@@ -137,11 +149,15 @@ class Batcher:
         deadline: float,
         now: float,
         trace: BatchTrace | None,
+        flow: str,
+        weight: float,
     ) -> asyncio.Future[dict[str, Array]]:
         parts = self._split.split(pieces)
         for _ in range(min(self._policy.instances, len(pieces))):
             piece, future = parts.pieces.popleft()
-            self._enqueue(piece, outputs, deadline, now, trace, future, parts)
+            self._enqueue(
+                piece, outputs, deadline, now, trace, future, parts, flow=flow, weight=weight
+            )
         return parts.joined
 
     def _queue_next_part(self, item: Pending) -> None:
@@ -153,19 +169,22 @@ class Batcher:
         piece, future = part
         rows = batch_rows(piece)
         key = shape_key(piece) if self._policy.batching else None
-        self._queue.append(
-            Pending(
-                piece,
-                item.outputs,
-                rows,
-                key,
-                item.deadline,
-                self._clock(),
-                future,
-                item.trace,
-                item.parts,
-            )
+        tag = self._tags.tag(item.flow, rows, item.weight)
+        pending = Pending(
+            piece,
+            item.outputs,
+            rows,
+            key,
+            item.deadline,
+            self._clock(),
+            future,
+            item.trace,
+            item.parts,
+            item.flow,
+            item.weight,
+            tag,
         )
+        insert_in_tag_order(self._queue, pending)
         self._rows_queued += rows
 
     def _enqueue(
@@ -179,12 +198,21 @@ class Batcher:
         parts: Parts | None = None,
         *,
         alone: bool = False,
+        flow: str = "",
+        weight: float = 1.0,
     ) -> asyncio.Future[dict[str, Array]]:
         if future is None:
             future = asyncio.get_running_loop().create_future()
         key = shape_key(inputs) if self._policy.batching else None
         rows = batch_rows(inputs)
-        self._queue.append(Pending(inputs, outputs, rows, key, deadline, now, future, trace, parts))
+        tag = self._tags.tag(flow, rows, weight)
+        item = Pending(inputs, outputs, rows, key, deadline, now, future, trace, parts, flow)
+        item.weight, item.tag = weight, tag
+        queue = self._queue
+        if not queue or queue[-1].tag <= tag:  # the usual case, and always with one caller
+            queue.append(item)
+        else:
+            insert_in_tag_order(queue, item)
         self._rows_queued += rows
         company_useful = self._policy.batching and self._in_flight > 0
         if self._free > 0 and len(self._queue) == 1 and not company_useful:
@@ -210,17 +238,22 @@ class Batcher:
         """False once closing (or before starting): ``submit`` would refuse."""
         return not self._closing and self._consumer is not None
 
-    def check_admission(self, entries: int = 1) -> None:
-        """Raise what ``submit`` would for a full queue or a closing batcher; costs nothing.
+    def check_admission(self, entries: int = 1, flow: str | None = None) -> bool:
+        """Raise what ``submit`` would for a full queue or a closing batcher; costs nothing
+        while the queue has room. ``flow``: a one-part request of that caller, let in
+        when the queue is full but holds fewer of its requests than of another's (per
+        unit of weight): True then, the other's newest request is to make room.
 
         Callers check before reading and decoding a body, so that refusing is cheap.
         """
-        if not self.accepting:
+        if self._closing or self._consumer is None:  # not accepting
             raise ModelNotReady(f"{self._name} is not accepting requests")
         waiting = len(self._queue) + self._ahead_entries + entries
         if self._split:
             waiting += self._split.unqueued()
         if waiting > self._policy.max_queue_size:
+            if flow is not None and victim_flow(self._queue, flow) is not None:
+                return True
             self._observer.rejected()
             retry = self.retry_after_s()
             raise Overloaded(
@@ -228,6 +261,23 @@ class Batcher:
                 f"{self._policy.max_queue_size} requests; retry in about {retry:.3f} s",
                 retry_after_s=retry,
             )
+        return False
+
+    def _make_room(self, flow: str) -> None:
+        """A full queue let ``flow`` in: refuse the newest request of the flow most over
+        its share (503, ``Retry-After``), or raise if there is none any more."""
+        worst = victim_flow(self._queue, flow)
+        evicted = None if worst is None else evict_newest(self._queue, worst)
+        if evicted is None:
+            self.check_admission()  # raises while the queue is full
+            return
+        self._rows_queued -= evicted.rows
+        self._observer.rejected()
+        retry = self.retry_after_s()
+        message = f"{self._name} is overloaded and this caller holds more than its share of "
+        evicted.future.set_exception(
+            Overloaded(f"{message}its queue; retry in about {retry:.3f} s", retry_after_s=retry)
+        )
 
     def retry_after_s(self) -> float:
         """Estimated seconds until the queue has drained, from the measured rate."""
@@ -329,6 +379,8 @@ class Batcher:
     def _take_batch(self) -> list[Pending]:
         """Pop the next batch (``batching.queue``), keeping the counts in step."""
         batch = take_batch(self._queue, self._policy, self._clock(), self._expire)
+        if batch:
+            self._tags.taken(batch[-1].tag)
         self._rows_queued = sum(item.rows for item in self._queue)
         self._observer.queue_depth(len(self._queue) + self._ahead_entries)
         return batch

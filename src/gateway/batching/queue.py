@@ -1,6 +1,7 @@
 """A batcher's queue: what each queued request holds, and how the next batch is cut.
 
-The oldest live request starts the batch; requests of the same shape key join it (all of
+The queue is in fair order (``batching.fair_queue``; arrival order for one caller). The
+first live request starts the batch; requests of the same shape key join it (all of
 them, while batching) up to ``max_batch_size`` rows; the batch is then cut to the largest
 preferred size reachable with whole requests. Requests cancelled by their callers are
 dropped, and those whose deadline passed are expired, as they are met.
@@ -34,6 +35,11 @@ class Pending:
     trace: BatchTrace | None = None
     parts: Parts | None = None
     """The parts of the same request still to queue, when it was split."""
+    flow: str = ""
+    """The caller's share key (``batching.fair_queue``)."""
+    weight: float = 1.0
+    tag: float = 0.0
+    """Start tag in fair queueing: the queue is kept in tag order."""
 
 
 def take_batch(

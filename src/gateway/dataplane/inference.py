@@ -13,6 +13,7 @@ from gateway.batching.observer import BatchTrace
 from gateway.batching.policy import BatchPolicy
 from gateway.dataplane.codecs import DecodingRules, RequestCodec, ResponseEncoder
 from gateway.dataplane.deadlines import TIMEOUT_HEADER, request_timeout_s
+from gateway.dataplane.fairness import UNSHARED, FairShares, Share
 from gateway.errors import (
     BackendError,
     DeadlineExceeded,
@@ -124,13 +125,16 @@ class Admission:
     version: str | None
     key: str | None
     model: ModelVersion
+    share: Share = UNSHARED
 
 
 class InferenceService:
     """Runs inference requests, whatever their codec, against the registry's models."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, shares: FairShares | None = None) -> None:
         self._registry = registry
+        self.shares = shares
+        """Callers' shares of a contended server (None: first come, first served)."""
         # What each version's requests are checked against, made once per version: the
         # same for every request (keyed by identity; the version is kept to hold the key).
         self._rules: dict[int, tuple[ModelVersion, DecodingRules]] = {}
@@ -140,15 +144,18 @@ class InferenceService:
         """Where requests are resolved to a model version."""
         return self._registry
 
-    def admit(self, name: str, version: str | None, key: str | None = None) -> Admission:
+    def admit(
+        self, name: str, version: str | None, key: str | None = None, share: Share = UNSHARED
+    ) -> Admission:
         """The ready version the request runs on (a label resolved, the traffic split
         applied with the caller's sticky ``key``), refused at once (404, 503) when it
-        could not be queued: before the body is read."""
+        could not be queued (a full queue lets in a caller under its ``share``): before
+        the body is read."""
         model = self._registry.route(name, version, key)
         batcher = model.batcher
         assert batcher is not None  # resolve() returns ready versions only
-        batcher.check_admission()
-        return Admission(name, version, key, model)
+        batcher.check_admission(1, share.flow)
+        return Admission(name, version, key, model, share)
 
     def submit(
         self,
@@ -180,7 +187,16 @@ class InferenceService:
             headers.get(TIMEOUT_HEADER),
             model.config.batching.default_timeout_ms,
         )
-        future = batcher.submit(request.inputs, request.outputs, timeout, trace, alone=alone)
+        share = admission.share
+        future = batcher.submit(
+            request.inputs,
+            request.outputs,
+            timeout,
+            trace,
+            alone=alone,
+            flow=share.flow,
+            weight=share.weight,
+        )
         return PendingInference(model, future, request.encode)
 
     def decoding_rules(self, model: ModelVersion) -> DecodingRules:

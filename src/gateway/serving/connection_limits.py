@@ -52,7 +52,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.api.pipeline.endpoint import SERVER_REQUESTS
+from gateway.api.pipeline.endpoint import CONNECTION_SHARE, SERVER_REQUESTS
+from gateway.serving.fair_reads import ConnectionShare, FairReads, fair_reads_of
 
 logger = logging.getLogger("gateway.serving")
 
@@ -75,6 +76,8 @@ class ConnectionLimits:
     body_idle_timeout_s: float
     max_header_bytes: int
     max_connections: int
+    fair_reads_capacity: int | None = None
+    """``fair_share.loop_concurrency``, or None: fair reads off (``serving.fair_reads``)."""
 
 
 def error_response(status: int, message: str) -> bytes:
@@ -114,6 +117,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._read_bytes = 0  # length of the read being parsed
         self._refused = False
         self._draining = False
+        capacity = limits.fair_reads_capacity
+        self._fair = None if capacity is None else fair_reads_of(self.server_state, capacity)
+        self._share = ConnectionShare()
+        self._held = False
 
     # Connection events
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -126,8 +133,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._arm(self.limits.header_timeout_s, self._header_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the clocks."""
+        """Stop the clocks; a request in progress (or held) no longer counts."""
         self._disarm()
+        if self._fair is not None:
+            self._fair.release(self._share)
+            self._fair.end(self._share)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -187,6 +197,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # The requests this process is answering, for the pipeline: a lone one need not
         # leave its batch open for company (api/pipeline/endpoint.py).
         self.scope[SERVER_REQUESTS] = self.server_state.tasks  # type: ignore[literal-required]
+        if self._fair is not None:
+            self.scope[CONNECTION_SHARE] = self._share  # type: ignore[literal-required]
+            self._fair.begin(self._share)
         if self._draining and self.cycle is not None:
             self.cycle.keep_alive = False
         self._in_body = True
@@ -222,10 +235,43 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         ):
             # A client's own business (say, a 401 to a chunked upload): not worth a warning.
             self._cut(None, "answered before the chunked request body was read", None, logging.INFO)
+        fair = self._fair
+        if fair is not None:
+            fair.end(self._share)
+            if (
+                not self.transport.is_closing()
+                and not self.pipeline
+                and not self._draining
+                and fair.holds_back(self._share)
+            ):
+                self._hold(fair)
+
+    def _hold(self, fair: FairReads) -> None:
+        """Leave the next request unread until the caller is back under its share; the
+        keep-alive clock stops meanwhile (the client may have sent it already)."""
+        self._held = True
+        self._unset_keepalive_if_required()
+        self.transport.pause_reading()
+        fair.hold(self._share, self._resume_held)
+
+    def _resume_held(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        if self.transport.is_closing():
+            return
+        self.transport.resume_reading()
+        if self._idle():
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def shutdown(self) -> None:
         """Close when idle (after ``DRAIN_S``, for a request already on its way), else
-        after the answer in progress; uvicorn's grace period bounds the rest."""
+        after the answer in progress; uvicorn's grace period bounds the rest. A held
+        connection is read again first: its request may be in the socket."""
+        if self._fair is not None and self._fair.release(self._share) is not None:
+            self._resume_held()
         self._draining = True
         if self._idle():
             self.loop.call_later(DRAIN_S, self._close_if_idle)

@@ -28,6 +28,9 @@ def http_implementation(settings: Settings) -> Any:
         body_idle_timeout_s=settings.body_idle_timeout_s,
         max_header_bytes=settings.max_header_bytes,
         max_connections=connection_cap(settings.max_connections),
+        fair_reads_capacity=(
+            settings.fair_share.loop_concurrency if settings.fair_share.enabled else None
+        ),
     )
     # A partial of a module-level class pickles: --workers sends it to each process.
     return functools.partial(protocol, limits=limits)

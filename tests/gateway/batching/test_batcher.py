@@ -18,37 +18,8 @@ from backends.worker_pool import SettledFuture, WorkerPool
 from gateway.batching.batcher import Batcher
 from gateway.batching.policy import BatchPolicy
 from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
+from support.batching import ManualClock, make, rows, run
 from support.fake_backend import FakeBackend
-
-GUARD_S = 10  # hang guard only; nothing here waits on time
-
-
-class ManualClock:
-    """A clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def rows(tag: int, count: int, width: int = 4) -> dict[str, Array]:
-    """``count`` rows whose values identify the request (``tag``) and the row."""
-    values = tag * 1000 + np.arange(count * width, dtype=np.float32).reshape(count, width) / 8
-    return {"x": values.astype(np.float32)}
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), GUARD_S))
-
-
-def make(backend: FakeBackend, clock: ManualClock | None = None, **policy: Any) -> Batcher:
-    batcher = Batcher(
-        "model 'fake' version 1", backend.infer, BatchPolicy(**policy), None, clock or ManualClock()
-    )
-    batcher.start()
-    return batcher
 
 
 @settings(max_examples=40, deadline=None)

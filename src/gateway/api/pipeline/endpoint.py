@@ -28,6 +28,7 @@ from gateway.api.pipeline.targets import InferenceTarget
 from gateway.api.state import AppState, app_state
 from gateway.auth.principal import Principal
 from gateway.batching.observer import BatchTrace
+from gateway.dataplane.fairness import UNSHARED
 from gateway.errors import GatewayError, Overloaded
 from gateway.protocol.binary_codec import BinaryBody
 from gateway.repository.routing import STICKY_SUBJECT
@@ -50,6 +51,9 @@ _UNKNOWN_MODEL = "(unknown)"
 SERVER_REQUESTS = "tensorgate.server_requests"
 """Scope key of the collection of requests the server process is answering (this one
 included), when the server provides it (``serving.connection_limits``)."""
+CONNECTION_SHARE = "tensorgate.connection_share"
+"""Scope key of the connection's record of its caller's share, when the server keeps one
+(``serving.fair_reads``): the pipeline sets ``share`` on it once the caller is known."""
 SHUTTING_DOWN = b'{"error":"the server is shutting down"}'
 _CLOSE = ((b"connection", b"close"),)
 
@@ -134,7 +138,11 @@ class InferenceEndpoint:
         service = state.inference
         sticky = state.registry.sticky(target.model)
         key = None if sticky is None else _sticky_key(sticky, principal, scope)
-        admission = service.admit(target.model, target.version, key)  # before the body
+        share = UNSHARED if service.shares is None else service.shares.of(principal)
+        connection = scope.get(CONNECTION_SHARE)
+        if connection is not None:  # the serving process's fair reads learn the caller
+            connection.share = share
+        admission = service.admit(target.model, target.version, key, share)  # before the body
         exchange.version = str(admission.model.version)
         body = await read_body(receive, self.max_body_bytes, headers.get("content-encoding"))
         exchange.trace = BatchTrace()

@@ -1,0 +1,206 @@
+"""Fair reads: when the event loop is the bottleneck, a caller over its share of the
+requests in progress has its connections' next requests left unread until it is back
+under its share (issue 20; docs/operations.md#fair-share).
+
+On a busy 2-core server the loop saturates long before a model's queue fills, and then
+requests are served in the order connections are read: a caller with 256 connections
+owns almost every turn, and one with 4 waits behind all of them. The model queue's fair
+order (``batching.fair_queue``) cannot help a request that has not been read yet. So the
+serving process counts each caller's requests in progress; with two callers or more and
+at least ``capacity`` requests in progress, a connection whose caller holds its share
+(``capacity`` times its weight over the active callers' total) is paused after an answer
+(its next request stays in the socket) and resumed, oldest first, as its caller's
+requests finish. A caller under its share is never paused, so its requests are read at
+once and wait behind at most ``capacity`` others.
+
+A connection's caller is known once its first request was authenticated (the pipeline
+sets ``ConnectionShare.share``); its first request is never held back. One caller alone
+is never paused, whatever the load: there is nobody to be fair to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from weakref import WeakKeyDictionary
+
+from gateway.dataplane.fairness import Share
+
+
+class ConnectionShare:
+    """One connection's caller, as far as fair reads are concerned."""
+
+    __slots__ = ("counted", "share")
+
+    def __init__(self) -> None:
+        self.share: Share | None = None
+        """Set by the pipeline once the connection's caller is known."""
+        self.counted: str | None = None
+        """The flow a request (or a slot kept for the next one) of this connection is
+        counted against, until it ends."""
+
+
+Resume = Callable[[], None]
+
+
+class FairReads:
+    """One serving process's count of requests in progress per caller, and the
+    connections left unread, per caller, oldest first.
+
+    A caller stays among those sharing (``active``) while it has a request in progress or
+    a connection held, and for ``4 * capacity`` answers of the process after its last
+    one: a closed-loop client is between two requests now and then, and forgetting it
+    then would hand its share straight back to the flood."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._in_progress: dict[str, int] = {}
+        self._total = 0
+        self._weights: dict[str, float] = {}  # the active callers
+        self._weight_total = 0.0
+        self._answers = 0
+        self._last_answer: dict[str, int] = {}
+        self._waiting: dict[str, dict[ConnectionShare, Resume]] = {}
+
+    @property
+    def in_progress(self) -> int:
+        """Requests counted in progress (and slots kept for resumed connections)."""
+        return self._total
+
+    @property
+    def waiting(self) -> int:
+        """Connections left unread."""
+        return sum(len(queue) for queue in self._waiting.values())
+
+    @property
+    def active(self) -> int:
+        """Callers sharing the process now."""
+        return len(self._weights)
+
+    def begin(self, connection: ConnectionShare) -> None:
+        """A request of ``connection`` started (its head is in)."""
+        if connection.counted is not None:  # a slot was kept for it when it was resumed
+            return
+        share = connection.share
+        if share is None or not share.flow:
+            return
+        flow = share.flow
+        connection.counted = flow
+        self._in_progress[flow] = self._in_progress.get(flow, 0) + 1
+        self._total += 1
+        if flow not in self._weights:
+            self._activate(flow, share.weight)
+
+    def end(self, connection: ConnectionShare) -> None:
+        """``connection``'s request ended (answered, or the connection was lost)."""
+        flow = connection.counted
+        if flow is None:
+            return
+        connection.counted = None
+        self._total -= 1
+        left = self._in_progress[flow] - 1
+        if left:
+            self._in_progress[flow] = left
+        else:
+            del self._in_progress[flow]
+        self._answers += 1
+        self._last_answer[flow] = self._answers
+        if self._answers % (4 * self.capacity) == 0:
+            self._forget_idle()
+        if self._waiting:
+            self._resume_what_fits()
+
+    def holds_back(self, connection: ConnectionShare) -> bool:
+        """Whether ``connection``'s next request should stay unread for now: its caller
+        holds its share of a contended process shared with others."""
+        share = connection.share
+        if share is None or not share.flow or self._total < self.capacity:
+            return False
+        if len(self._weights) < 2:
+            return False  # one caller alone: nobody to be fair to
+        return self._in_progress.get(share.flow, 0) >= self._share_of(share.flow)
+
+    def hold(self, connection: ConnectionShare, resume: Resume) -> None:
+        """Keep ``connection`` unread until ``resume`` is called (by ``end``, or by
+        ``release`` when it closes or the server shuts down)."""
+        share = connection.share
+        assert share is not None
+        if share.flow not in self._weights:
+            self._activate(share.flow, share.weight)
+        self._waiting.setdefault(share.flow, {})[connection] = resume
+
+    def release(self, connection: ConnectionShare) -> Resume | None:
+        """Forget ``connection`` if it is held: returns its resume callback, not called."""
+        share = connection.share
+        if share is None:
+            return None
+        queue = self._waiting.get(share.flow)
+        if queue is None or connection not in queue:
+            return None
+        resume = queue.pop(connection)
+        if not queue:
+            del self._waiting[share.flow]
+        return resume
+
+    def release_all(self) -> list[Resume]:
+        """Forget every held connection (shutting down): their resume callbacks."""
+        resumes = [resume for queue in self._waiting.values() for resume in queue.values()]
+        self._waiting.clear()
+        return resumes
+
+    def _activate(self, flow: str, weight: float) -> None:
+        self._weights[flow] = weight
+        self._weight_total += weight
+        self._last_answer[flow] = self._answers
+
+    def _forget_idle(self) -> None:
+        """Callers with nothing in progress or held, and no answer for a while, stop
+        sharing."""
+        horizon = self._answers - 4 * self.capacity
+        for flow in list(self._weights):
+            idle = flow not in self._in_progress and flow not in self._waiting
+            if idle and self._last_answer.get(flow, 0) <= horizon:
+                self._weight_total -= self._weights.pop(flow)
+                self._last_answer.pop(flow, None)
+        if not self._weights:
+            self._weight_total = 0.0  # no drift from float sums
+
+    def _share_of(self, flow: str) -> float:
+        return max(1.0, self.capacity * self._weights[flow] / self._weight_total)
+
+    def _resume_what_fits(self) -> None:
+        """Resume held connections, oldest first and taking turns between callers, while
+        their caller is under its share or the process is no longer contended; each keeps
+        a slot for its request."""
+        resumed = True
+        while resumed and self._waiting:
+            resumed = False
+            for flow in list(self._waiting):
+                if not self._fits(flow):
+                    continue
+                queue = self._waiting[flow]
+                connection, resume = next(iter(queue.items()))
+                del queue[connection]
+                if not queue:
+                    del self._waiting[flow]
+                connection.counted = flow
+                self._in_progress[flow] = self._in_progress.get(flow, 0) + 1
+                self._total += 1
+                resume()
+                resumed = True
+
+    def _fits(self, flow: str) -> bool:
+        if self._total < self.capacity or len(self._weights) < 2:
+            return True
+        return self._in_progress.get(flow, 0) < self._share_of(flow)
+
+
+_PER_SERVER: WeakKeyDictionary[object, FairReads] = WeakKeyDictionary()
+
+
+def fair_reads_of(server_state: object, capacity: int) -> FairReads:
+    """The one ``FairReads`` of a uvicorn server (its ``server_state``): every connection
+    of a serving process shares it."""
+    reads = _PER_SERVER.get(server_state)
+    if reads is None:
+        reads = _PER_SERVER[server_state] = FairReads(capacity)
+    return reads

@@ -1,0 +1,170 @@
+"""Fair reads: which connections are left unread, and when they are read again (pure logic)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.dataplane.fairness import Share
+from gateway.serving.fair_reads import ConnectionShare, FairReads
+
+
+class Connection:
+    """A connection as the protocol drives fair reads: begin, end, maybe held."""
+
+    def __init__(self, reads: FairReads, flow: str, weight: float = 1.0) -> None:
+        self.reads = reads
+        self.share = ConnectionShare()
+        self.share.share = Share(flow, weight)
+        self.held = False
+        self.busy = False
+
+    def begin(self) -> None:
+        self.busy = True
+        self.reads.begin(self.share)
+
+    def answer(self) -> None:
+        """The request ends; the connection is held if its caller is over its share."""
+        self.busy = False
+        self.reads.end(self.share)
+        if self.reads.holds_back(self.share):
+            self.held = True
+            self.reads.hold(self.share, self.resume)
+
+    def resume(self) -> None:
+        self.held = False
+
+
+def crowd(reads: FairReads, flow: str, count: int, weight: float = 1.0) -> list[Connection]:
+    connections = [Connection(reads, flow, weight) for _ in range(count)]
+    for connection in connections:
+        connection.begin()
+    return connections
+
+
+def test_one_caller_alone_is_never_held_however_busy() -> None:
+    reads = FairReads(capacity=8)
+    flood = crowd(reads, "flood", 100)
+    for connection in flood:
+        connection.answer()
+        connection.begin()
+    assert not any(connection.held for connection in flood)
+
+
+def test_a_flood_is_held_at_its_share_and_a_polite_caller_never() -> None:
+    reads = FairReads(capacity=8)
+    flood = crowd(reads, "flood", 50)
+    polite = crowd(reads, "polite", 3)
+    for connection in flood:
+        connection.answer()
+    held = [connection for connection in flood if connection.held]
+    # Half of 8 for each caller, and the slot the polite caller leaves unused: the flood
+    # keeps 5 requests in progress, the other 45 wait.
+    assert reads.waiting == len(held) == 45
+    for connection in polite:
+        connection.answer()
+        assert not connection.held
+        connection.begin()
+    # Slots the polite caller left free between its requests went to held flood
+    # connections; its own requests are read whatever the flood holds.
+    assert reads.in_progress <= 8 + 3
+
+
+def test_held_connections_are_read_again_oldest_first_as_the_floods_requests_end() -> None:
+    reads = FairReads(capacity=8)
+    flood = crowd(reads, "flood", 20)
+    crowd(reads, "polite", 2)
+    for connection in flood:
+        connection.answer()
+    held = [connection for connection in flood if connection.held]
+    running = [connection for connection in flood if not connection.held]
+    running[0].begin()  # a running one sends its next request...
+    running[0].answer()  # ...and its end makes room: the oldest held one is read again
+    assert not held[0].held
+    assert all(connection.held for connection in held[1:])
+
+
+def test_weights_divide_the_share() -> None:
+    reads = FairReads(capacity=12)
+    heavy = crowd(reads, "heavy", 30, weight=2.0)
+    light = crowd(reads, "light", 30)
+    for connection in [*heavy, *light]:
+        connection.answer()
+    in_progress = {
+        flow: sum(1 for c in group if not c.held)
+        for flow, group in (("heavy", heavy), ("light", light))
+    }
+    # 12 shared 2:1 (the heavy caller may also take a slot left free).
+    assert in_progress["light"] == 4
+    assert in_progress["heavy"] in (8, 9)
+
+
+def test_once_the_other_caller_is_gone_for_a_while_the_flood_is_read_again() -> None:
+    reads = FairReads(capacity=8)
+    flood = crowd(reads, "flood", 30)
+    polite = crowd(reads, "polite", 1)
+    for connection in flood:
+        connection.answer()
+    polite[0].answer()  # the polite caller stops
+    for _ in range(200):  # the flood's running requests come and go
+        for connection in [c for c in flood if not c.held and not c.busy]:
+            connection.begin()
+        for connection in [c for c in flood if c.busy]:
+            connection.answer()
+    assert reads.active == 1
+    assert not any(connection.held for connection in flood)
+
+
+def test_a_held_connection_that_closes_or_a_shutdown_forgets_it() -> None:
+    reads = FairReads(capacity=8)
+    flood = crowd(reads, "flood", 20)
+    crowd(reads, "polite", 2)
+    for connection in flood:
+        connection.answer()
+    held = [connection for connection in flood if connection.held]
+    assert reads.release(held[0].share) is not None
+    assert reads.release(held[0].share) is None
+    assert len(reads.release_all()) == len(held) - 1
+    assert reads.waiting == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(min_value=0, max_value=9)),
+        min_size=1,
+        max_size=300,
+    ),
+    capacity=st.integers(min_value=2, max_value=12),
+)
+def test_counts_stay_true_and_nothing_stays_held_once_the_load_stops(
+    steps: list[tuple[str, int]], capacity: int
+) -> None:
+    reads = FairReads(capacity=capacity)
+    connections = {(flow, n): Connection(reads, flow) for flow in "abc" for n in range(10)}
+    for flow, number in steps:
+        connection = connections[(flow, number)]
+        if connection.held:
+            continue
+        if connection.busy:
+            connection.answer()
+        else:
+            connection.begin()
+        busy = sum(1 for c in connections.values() if c.busy)
+        assert reads.in_progress >= busy  # slots kept for resumed connections count too
+    for connection in connections.values():
+        if connection.busy:
+            connection.answer()
+    # Every connection resumed still holds a kept slot until its next request: send it.
+    while any(c.held for c in connections.values()) or reads.in_progress:
+        for connection in connections.values():
+            if not connection.held and connection.share.counted is not None:
+                connection.begin()
+                connection.busy = False
+                reads.end(connection.share)
+        if all(c.held for c in connections.values() if c.share.counted is None) and not any(
+            not c.held and c.share.counted is not None for c in connections.values()
+        ):
+            break
+    assert reads.in_progress == 0
+    assert not any(connection.held for connection in connections.values())
