@@ -1,0 +1,1 @@
+"""The docs tests: every runnable block of README.md and docs/ runs (README.md here)."""
