@@ -67,12 +67,19 @@ class BodyLimitMiddleware:
 def _refuse_encoded(scope: Scope) -> None:
     # Only the inference routes decompress (read_body); a compressed body elsewhere would
     # otherwise reach the route's JSON parser and be refused with a misleading message.
+    # Without a body the header says nothing and is ignored, as Triton does (a client that
+    # reuses the headers of a compressed infer call on a GET must not fail).
+    encoding, has_body = None, False
     for key, value in scope["headers"]:
-        if key == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-            raise InvalidInput(
-                f"Content-Encoding {value.decode('latin-1')[:40]!r} is accepted on the "
-                "inference routes only (infer, predict)"
-            )
+        if key == b"content-encoding":
+            encoding = value
+        elif key == b"transfer-encoding" or (key == b"content-length" and value.strip(b"0 ")):
+            has_body = True
+    if has_body and encoding is not None and encoding.strip().lower() not in (b"", b"identity"):
+        raise InvalidInput(
+            f"Content-Encoding {encoding.decode('latin-1')[:40]!r} is accepted on the "
+            "inference routes only (infer, predict)"
+        )
 
 
 def check_declared_length(scope: Scope, max_bytes: int) -> None:

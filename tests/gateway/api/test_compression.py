@@ -169,3 +169,6 @@ async def test_a_compressed_body_on_another_route_is_400_saying_where_it_is_acce
     assert (
         await http.get("/v2/models/digits", headers={"content-encoding": "identity"})
     ).is_success
+    # No body, nothing encoded: the header of a client reusing its headers is ignored.
+    assert (await http.get("/v2/models/digits", headers={"content-encoding": "gzip"})).is_success
+    assert (await http.get("/v2/health/ready", headers={"content-encoding": "gzip"})).is_success
