@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,8 @@ from gateway.auth.minting import mint_token, parse_duration, signing_key
 from gateway.auth.principal import ADMIN, MODELS_INFER, MODELS_READ
 from gateway.log_safety import configure_logging
 from gateway.repository.config import config_json_schema
-from gateway.settings import Settings, TlsSettings
+from gateway.serving.tls import TlsFileError, check_tls
+from gateway.settings import Settings
 
 logger = logging.getLogger("gateway")
 
@@ -151,18 +151,6 @@ def _with_dev_secret(settings: Settings) -> Settings:
     return _with_auth(settings, secret=SecretStr(secret))
 
 
-def check_tls(tls: TlsSettings) -> None:
-    """Load the certificate, key and client CA as the server will: a missing file, a key
-    that does not match or a wrong password fails here, before anything starts."""
-    if not tls.enabled:
-        return
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    password = tls.keyfile_password.get_secret_value() if tls.keyfile_password else None
-    context.load_cert_chain(str(tls.certfile), str(tls.keyfile), password)
-    if tls.client_ca is not None:
-        context.load_verify_locations(str(tls.client_ca))
-
-
 def _serve(settings: Settings) -> int:
     from gateway.serving.run import run_server
 
@@ -179,7 +167,7 @@ def _serve(settings: Settings) -> int:
         return 2
     try:
         check_tls(settings.tls)
-    except (OSError, ssl.SSLError) as exc:
+    except TlsFileError as exc:
         logger.error("TLS settings: %s", exc)
         return 2
     scheme = "https" if settings.tls.enabled else "http"
