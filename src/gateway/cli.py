@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
-from gateway.auth.dev_secret import load_or_create_dev_secret
+from gateway.auth.dev_secret import SECRET_FILE, load_or_create_dev_secret
 from gateway.auth.keyring import static_keys
 from gateway.auth.keys import KeyConfigError
 from gateway.auth.minting import mint_token, parse_duration, signing_key
@@ -143,12 +143,13 @@ def _with_auth(settings: Settings, **changes: Any) -> Settings:
     return settings.model_copy(update={"auth": settings.auth.model_copy(update=changes)})
 
 
-def _with_dev_secret(settings: Settings) -> Settings:
-    """Settings with the dev secret filled in when auth is on and no key is configured."""
+def _with_dev_secret(settings: Settings) -> tuple[Settings, bool]:
+    """Settings with the dev secret filled in when auth is on and no key is configured,
+    and whether that secret was created just now."""
     if not settings.auth.enabled or settings.auth.has_key:
-        return settings
-    secret = load_or_create_dev_secret(settings.auth.state_dir)
-    return _with_auth(settings, secret=SecretStr(secret))
+        return settings, False
+    dev = load_or_create_dev_secret(settings.auth.state_dir)
+    return _with_auth(settings, secret=dev.secret), dev.created
 
 
 def _serve(settings: Settings) -> int:
@@ -159,7 +160,7 @@ def _serve(settings: Settings) -> int:
         return 2
     dev_mode = settings.auth.enabled and not settings.auth.has_key
     try:
-        settings = _with_dev_secret(settings)
+        settings, _ = _with_dev_secret(settings)
         if settings.auth.enabled:
             static_keys(settings.auth)  # fail now, with a clear message, on a bad key
     except KeyConfigError as exc:
@@ -244,11 +245,14 @@ def deliver_dev_banner(banner: str, state_dir: Path, terminal: Path = TERMINAL) 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     try:
         # Minting needs no running server: auth.enabled does not matter here.
-        auth = _with_dev_secret(_with_auth(settings, enabled=True)).auth
+        with_secret, created = _with_dev_secret(_with_auth(settings, enabled=True))
+        auth = with_secret.auth
         key = signing_key(auth)
     except KeyConfigError as exc:
         sys.stderr.write(f"tensorgate token: {exc}\n")
         return 2
+    if created:
+        sys.stderr.write(_new_secret_warning(auth.state_dir))
     token = mint_token(
         key,
         subject=args.sub,
@@ -259,6 +263,18 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     )
     sys.stdout.write(token + "\n")
     return 0
+
+
+def _new_secret_warning(state_dir: Path) -> str:
+    """Said when ``token`` made the dev secret: a server started elsewhere has its own."""
+    where = state_dir.absolute()
+    return (
+        f"tensorgate token: warning: created a new dev secret in {where / SECRET_FILE}, as "
+        "no signing key is configured and there was none yet. A server started in another "
+        "directory (another auth.state_dir) signs with its own secret and answers this "
+        "token 401 'token signature is invalid': run tensorgate token in the directory the "
+        "server was started in, or set TENSORGATE_AUTH__STATE_DIR to its state directory.\n"
+    )
 
 
 def _openapi(settings: Settings, output: Path | None) -> int:
