@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -171,8 +172,19 @@ def _serve(settings: Settings) -> int:
     except TlsFileError as exc:
         logger.error("TLS settings: %s", exc)
         return 2
-    scheme = "https" if settings.tls.enabled else "http"
-    base = f"{scheme}://{settings.host}:{settings.port}"
+    run_server(settings, functools.partial(_announce, settings, dev_mode))
+    return 0
+
+
+def base_url(settings: Settings, port: int) -> str:
+    """The server's address as a client types it, with the port actually bound."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"{'https' if settings.tls.enabled else 'http'}://{host}:{port}"
+
+
+def _announce(settings: Settings, dev_mode: bool, port: int) -> None:
+    """Once the port is bound: log where the server listens; in dev mode, show a token."""
+    base = base_url(settings, port)
     logger.info(
         "tensorgate serving %s on %s (Swagger UI: %s/docs)", settings.model_repository, base, base
     )
@@ -183,9 +195,7 @@ def _serve(settings: Settings) -> int:
                 "before exposing the gateway beyond this machine",
                 settings.host,
             )
-        _print_dev_banner(settings, base)
-    run_server(settings)
-    return 0
+        _show_dev_token(settings, base)
 
 
 def _write_json(document: Any, output: Path | None) -> int:
@@ -198,7 +208,7 @@ def _write_json(document: Any, output: Path | None) -> int:
     return 0
 
 
-def _print_dev_banner(settings: Settings, base: str) -> None:
+def _show_dev_token(settings: Settings, base: str) -> None:
     auth = settings.auth
     token = mint_token(
         signing_key(auth),
@@ -209,25 +219,38 @@ def _print_dev_banner(settings: Settings, base: str) -> None:
         audience=auth.audience,
     )
     minutes = auth.dev_token_ttl_s // 60
-    banner = (
-        f"\nDev mode: tokens are signed with the secret in {auth.state_dir}/dev-secret.\n"
+    banner = dev_banner(auth.state_dir, base, token, minutes)
+    where = deliver_dev_token(token, banner, auth.state_dir)
+    if where == TERMINAL:
+        logger.info("dev mode: an admin token was written to the terminal")
+    else:
+        logger.warning(
+            "dev mode: no terminal; an admin token (valid %d min) is in %s (mode 0600): "
+            "TOKEN=$(cat %s), or paste it in Swagger UI's Authorize at %s/docs",
+            minutes,
+            where,
+            where,
+            base,
+        )
+
+
+def dev_banner(state_dir: Path, base: str, token: str, minutes: int) -> str:
+    """What a person at the terminal reads: where the secret is, Swagger UI, the token."""
+    return (
+        f"\nDev mode: tokens are signed with the secret in {state_dir / SECRET_FILE}.\n"
         f"Open {base}/docs, click Authorize and paste this token (valid {minutes} min):\n\n"
         f"{token}\n\n"
         "More tokens: tensorgate token --sub NAME --scope 'models:read models:infer' --ttl 1h\n\n"
     )
-    where = deliver_dev_banner(banner, auth.state_dir)
-    if where == TERMINAL:
-        logger.info("dev mode: an admin token was written to the terminal")
-    else:
-        logger.warning("dev mode: no terminal; the admin token is in %s (mode 0600)", where)
 
 
-def deliver_dev_banner(banner: str, state_dir: Path, terminal: Path = TERMINAL) -> Path:
-    """Show the dev banner (it holds a token) where a person sees it but no log does.
+def deliver_dev_token(token: str, banner: str, state_dir: Path, terminal: Path = TERMINAL) -> Path:
+    """Show the dev token where a person sees it but no log does; return where it went.
 
-    stderr is where the logs go, so the banner goes to the controlling terminal when
-    there is one; else (a service, a container, a pipe) to ``<state_dir>/dev-token``,
-    mode 0600. Returns where it went.
+    stderr is where the logs go, so the banner (which holds the token) goes to the
+    controlling terminal when there is one; else (a service, a container, a pipe) the
+    token alone goes to ``<state_dir>/dev-token``, mode 0600, so that
+    ``TOKEN=$(cat <state_dir>/dev-token)`` works.
     """
     try:
         fd = os.open(terminal, os.O_WRONLY | os.O_NOCTTY)
@@ -236,7 +259,9 @@ def deliver_dev_banner(banner: str, state_dir: Path, terminal: Path = TERMINAL) 
         path = state_dir / DEV_TOKEN_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # an older file may have been made with other permissions
-        terminal = path
+        with os.fdopen(fd, "w") as sink:
+            sink.write(token + "\n")
+        return path
     with os.fdopen(fd, "w") as sink:
         sink.write(banner)
     return terminal

@@ -118,7 +118,9 @@ def test_public_key_only_says_tokens_come_from_the_idp(
 def _captured_serve(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, list[Any]]:
     # Only the network server is replaced: the app handed to it is the real one.
     apps: list[Any] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **_: apps.append(app))
+    monkeypatch.setattr(
+        "gateway.serving.run.serve_one", lambda app, _options, _on_listening: apps.append(app)
+    )
     return main(["serve", "--models", str(DEMO_MODELS), "--workers", "1", *args]), apps
 
 
