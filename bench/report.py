@@ -25,7 +25,24 @@ from results import (
     STARLETTE_FLOOR,
     Report,
 )
-from targets import access_log_pair, binary_pair, find, targets
+from targets import (
+    MEMORY_RUN_S,
+    QUICK_MEMORY_S,
+    access_log_pair,
+    binary_pair,
+    find,
+    targets,
+    verdict_cell,
+)
+
+HOW_TO_RUN = (
+    "`make bench` keeps every core busy for the total time below: run it on an idle "
+    "machine. `make bench-quick` runs every measurement briefly (one round, the memory "
+    f"run {QUICK_MEMORY_S:.0f} s instead of {MEMORY_RUN_S:.0f} s) and writes this page "
+    "to /tmp/tensorgate-bench (`BENCH_OUT=dir` to choose), leaving docs/ alone: a check "
+    "that the benchmark runs, its figures indicative only; a target that needs a longer "
+    "run than it made says `not judged`."
+)
 
 DASHED = (CEILING, ASGI_FLOOR, STARLETTE_FLOOR)
 """Rows drawn dashed in the plot: bounds, not servers of a model."""
@@ -36,6 +53,16 @@ def _ratio(report: Report, kind: str, model: str, conns: int) -> float:
     if ours is None or naive is None or naive.ok_per_s == 0:
         return math.nan
     return ours.ok_per_s / naive.ok_per_s
+
+
+def targets_table(report: Report) -> list[str]:
+    """The Targets table: each target, its figures, and yes, **no** or not judged."""
+    return [
+        "| target | measured | met |",
+        "|---|---|---|",
+        *(f"| {name} | {value} | {verdict_cell(ok)} |" for name, value, ok in targets(report)),
+        "",
+    ]
 
 
 def _access_log_table(report: Report) -> list[str]:
@@ -189,6 +216,8 @@ def write_report(report: Report, out: Path) -> None:
         "Written by `make bench` (bench/run.py); do not edit by hand. "
         + ("**Quick mode: short runs, indicative only.**" if report.quick else ""),
         "",
+        HOW_TO_RUN,
+        "",
         f"Machine: {report.cpu}, {_cores()} cores, shared with other work: one-minute load "
         f"average {report.load_before:.2f} before the run and {report.load_after:.2f} after. "
         f"Every server runs on 127.0.0.1; load comes from Debian's `wrk` (one thread per 64 "
@@ -234,13 +263,7 @@ def write_report(report: Report, out: Path) -> None:
         "",
         "## Targets",
         "",
-        "| target | measured | met |",
-        "|---|---|---|",
-        *(
-            f"| {name} | {value} | {'yes' if ok else '**no**'} |"
-            for name, value, ok in targets(report)
-        ),
-        "",
+        *targets_table(report),
         "## Throughput and latency",
         "",
         "`ok req/s` counts successful answers only; `errors` are non-2xx answers (503 when a "

@@ -42,6 +42,7 @@ from remote_rows import REMOTE_CONNECTIONS, remote_rows
 from report import write_report
 from results import ACCESS_LOG_OFF, ACCESS_LOG_ON, CEILING, DEFAULT, ON, Measurement, Report
 from servers import Server
+from targets import MEMORY_RUN_S, QUICK_MEMORY_S
 from wide_model import build_wide
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +169,7 @@ def main() -> None:
     binary_rounds = 1 if args.quick else 5  # binary vs JSON on mlp is a few percent apart
     queue_s = 2 if args.quick else 4  # the paced client's capacity run; overload twice that
     connections = (1, 64) if args.quick else CONNECTIONS
-    memory_s = 15.0 if args.quick else 120.0
+    memory_s = QUICK_MEMORY_S if args.quick else MEMORY_RUN_S
     large_rounds = 2 if args.quick else 5
     load_before = load_average()
     started = time.monotonic()
