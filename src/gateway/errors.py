@@ -6,6 +6,7 @@
     ├── ModelNotFound         no such model or version (404)
     ├── ModelNotReady         the model or version exists but cannot serve now (503)
     ├── Overloaded            the queue is full; ``retry_after_s`` says when to retry (503)
+    ├── RateLimited           the caller is over a limit rule; ``retry_after_s`` too (429)
     ├── DeadlineExceeded      the request's deadline passed before it ran (504)
     ├── Unauthorized          no valid credentials (401)
     ├── Forbidden             valid credentials without the needed scope (403)
@@ -48,6 +49,35 @@ class Overloaded(GatewayError):
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(GatewayError):
+    """The caller is over a limit rule (``gateway.limits``); retry after ``retry_after_s``.
+
+    ``rule`` names it; ``quota`` and ``window_s`` are its policy as the ``RateLimit-Policy``
+    header states it (``window_s`` None for a concurrency limit, whose ``unit`` is
+    ``concurrent-requests``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        retry_after_s: float,
+        quota: int,
+        window_s: int | None,
+    ) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.retry_after_s = retry_after_s
+        self.quota = quota
+        self.window_s = window_s
+
+    @property
+    def unit(self) -> str:
+        """The quota's unit, in the draft's words: ``requests`` or ``concurrent-requests``."""
+        return "requests" if self.window_s is not None else "concurrent-requests"
 
 
 class DeadlineExceeded(GatewayError):

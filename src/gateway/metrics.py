@@ -95,6 +95,21 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.rate_limited_total = Counter(
+            "tensorgate_rate_limited",
+            "Inference requests refused with 429 by a limit rule, by rule name, model "
+            "('(unknown)' for names no model has) and kind (rate or concurrency)",
+            ("rule", "model", "kind"),
+            registry=self.registry,
+        )
+        self.limits_redis_errors_total = Counter(
+            "tensorgate_limits_redis_errors",
+            "Redis operations of the shared limits that failed or timed out; each process "
+            "then keeps to its even share of every limit for limits.redis.retry_after_failure_s",
+            ("operation",),
+            registry=self.registry,
+        )
+
         self.requests_total = Counter(
             "tensorgate_inference_requests",
             "Inference requests answered, by model, version that answered (empty when none "
@@ -162,6 +177,10 @@ class GatewayMetrics:
     def observer(self, model: str, version: int) -> QueueMetrics:
         """The batch observer of one model version."""
         return QueueMetrics(self, model, str(version))
+
+    def limits_observer(self) -> LimitMetrics:
+        """What the limits report refusals and Redis failures to."""
+        return LimitMetrics(self)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every sample (all worker processes) and its media type."""
@@ -241,3 +260,18 @@ class QueueMetrics:
         self._inference.observe(seconds)
         if failed:
             self._failed.inc()
+
+
+class LimitMetrics:
+    """Counts the limits' refusals and Redis failures (``gateway.limits``)."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._metrics = metrics
+
+    def limited(self, rule: str, model: str, kind: str) -> None:
+        """One request refused with 429."""
+        self._metrics.rate_limited_total.labels(rule, model, kind).inc()
+
+    def redis_failed(self, operation: str) -> None:
+        """One Redis operation failed or timed out."""
+        self._metrics.limits_redis_errors_total.labels(operation).inc()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -146,6 +148,146 @@ class FairShareSettings(BaseModel):
     under its share (each caller's share: this times its weight over the callers' total)."""
 
 
+RuleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+"""A limit rule's name, a metrics label and the policy name of the 429's headers: a
+lower-case letter, then up to 31 lower-case letters, digits, ``_`` or ``-``."""
+_CLAIM_KEY = re.compile(r"^claim:[A-Za-z0-9_.:-]{1,64}$")
+
+
+class LimitMatch(BaseModel):
+    """Which callers a limit rule applies to: all the conditions given (none: everyone)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    scopes: tuple[str, ...] = ()
+    """The caller holds at least one of these scopes (as written in its token)."""
+    claims: dict[str, str | list[str]] = Field(default_factory=dict)
+    """The caller's token has each of these claims, equal to the value (or one of the list)."""
+    models: tuple[str, ...] = ()
+    """Server-wide rules only: the request is for one of these models (none: any model)."""
+
+
+class LimitRule(BaseModel):
+    """One limit: who it applies to, what one bucket is kept per, and its limits
+    (docs/limits.md)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    name: RuleName
+    """Names the rule in metrics, logs, the 429's message and its ``RateLimit`` headers."""
+    key: str = "subject"
+    """What one bucket is kept per: ``subject`` (the token's ``sub``), ``claim:<name>``
+    (each value of that claim: ``claim:tenant``; a token without it is not limited by this
+    rule) or ``shared`` (one bucket for every caller the rule applies to)."""
+    match: LimitMatch = Field(default_factory=LimitMatch)
+    """Which callers the rule applies to (default: every caller)."""
+    rate_per_s: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    """Requests per second a bucket refills at (``0.5``: one every two seconds)."""
+    burst: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    """Requests a full bucket lets through at once; default: ``rate_per_s`` rounded up."""
+    concurrency: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    """Requests in flight at once per bucket (from the check to the answer)."""
+
+    @field_validator("key")
+    @classmethod
+    def _known_key(cls, key: str) -> str:
+        if key in ("subject", "shared") or _CLAIM_KEY.match(key):
+            return key
+        raise ValueError(
+            f"key '{key[:80]}' is none of subject, shared, claim:<name> (letters, digits, _ . : -)"
+        )
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> LimitRule:
+        if self.rate_per_s is None and self.concurrency is None:
+            raise ValueError(f"rule '{self.name}' sets neither rate_per_s nor concurrency")
+        if self.burst is not None and self.rate_per_s is None:
+            raise ValueError(f"rule '{self.name}': burst needs rate_per_s")
+        return self
+
+    @property
+    def bucket_size(self) -> int:
+        """The burst: as set, else ``rate_per_s`` rounded up (at least 1)."""
+        if self.burst is not None:
+            return self.burst
+        return max(1, math.ceil(self.rate_per_s or 1))
+
+
+def unique_rule_names(rules: list[LimitRule]) -> list[LimitRule]:
+    """``rules`` when no two share a name (metrics and headers name rules); else an error."""
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.name in seen:
+            raise ValueError(f"two rules are named '{rule.name}': names must be unique")
+        seen.add(rule.name)
+    return rules
+
+
+class RedisSettings(BaseModel):
+    """Where the limits keep their shared buckets, so that they hold for every worker and
+    replica together (docs/limits.md#redis); no URL: each process keeps an even share."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    url: str | None = None
+    """``redis://host:6379/0``, ``rediss://`` (TLS) or ``unix:///path``; a user name may be
+    in it (``redis://user@host``), never a password."""
+    password: SecretStr | None = None
+    """Password (``TENSORGATE_LIMITS__REDIS__PASSWORD``); or ``password_file``."""
+    password_file: Path | None = None
+    """File holding the password (trailing newline ignored): a Compose or Kubernetes secret."""
+    tls_ca_file: Path | None = None
+    """PEM bundle of the CAs that sign the Redis server's certificate (``rediss://``)."""
+    tls_certfile: Path | None = None
+    """PEM client certificate, when Redis requires one (``rediss://``)."""
+    tls_keyfile: Path | None = None
+    """PEM private key of ``tls_certfile``."""
+    timeout_ms: Annotated[float, Field(gt=0, le=10_000)] = 50.0
+    """Time limit of one Redis operation (connecting included); past it the limits fall
+    back to each process's even share, as when Redis is down."""
+    retry_after_failure_s: Annotated[float, Field(gt=0, le=300)] = 2.0
+    """After a failed operation, how long each process keeps to its even share before it
+    asks Redis again."""
+    lease_fraction: Annotated[float, Field(gt=0, le=0.5)] = 0.05
+    """Tokens a process takes from a shared bucket in one round trip, as a fraction of the
+    bucket's burst (at least 1): larger saves round trips, smaller holds the limit closer."""
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "tensorgate"
+    """Prefix of every key the limits write (several gateways may share one Redis)."""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RedisSettings:
+        if self.url is not None and not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("limits.redis.url must start with redis://, rediss:// or unix://")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set limits.redis.password or limits.redis.password_file, not both")
+        tls_files = (self.tls_ca_file, self.tls_certfile, self.tls_keyfile)
+        if any(tls_files) and not (self.url or "").startswith("rediss://"):
+            raise ValueError("limits.redis.tls_* files need a rediss:// URL")
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("limits.redis.tls_certfile and tls_keyfile go together")
+        return self
+
+
+class LimitsSettings(BaseModel):
+    """Request-rate and concurrency limits per caller or group (docs/limits.md)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    rules: list[LimitRule] = Field(default_factory=list)
+    """Server-wide rules, checked on every inference request after a model's own rules
+    (``TENSORGATE_LIMITS__RULES`` as a JSON list); none: no limit."""
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    """Shared buckets in Redis (``TENSORGATE_LIMITS__REDIS__*``)."""
+    max_keys: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
+    """Buckets one process keeps; past it those already refilled are dropped (no loss),
+    then the fullest others (those callers start again from a full bucket, logged)."""
+
+    @field_validator("rules")
+    @classmethod
+    def _unique(cls, rules: list[LimitRule]) -> list[LimitRule]:
+        return unique_rule_names(rules)
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway; docs/configuration.md documents each one."""
 
@@ -240,3 +382,5 @@ class Settings(BaseSettings):
     """JWT authentication (``TENSORGATE_AUTH__*``)."""
     fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
     """Fair service between callers (``TENSORGATE_FAIR_SHARE__*``)."""
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    """Request-rate and concurrency limits per caller (``TENSORGATE_LIMITS__*``)."""

@@ -45,7 +45,11 @@ from gateway.cluster.control import RepositoryControl
 from gateway.cluster.group import WorkerGroup
 from gateway.dataplane.fairness import FairShares
 from gateway.dataplane.inference import InferenceService
-from gateway.metrics import GatewayMetrics
+from gateway.limits.limiter import Limiter
+from gateway.limits.local import LocalLimits
+from gateway.limits.redis_client import redis_client, redis_location
+from gateway.limits.shared import SharedBuckets
+from gateway.metrics import GatewayMetrics, LimitMetrics
 from gateway.repository.polling import RepositoryWatcher
 from gateway.repository.registry import (
     BackendLoader,
@@ -53,7 +57,7 @@ from gateway.repository.registry import (
     ModelVersion,
     batch_policy,
 )
-from gateway.settings import AuthSettings, Settings
+from gateway.settings import AuthSettings, LimitsSettings, RedisSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +67,14 @@ def create_app(
     loader: BackendLoader = load_backend,
     *,
     clock: Clock = time.monotonic,
+    limits_clock: Clock = time.monotonic,
     on_ready: Callable[[AppState], None] | None = None,
     workers_dir: Path | None = None,
 ) -> FastAPI:
     """Build the gateway; models load when the lifespan starts, not here.
 
-    ``clock`` times the queue's deadlines (tests inject one). ``on_ready`` runs once the
+    ``clock`` times the queue's deadlines, ``limits_clock`` the limits' token buckets
+    (tests inject them). ``on_ready`` runs once the
     models are loaded, before the first request: ``tensorgate serve`` tunes the garbage
     collector and hooks its shutdown signals there (``gateway.serving``), never tests,
     which build hundreds of apps in one process. ``workers_dir``: this app is one of
@@ -102,6 +108,9 @@ def create_app(
                 )
                 await watcher.baseline()
             control = await _control(registry, settings, workers_dir, stack)
+            limiter = await _limiter(
+                settings, registry, collectors, workers_dir, stack, limits_clock
+            )
             await control.load_repository()
             if watcher is not None:
                 # Stopped before the registry closes (the stack unwinds in reverse).
@@ -114,7 +123,7 @@ def create_app(
                 settings=settings,
                 registry=registry,
                 control=control,
-                inference=InferenceService(registry, FairShares(settings.fair_share)),
+                inference=InferenceService(registry, FairShares(settings.fair_share), limiter),
                 metrics=collectors,
                 authenticator=await _authenticator(settings.auth, stack),
                 lifecycle=Lifecycle(),
@@ -183,6 +192,63 @@ async def _control(
         timeout_s=settings.workers_sync_timeout_s,
     )
     return await stack.enter_async_context(group)
+
+
+async def _limiter(
+    settings: Settings,
+    registry: ModelRegistry,
+    collectors: GatewayMetrics,
+    workers_dir: Path | None,
+    stack: AsyncExitStack,
+    clock: Clock,
+) -> Limiter:
+    """The limit rules: the server's now, each model's as its config is loaded (a listener
+    of the registry); an even share per worker process, or Redis's shared buckets."""
+    limits: LimitsSettings = settings.limits
+    workers = settings.workers if isinstance(settings.workers, int) else 1
+    observer = collectors.limits_observer()
+    limiter = Limiter(
+        limits.rules,
+        processes=workers if workers_dir is not None else 1,
+        max_keys=limits.max_keys,
+        shared=_shared_buckets(limits.redis, observer, clock),
+        observer=observer,
+        knows=registry.knows,
+        clock=clock,
+    )
+
+    def model_rules(version: ModelVersion) -> None:
+        limiter.set_model_rules(version.name, registry.limit_rules(version.name))
+
+    registry.add_listener(model_rules)
+    shared = limiter.shared
+    if shared is not None:
+        stack.push_async_callback(shared.close)
+        if await shared.ping():
+            logger.info("limits: shared buckets in Redis at %s", redis_location(limits.redis))
+    return limiter
+
+
+def _shared_buckets(
+    redis: RedisSettings, observer: LimitMetrics, clock: Clock
+) -> Callable[[LocalLimits], SharedBuckets] | None:
+    if redis.url is None:
+        return None
+    client = redis_client(redis)
+
+    def shared(fallback: LocalLimits) -> SharedBuckets:
+        return SharedBuckets(
+            client,
+            fallback,
+            prefix=redis.key_prefix,
+            lease_fraction=redis.lease_fraction,
+            timeout_s=redis.timeout_ms / 1000,
+            retry_after_failure_s=redis.retry_after_failure_s,
+            observer=observer,
+            clock=clock,
+        )
+
+    return shared
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -23,6 +23,7 @@ from gateway.errors import (
     ModelNotReady,
     Overloaded,
     PayloadTooLarge,
+    RateLimited,
     Unauthorized,
     UpstreamError,
     WorkerSyncError,
@@ -37,6 +38,7 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     Forbidden: 403,
     ModelNotFound: 404,
     PayloadTooLarge: 413,
+    RateLimited: 429,
     BackendError: 500,
     ModelNotReady: 503,
     Overloaded: 503,
@@ -82,7 +84,32 @@ def gateway_error_response(exc: GatewayError) -> Response:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     if isinstance(exc, Unauthorized | Forbidden):
         headers["WWW-Authenticate"] = bearer_challenge(exc)
+    if isinstance(exc, RateLimited):
+        headers.update(rate_limit_headers(exc))
     return error_response(status_for(exc), exc.message, headers or None)
+
+
+def rate_limit_headers(refusal: RateLimited) -> dict[str, str]:
+    """``Retry-After`` and the ``RateLimit-Policy`` and ``RateLimit`` fields of
+    draft-ietf-httpapi-ratelimit-headers-11 (Structured Field Lists of one Item: the rule's
+    name as a String, its parameters as Integers) for the rule that refused.
+
+    ``Retry-After`` and the effective window ``t`` name the same whole second (the draft
+    asks that Retry-After be no earlier than the window's end); the available quota ``r``
+    is 0. A rate rule states its quota ``q`` per window ``w``; a concurrency rule its
+    requests in flight, with ``qu="concurrent-requests"`` and no window.
+    """
+    seconds = max(1, math.ceil(refusal.retry_after_s))
+    name = f'"{refusal.rule}"'  # rule names are [a-z][a-z0-9_-]*: nothing to escape
+    if refusal.window_s is None:
+        policy = f'{name};q={refusal.quota};qu="{refusal.unit}"'
+    else:
+        policy = f"{name};q={refusal.quota};w={refusal.window_s}"
+    return {
+        "Retry-After": str(seconds),
+        "RateLimit-Policy": policy,
+        "RateLimit": f"{name};r=0;t={seconds}",
+    }
 
 
 def method_not_allowed(allowed: str) -> Response:

@@ -22,6 +22,7 @@ from gateway.errors import (
     ModelNotReady,
     UpstreamError,
 )
+from gateway.limits.limiter import Limiter
 from gateway.repository.registry import ModelRegistry, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -129,12 +130,26 @@ class Admission:
 
 
 class InferenceService:
-    """Runs inference requests, whatever their codec, against the registry's models."""
+    """Runs inference requests, whatever their codec, against the registry's models.
 
-    def __init__(self, registry: ModelRegistry, shares: FairShares | None = None) -> None:
+    A transport answers a request in this order: authenticate the caller and check its
+    scope; its share (``shares.of``); when ``limits.active``, ``limits.enter(caller, model
+    name)`` (429 past a limit) and ``limits.leave`` once the request has ended, however it
+    ends; ``admit`` (404, 503, before the body is read); read the body; ``submit``; await
+    the answer.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        shares: FairShares | None = None,
+        limits: Limiter | None = None,
+    ) -> None:
         self._registry = registry
         self.shares = shares
         """Callers' shares of a contended server (None: first come, first served)."""
+        self.limits = Limiter() if limits is None else limits
+        """The limit rules (``gateway.limits``); inactive when none is configured."""
         # What each version's requests are checked against, made once per version: the
         # same for every request (keyed by identity; the version is kept to hold the key).
         self._rules: dict[int, tuple[ModelVersion, DecodingRules]] = {}

@@ -27,13 +27,15 @@ from gateway.batching.policy import (
 from gateway.repository.placement import CudaConfig, RemoteConfig
 from gateway.repository.section import ConfigSection
 from gateway.repository.versions import parse_version
+from gateway.settings import LimitRule, unique_rule_names
 from gateway.validation import describe_errors
 
 CONFIG_FILE = "config.yaml"
 Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 """A version label: a lower-case letter, then up to 31 lower-case letters, digits, _ or -."""
-ROUTING_FIELDS = frozenset({"version_labels", "traffic", "version_policy"})
-"""Fields that only choose versions or route requests: changing them reloads no version."""
+ROUTING_FIELDS = frozenset({"version_labels", "traffic", "version_policy", "limits"})
+"""Fields that only choose versions, route or admit requests: changing them reloads no
+version."""
 
 # Short names users may write in a config; anything else must be a full provider name.
 _PROVIDER_ALIASES = {
@@ -198,6 +200,9 @@ class ModelConfig(ConfigSection):
     """Class labels files by output name (``{probabilities: labels.txt}``), relative to
     the model directory: one label per line, line i naming class i. The classification
     extension adds them to the classes it returns."""
+    limits: list[LimitRule] = Field(default_factory=list)
+    """Request-rate and concurrency limits for this model, checked before the server-wide
+    ones (``limits.rules``); their buckets are this model's own (docs/limits.md)."""
     _class_labels: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
 
     @property
@@ -216,6 +221,17 @@ class ModelConfig(ConfigSection):
                         "nor a version number"
                     )
         return self
+
+    @field_validator("limits")
+    @classmethod
+    def _model_rules(cls, rules: list[LimitRule]) -> list[LimitRule]:
+        for rule in rules:
+            if rule.match.models:
+                raise ValueError(
+                    f"rule '{rule.name}': match.models is for server-wide rules (limits.rules); "
+                    "a model's own rules apply to that model"
+                )
+        return unique_rule_names(rules)
 
     @field_validator("execution_providers")
     @classmethod

@@ -23,6 +23,7 @@ from gateway.repository.routing import Routing
 from gateway.repository.scanning import Fingerprint, ModelSource, scan_repository
 from gateway.repository.versions import VERSION_FORMAT
 from gateway.repository.warmup import WarmupError, warm_up_version
+from gateway.settings import LimitRule
 from gateway.validation import shown
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class ModelEntry:
     versions: dict[int, ModelVersion] = field(default_factory=dict)
     problem: str | None = None
     routing: Routing = field(default_factory=Routing)
+    limits: tuple[LimitRule, ...] = ()
+    """The limit rules of its ``config.yaml`` (``gateway.limits``)."""
 
     def ready_versions(self) -> list[ModelVersion]:
         """Ready versions, highest first."""
@@ -179,10 +182,11 @@ class ModelRegistry:
                 if entry.ready_versions():
                     return []
             routing = Routing.of(source.config)
-            if routing != entry.routing:
-                entry.routing = routing
+            limits = tuple(source.config.limits)
+            if routing != entry.routing or limits != entry.limits:
+                entry.routing, entry.limits = routing, limits
                 for known in entry.versions.values():
-                    self._notify(known)  # labels changed: say so even if nothing reloads
+                    self._notify(known)  # labels or limits changed, even if nothing reloads
             fingerprints = await asyncio.to_thread(source.fingerprints)
             loaded = []
             for version in source.versions:
@@ -357,6 +361,11 @@ class ModelRegistry:
         name, or None (no split, or not sticky; also for an unknown model)."""
         entry = self._models.get(name)
         return entry.routing.sticky if entry is not None else None
+
+    def limit_rules(self, name: str) -> tuple[LimitRule, ...]:
+        """The limit rules of model ``name``'s config (none for an unknown model)."""
+        entry = self._models.get(name)
+        return entry.limits if entry is not None else ()
 
     def is_ready(self, *, require_all: bool) -> bool:
         """Server readiness: every model (or any, when relaxed) has a ready version; never

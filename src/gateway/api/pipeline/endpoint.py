@@ -29,7 +29,7 @@ from gateway.api.state import AppState, app_state
 from gateway.auth.principal import Principal
 from gateway.batching.observer import BatchTrace
 from gateway.dataplane.fairness import UNSHARED
-from gateway.errors import GatewayError, Overloaded
+from gateway.errors import GatewayError, Overloaded, RateLimited
 from gateway.protocol.binary_codec import BinaryBody
 from gateway.repository.routing import STICKY_SUBJECT
 
@@ -87,7 +87,7 @@ class InferenceEndpoint:
         except GatewayError as exc:
             response = error_answer(exc)
             exchange.failed(exc.message)
-            if isinstance(exc, Overloaded):
+            if isinstance(exc, Overloaded | RateLimited):
                 await _pace_refusal(exc, state.settings.refusal_pacing_max_ms)
             await response(scope, receive, exchange.wrap(send))
         except ClientDisconnected:
@@ -137,33 +137,43 @@ class InferenceEndpoint:
         exchange.subject = principal.subject
         principal.require_infer(target.model)
         service = state.inference
-        sticky = state.registry.sticky(target.model)
-        key = None if sticky is None else _sticky_key(sticky, principal, scope)
         share = UNSHARED if service.shares is None else service.shares.of(principal)
         connection = scope.get(CONNECTION_SHARE)
         if connection is not None:  # the serving process's fair reads learn the caller
             connection.share = share
-        admission = service.admit(target.model, target.version, key, share)  # before the body
-        exchange.version = str(admission.model.version)
-        body = await read_body(receive, self.max_body_bytes, headers.get("content-encoding"))
-        exchange.trace = BatchTrace()
-        if len(body) > self.sliced_body_bytes:
-            pending = await submit_sliced(
-                state, target.codec, admission, body, headers, exchange.trace, receive
-            )
-        else:
-            # Alone in the process: nothing could join its batch, which can start at once.
-            busy = scope.get(SERVER_REQUESTS)
-            alone = busy is not None and len(busy) <= 1
-            pending = service.submit(
-                target.codec, admission, body, headers, exchange.trace, alone=alone
-            )
-        exchange.version = str(pending.model.version)
+        limits = service.limits
+        held = None
+        if limits.active:  # the caller's limits: 429 before the queue and the body
+            held = await limits.enter(principal, target.model)
         try:
-            payload = await answer_unless_gone(pending, receive, state.settings.disconnect_watch)
-        except asyncio.CancelledError:
-            pending.cancel()  # withdrawn: nothing is computed for an answer never sent
-            raise
+            sticky = state.registry.sticky(target.model)
+            key = None if sticky is None else _sticky_key(sticky, principal, scope)
+            admission = service.admit(target.model, target.version, key, share)  # no body yet
+            exchange.version = str(admission.model.version)
+            body = await read_body(receive, self.max_body_bytes, headers.get("content-encoding"))
+            exchange.trace = BatchTrace()
+            if len(body) > self.sliced_body_bytes:
+                pending = await submit_sliced(
+                    state, target.codec, admission, body, headers, exchange.trace, receive
+                )
+            else:
+                # Alone in the process: nothing could join its batch, which can start at once.
+                busy = scope.get(SERVER_REQUESTS)
+                alone = busy is not None and len(busy) <= 1
+                pending = service.submit(
+                    target.codec, admission, body, headers, exchange.trace, alone=alone
+                )
+            exchange.version = str(pending.model.version)
+            try:
+                payload = await answer_unless_gone(
+                    pending, receive, state.settings.disconnect_watch
+                )
+            except asyncio.CancelledError:
+                pending.cancel()  # withdrawn: nothing is computed for an answer never sent
+                raise
+        finally:
+            if held is not None:  # in-flight slots, whatever ended the request
+                limits.leave(held)
         return payload, headers.get("accept-encoding")
 
 
@@ -178,9 +188,10 @@ def _sticky_key(sticky: str, principal: Principal, scope: Scope) -> str | None:
     return None
 
 
-def refusal_delay_s(refusal: Overloaded, max_ms: float) -> float:
-    """How long a full queue's 503 is held back: the estimated drain time, at most
-    ``max_ms`` (the ``refusal_pacing_max_ms`` setting; 0 turns pacing off).
+def refusal_delay_s(refusal: Overloaded | RateLimited, max_ms: float) -> float:
+    """How long a full queue's 503 (or a limit's 429) is held back: the estimated drain
+    time (the time until the caller's next token), at most ``max_ms`` (the
+    ``refusal_pacing_max_ms`` setting; 0 turns pacing off).
 
     A client that ignores ``Retry-After`` and resends at once would otherwise spin on
     refusals: each is cheap, but a flood of them keeps the event loop (and the GIL) busy,
@@ -191,7 +202,7 @@ def refusal_delay_s(refusal: Overloaded, max_ms: float) -> float:
     return max(0.0, min(refusal.retry_after_s, max_ms / 1000))
 
 
-async def _pace_refusal(refusal: Overloaded, max_ms: float) -> None:
+async def _pace_refusal(refusal: Overloaded | RateLimited, max_ms: float) -> None:
     delay_s = refusal_delay_s(refusal, max_ms)
     if delay_s <= 0:
         return
