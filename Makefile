@@ -11,6 +11,8 @@ CHROMIUM := /usr/bin/chromium
 # Debian's promtool and kubectl (with its built-in kustomize), for tests/deploy.
 PROMTOOL := $(BIN)/promtool
 KUBECTL := $(BIN)/kubectl
+# Debian's redis-server, for the tests of the limits' shared buckets.
+REDIS_SERVER := $(BIN)/redis-server
 
 .PHONY: gpu-check bench-ab hostile serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick wrk clean
 
@@ -61,8 +63,18 @@ $(PROMTOOL): | $(BIN)/python
 $(KUBECTL): | $(BIN)/python
 	$(call deb_binary,kubernetes-client,kubectl)
 
+# The limits' Redis tests start Debian's redis-server themselves, on a free port, and stop it
+# by PID. Package redis-server holds only a link (and a service that would start a daemon on
+# port 6379); the program is redis-tools' redis-check-rdb, a server when called redis-server.
+# It is unpacked alone, as above, with the two libraries it needs installed.
+$(REDIS_SERVER): | $(BIN)/python
+	dpkg -s libjemalloc2 liblzf1 >/dev/null 2>&1 || { apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libjemalloc2 liblzf1; }
+	$(call deb_binary,redis-tools,redis-check-rdb)
+	mv $(BIN)/redis-check-rdb $@
+
 # Every test, with branch coverage gated by [tool.coverage.report] fail_under.
-unit: $(DEV_STAMP) $(CHROMIUM) $(PROMTOOL) $(KUBECTL)
+unit: $(DEV_STAMP) $(CHROMIUM) $(PROMTOOL) $(KUBECTL) $(REDIS_SERVER)
 	$(BIN)/pytest --cov --cov-report=term
 
 # The in-process tests alone: no server process, no browser; coverage is measured and
@@ -71,7 +83,7 @@ unit-fast: $(DEV_STAMP) $(PROMTOOL) $(KUBECTL)
 	$(BIN)/pytest -m "not e2e and not browser"
 
 # Only the tests that start real tensorgate processes or drive Swagger UI in Chromium.
-e2e: $(DEV_STAMP) $(CHROMIUM)
+e2e: $(DEV_STAMP) $(CHROMIUM) $(REDIS_SERVER)
 	$(BIN)/pytest -m "e2e or browser"
 
 # The hostile-traffic suite alone (bounded; part of make test too): slow headers and bodies,

@@ -10,6 +10,7 @@ from backends.base import Backend, RuntimeOptions
 from backends.errors import ModelLoadError
 from gateway.repository.config import ModelConfig
 from gateway.repository.registry import ModelRegistry, ModelVersion, VersionState
+from gateway.repository.scanning import read_model
 from support.fake_backend import FakeBackend
 
 
@@ -69,3 +70,28 @@ async def test_a_failing_listener_is_logged_and_loading_goes_on(
     assert "registry listener" in caplog.text
     await registry.close()
     assert seen == [1, 1]
+
+
+async def test_changed_limits_are_told_without_reloading_a_version(tmp_path: Path) -> None:
+    (tmp_path / "a" / "1").mkdir(parents=True)
+    (tmp_path / "a" / "1" / "model.onnx").write_bytes(b"fake")
+    config = tmp_path / "a" / "config.yaml"
+    config.write_text("limits: [{name: r, rate_per_s: 1}]\n")
+    loads: list[str] = []
+
+    def loader(path: Path, options: RuntimeOptions, label: str) -> Backend:
+        loads.append(label)
+        return FakeBackend()
+
+    registry = ModelRegistry(loader)
+    told: list[tuple[str, ...]] = []
+    registry.add_listener(
+        lambda version: told.append(tuple(r.name for r in registry.limit_rules(version.name)))
+    )
+    await registry.add_model(read_model(tmp_path / "a"))
+    config.write_text("limits: [{name: r, rate_per_s: 1}, {name: s, concurrency: 2}]\n")
+    await registry.add_model(read_model(tmp_path / "a"), changed_only=True)  # as polling does
+    assert loads == ["a version 1"]  # the limits alone changed: nothing reloaded
+    assert told == [("r",), ("r", "s")]
+    assert registry.limit_rules("unknown") == ()
+    await registry.close()
