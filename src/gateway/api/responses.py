@@ -42,6 +42,29 @@ BUSY: Responses = {
         },
     }
 }
+LIMITED: Responses = {
+    429: {
+        **_error(
+            "The caller is over a limit rule of the deployment (docs/limits.md); the message "
+            "names the rule: retry after the Retry-After header's seconds"
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": "Whole seconds to wait before retrying",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            "RateLimit-Policy": {
+                "description": "The rule that refused, as draft-ietf-httpapi-ratelimit-headers-11 "
+                'states a quota policy: "name";q=3;w=60, or "name";q=8;qu="concurrent-requests"',
+                "schema": {"type": "string"},
+            },
+            "RateLimit": {
+                "description": 'Its service limit now: "name";r=0;t=<seconds to wait>',
+                "schema": {"type": "string"},
+            },
+        },
+    }
+}
 TIMED_OUT: Responses = {504: _error("The request's deadline passed before its batch started")}
 
 # Statuses every operation can answer, added to each by ``gateway.api.openapi``: any
@@ -64,5 +87,6 @@ INFER_ROUTE: Responses = {
     **TOO_LARGE,
     **FAILED,
     **BUSY,
+    **LIMITED,
     **TIMED_OUT,
 }
