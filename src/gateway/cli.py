@@ -19,6 +19,7 @@ from gateway.auth.keyring import static_keys
 from gateway.auth.keys import KeyConfigError
 from gateway.auth.minting import mint_token, parse_duration, signing_key
 from gateway.auth.principal import ADMIN, MODELS_INFER, MODELS_READ
+from gateway.limits.redis_client import RedisConfigError, redis_password
 from gateway.log_safety import configure_logging
 from gateway.repository.config import config_json_schema
 from gateway.serving.tls import TlsFileError, check_tls
@@ -171,6 +172,11 @@ def _serve(settings: Settings) -> int:
         check_tls(settings.tls)
     except TlsFileError as exc:
         logger.error("TLS settings: %s", exc)
+        return 2
+    try:
+        redis_password(settings.limits.redis)  # an unreadable password file fails now
+    except RedisConfigError as exc:
+        logger.error("limits settings: %s", exc)
         return 2
     run_server(settings, functools.partial(_announce, settings, dev_mode))
     return 0

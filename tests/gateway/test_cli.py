@@ -101,3 +101,12 @@ def test_serve_refuses_a_worker_count_that_is_neither(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["serve", "--workers", "many"])
     assert "'many' is not a number or 'auto'" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_redis_password_file_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TENSORGATE_LIMITS__REDIS__URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("TENSORGATE_LIMITS__REDIS__PASSWORD_FILE", str(tmp_path / "absent"))
+    assert main(["serve", "--models", str(DEMO_MODELS), "--no-auth"]) == 2
+    assert "limits.redis.password_file: cannot read" in caplog.text

@@ -85,28 +85,30 @@ class Limiter:
         now = self._clock()
         held: Held | None = None
         taken: list[tuple[Rule, BucketId]] = []
-        for rule in rules:
-            key = caller.subject if rule.key_of is None else rule.key_of(caller, model)
-            if key is None:
-                continue
-            bucket_id = (rule.namespace, key)
-            if rule.concurrency is not None:
-                if not self._local.acquire(bucket_id, rule.local_concurrency):
-                    self._undo(held, taken)
-                    raise self._refused(rule, model, None)
-                if held is None:
-                    held = []
-                held.append(bucket_id)
-            if rule.rate is not None:
-                shared = self.shared
-                if shared is None:
-                    wait = self._local.take(rule, bucket_id, now)
-                else:
-                    wait = await shared.take(rule, bucket_id, now)
-                if wait > 0.0:
-                    self._undo(held, taken)
-                    raise self._refused(rule, model, wait)
-                taken.append((rule, bucket_id))
+        try:
+            for rule in rules:
+                key = caller.subject if rule.key_of is None else rule.key_of(caller, model)
+                if key is None:
+                    continue
+                bucket_id = (rule.namespace, key)
+                if rule.concurrency is not None:
+                    if not self._local.acquire(bucket_id, rule.local_concurrency):
+                        raise self._refused(rule, model, None)
+                    if held is None:
+                        held = []
+                    held.append(bucket_id)
+                if rule.rate is not None:
+                    shared = self.shared
+                    if shared is None:
+                        wait = self._local.take(rule, bucket_id, now)
+                    else:
+                        wait = await shared.take(rule, bucket_id, now)
+                    if wait > 0.0:
+                        raise self._refused(rule, model, wait)
+                    taken.append((rule, bucket_id))
+        except BaseException:  # refused, or cancelled while Redis answered: give back
+            self._undo(held, taken)
+            raise
         return held
 
     def leave(self, held: Held) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from gateway.auth.principal import Principal
 from gateway.errors import RateLimited
 from gateway.limits.limiter import Limiter
 from gateway.limits.local import LocalLimits
-from gateway.limits.redis_client import redis_client
+from gateway.limits.redis_client import redis_client, redis_location, redis_password
 from gateway.limits.shared import SharedBuckets
 from gateway.settings import LimitRule, RedisSettings
 from support.redis_server import RedisServer
@@ -197,3 +198,52 @@ async def test_redis_going_away_fails_no_check(redis_server: RedisServer) -> Non
     redis_server.stop()
     assert await admitted(check, asked=60) == 50  # this process's share of the burst
     assert failures.operations == ["take"]
+
+
+async def test_a_check_cancelled_while_redis_answers_gives_its_slot_back() -> None:
+    asked = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        asked.set()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    check = limiter(f"redis://127.0.0.1:{port}/0", [rule(rate_per_s=1, burst=4, concurrency=1)],
+                    timeout_ms=5000)  # fmt: skip
+    async with server:
+        waiting = asyncio.ensure_future(check.enter(Principal("alice", frozenset()), "mlp"))
+        await asyncio.wait_for(asked.wait(), GUARD_S)
+        waiting.cancel()  # as the server cancels requests at the end of its grace period
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    # Its in-flight slot is free again: the next check of alice gets it (Redis is gone by
+    # now, so its rate is this process's share).
+    assert await check.enter(Principal("alice", frozenset()), "mlp") is not None
+
+
+@pytest.mark.parametrize(
+    ("redis", "message"),
+    [
+        ({"url": "http://cache:6379"}, "must start with redis://, rediss:// or unix://"),
+        ({"url": "redis://c", "tls_ca_file": "ca.pem"}, "need a rediss:// URL"),
+        ({"url": "rediss://c", "tls_certfile": "c.pem"}, "tls_certfile and tls_keyfile go"),
+        ({"url": "redis://c", "password": "p", "password_file": "f"}, "not both"),
+        ({"lease_fraction": 0.9}, "lease_fraction"),
+    ],
+)
+def test_redis_settings_that_cannot_work_are_refused(redis: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RedisSettings.model_validate(redis)
+
+
+def test_the_password_comes_from_its_file_and_the_location_is_logged_without_it(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "redis-password"
+    secret.write_text("s3cret\n")
+    settings = RedisSettings(url="rediss://user@cache:6380/1", password_file=secret)
+    assert redis_password(settings) == "s3cret"
+    assert redis_location(settings) == "rediss://cache:6380/1"
