@@ -225,7 +225,8 @@ def unique_rule_names(rules: list[LimitRule]) -> list[LimitRule]:
 
 class RedisSettings(BaseModel):
     """Where the limits keep their shared buckets, so that they hold for every worker and
-    replica together (docs/limits.md#redis); no URL: each process keeps an even share."""
+    replica together (docs/limits.md#several-workers-and-replicas); no URL: each process
+    keeps an even share."""
 
     model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
