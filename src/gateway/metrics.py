@@ -4,14 +4,15 @@ With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set before the worke
 start), every process writes its samples to that directory and ``exposition`` merges them,
 so ``/metrics`` shows one view whichever worker answers. A worker killed outright cannot
 remove its live gauges (``tensorgate_queue_depth`` would keep its last value forever), so
-``exposition`` drops those of processes that no longer exist first.
+``exposition`` drops those of processes that no longer exist first, and merges again
+without a worker found dead once its files were read (killed during the scrape).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from prometheus_client import (
@@ -22,6 +23,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from gateway.tally import GaugeTally, HistogramTally, TallyBook
@@ -186,30 +188,13 @@ class GatewayMetrics:
         """The text exposition of every sample (all worker processes) and its media type."""
         self.tallies.flush()
         if directory := os.environ.get(MULTIPROC_ENV):
-            forget_dead_processes(Path(directory))
             merged = CollectorRegistry()
-            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # untyped upstream
+            merged.register(LiveProcessesCollector(Path(directory)))
             return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def forget_dead_processes(directory: Path) -> list[int]:
-    """Remove the live gauges of worker processes that have died; returns their ids.
-
-    The supervisor restarts a killed worker, but only a live process can clean up after
-    the dead one: this runs before every merge, in whichever worker answers /metrics.
-    """
-    dead = {
-        int(match.group(1))
-        for path in directory.glob("gauge_live*_*.db")
-        if (match := _LIVE_GAUGE_FILE.fullmatch(path.name)) and not _alive(int(match.group(1)))
-    }
-    for pid in sorted(dead):
-        mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]  # untyped upstream
-    return sorted(dead)
-
-
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie (killed, not yet reaped)."""
     try:
         os.kill(pid, 0)
@@ -222,6 +207,62 @@ def _alive(pid: int) -> bool:
     except OSError:  # no /proc here: existing is all we know
         return True
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _live_gauge_owner(path: Path) -> int | None:
+    """The process id in a live gauge's file name; None for any other file."""
+    match = _LIVE_GAUGE_FILE.fullmatch(path.name)
+    return int(match.group(1)) if match else None
+
+
+def forget_dead_processes(
+    directory: Path, alive: Callable[[int], bool] = process_alive
+) -> list[int]:
+    """Remove the live gauges of worker processes that have died; returns their ids.
+
+    The supervisor restarts a killed worker, but only a live process can clean up after
+    the dead one: this runs before every merge, in whichever worker answers /metrics.
+    """
+    dead = {
+        pid
+        for path in directory.glob("gauge_live*_*.db")
+        if (pid := _live_gauge_owner(path)) is not None and not alive(pid)
+    }
+    for pid in sorted(dead):
+        mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]  # untyped upstream
+    return sorted(dead)
+
+
+def merge_live_processes(
+    directory: Path, alive: Callable[[int], bool] = process_alive
+) -> list[Metric]:
+    """Merge the samples of ``directory``'s files, the live gauges of dead workers left out.
+
+    A worker may die between the check and the read (killed during a scrape), so each
+    owner of live gauges that were read is checked again after the merge; if one died
+    meanwhile, its files are removed and the merge done again (each round forgets at least
+    one more worker, so it ends).
+    """
+    while True:
+        forget_dead_processes(directory, alive)
+        files = sorted(directory.glob("*.db"))
+        owners = {pid for path in files if (pid := _live_gauge_owner(path)) is not None}
+        merged: list[Metric] = MultiProcessCollector.merge(  # type: ignore[no-untyped-call]
+            [str(path) for path in files]
+        )
+        if all(alive(pid) for pid in owners):
+            return merged
+
+
+class LiveProcessesCollector:
+    """Every worker's samples in ``directory``, merged by ``merge_live_processes``."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
+    def collect(self) -> list[Metric]:
+        """Merge the files as they are now."""
+        return merge_live_processes(self._directory)
 
 
 class QueueMetrics:

@@ -377,6 +377,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 20.0
     """On SIGTERM, how long requests already received have to finish; then the rest are
     answered 503 and stalled uploads cut (docs/operations.md)."""
+    shutdown_idle_close_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    """Once the shutdown starts, how long a connection with nothing to answer stays open
+    for a request already on its way before it is closed (a request already in its socket
+    is always read and answered first), and how long connections taken from the listen
+    backlog have to be set up (a TLS handshake) before the shutdown goes on."""
     tls: TlsSettings = Field(default_factory=TlsSettings)
     """HTTPS and mutual TLS (``TENSORGATE_TLS__*``)."""
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -327,6 +327,7 @@ class Batcher:
         else:  # handed ahead: it waits in the backend's queue for a running batch to end
             self._ahead.append(run)
             self._ahead_entries += run.entries
+            self._observer.queue_depth(len(self._queue) + self._ahead_entries)
         self._in_flight += 1
         self._measures.started(batch, run)
         try:
@@ -433,6 +434,8 @@ class Batcher:
             promoted = self._ahead.popleft()
             self._ahead_entries -= promoted.entries
             promoted.started = now
+            # Nothing queued behind it may ever cut a batch to set the gauge: set it now.
+            self._observer.queue_depth(len(self._queue) + self._ahead_entries)
         else:
             self._free += 1
         if self._in_flight == 0 and self._queue and not self._closing:

@@ -18,8 +18,10 @@ items 4 and 5). ``LimitedHttpToolsProtocol`` adds, per connection:
 - close once a response is sent before its chunked request body was read: the server
   stops reading a body it refused (a 401 or 404 before the body; a 413 past the size cap
   closes through its ``Connection: close``);
-- a graceful drain on shutdown: idle connections close after ``DRAIN_S`` (a request
-  already in the socket is still answered), busy ones after their answer.
+- a graceful drain on shutdown: busy connections close after their answer; idle ones
+  once ``shutdown_idle_close_s`` has passed with nothing arrived, never while their socket
+  holds bytes not yet read (a request that came while the event loop was busy is read and
+  answered first: closing over unread bytes would reset it).
 
 Every cut is one warning line on the ``gateway.serving`` logger naming the peer address.
 The keep-alive timeout and the shutdown grace period are uvicorn's own options
@@ -44,8 +46,11 @@ shutdown grace period) is the way out.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import sys
+import termios
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +61,6 @@ from gateway.api.pipeline.endpoint import CONNECTION_SHARE, SERVER_REQUESTS
 from gateway.serving.fair_reads import ConnectionShare, FairReads, fair_reads_of
 
 logger = logging.getLogger("gateway.serving")
-
-DRAIN_S = 0.5
-"""On shutdown, how long an idle connection stays open for a request that is already on
-its way (in the socket, not yet read) before it is closed."""
 
 _REASONS = {
     408: b"Request Timeout",
@@ -76,6 +77,7 @@ class ConnectionLimits:
     body_idle_timeout_s: float
     max_header_bytes: int
     max_connections: int
+    shutdown_idle_close_s: float
     fair_reads_capacity: int | None = None
     """``fair_share.loop_concurrency``, or None: fair reads off (``serving.fair_reads``)."""
 
@@ -88,6 +90,18 @@ def error_response(status: int, message: str) -> bytes:
         _REASONS[status],
         len(body),
     ) + (b"connection: close\r\n\r\n" + body)
+
+
+def unread_bytes(transport: asyncio.BaseTransport) -> int:
+    """Bytes that arrived on ``transport``'s socket and are not read yet (0 when unknown)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        count = fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4))
+    except OSError:  # closed meanwhile
+        return 0
+    return int.from_bytes(count, sys.byteorder)
 
 
 def _is_chunked(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -267,14 +281,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             )
 
     def shutdown(self) -> None:
-        """Close when idle (after ``DRAIN_S``, for a request already on its way), else
-        after the answer in progress; uvicorn's grace period bounds the rest. A held
-        connection is read again first: its request may be in the socket."""
+        """Close after the answer in progress, or, idle, once nothing has arrived for
+        ``shutdown_idle_close_s`` (what the socket holds is read and answered first);
+        uvicorn's grace period bounds the rest. A held connection is read again first:
+        its request may be in the socket."""
         if self._fair is not None and self._fair.release(self._share) is not None:
             self._resume_held()
         self._draining = True
         if self._idle():
-            self.loop.call_later(DRAIN_S, self._close_if_idle)
+            self.loop.call_later(self.limits.shutdown_idle_close_s, self._close_if_idle)
         elif self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False
 
@@ -326,8 +341,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return not self._request_in_flight() and not self.pipeline and not self._head_open
 
     def _close_if_idle(self) -> None:
-        if self._idle() and not self.transport.is_closing():
-            self.transport.close()
+        if not self._idle() or self.transport.is_closing():
+            return  # a request came: it closes after its answer (``keep_alive`` is off)
+        if unread_bytes(self.transport):
+            # Arrived while the loop was busy (a timer runs before the loop reads again):
+            # read first; a request closes after its answer, anything else on the next look.
+            self.loop.call_later(self.limits.shutdown_idle_close_s, self._close_if_idle)
+            return
+        self.transport.close()
 
     def _head_too_large(self) -> str:
         return f"request head larger than {self.limits.max_header_bytes} bytes"

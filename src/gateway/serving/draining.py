@@ -4,22 +4,24 @@ Readiness answers 503 from the moment SIGTERM (or SIGINT) arrives. With
 ``shutdown_delay_s``, uvicorn hears of the signal only that much later: connections are
 still accepted and requests served meanwhile, so that a load balancer probing readiness
 stops sending before the listener closes. A second signal starts the shutdown at once.
+Before uvicorn hears of it, the connections waiting in the listen backlog are taken and
+served (``gateway.serving.backlog``), so closing the listener resets none of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
 
 from gateway.api.state import AppState
+from gateway.serving.backlog import BacklogAdmission, SignalHandler, serving_server
 from gateway.serving.heap import settle_heap
 from gateway.settings import Settings
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-SignalHandler = Callable[[int, FrameType | None], object]
 
 
 def drain_before(
@@ -45,23 +47,37 @@ def drain_before(
     return on_signal
 
 
-def hook_shutdown_signals(begin_draining: Callable[[], None], delay_s: float) -> None:
+def hook_shutdown_signals(
+    begin_draining: Callable[[], None], delay_s: float, admission_wait_s: float | None
+) -> None:
     """Wrap the handlers uvicorn installed for SIGTERM and SIGINT (it restores its own
-    predecessors when it stops); main thread only, as Python's signals are."""
+    predecessors when it stops): readiness first, then after ``delay_s`` the backlog
+    (unless ``admission_wait_s`` is None; when the handler is a uvicorn server's, whose
+    loop is running), then uvicorn. Main thread only, as Python's signals are."""
     if threading.current_thread() is not threading.main_thread():
         return
+    admission: BacklogAdmission | None = None
     for sig in SIGNALS:
-        current = signal.getsignal(sig)
-        if callable(current):
-            signal.signal(sig, drain_before(current, begin_draining, delay_s))
+        current: SignalHandler | int | None = signal.getsignal(sig)
+        if not callable(current):
+            continue
+        if admission_wait_s is not None and (server := serving_server(current)) is not None:
+            loop = asyncio.get_running_loop()
+            admission = admission or BacklogAdmission(server, loop, admission_wait_s)
+            current = admission.before(current)
+        signal.signal(sig, drain_before(current, begin_draining, delay_s))
 
 
 def on_serving_ready(settings: Settings) -> Callable[[AppState], None]:
-    """What ``tensorgate serve`` does once its models are loaded: settle the heap, and
-    make the shutdown signals flip readiness first."""
+    """What ``tensorgate serve`` does once its models are loaded: settle the heap, make
+    the shutdown signals flip readiness first and, unless the HTTP implementation is
+    uvicorn's own ``h11`` (which leans on none of its internals), take the backlog."""
+    admission_wait_s = None if settings.http_protocol == "h11" else settings.shutdown_idle_close_s
 
     def ready(state: AppState) -> None:
         settle_heap()
-        hook_shutdown_signals(state.lifecycle.begin_draining, settings.shutdown_delay_s)
+        hook_shutdown_signals(
+            state.lifecycle.begin_draining, settings.shutdown_delay_s, admission_wait_s
+        )
 
     return ready

@@ -28,6 +28,7 @@ def http_implementation(settings: Settings) -> Any:
         body_idle_timeout_s=settings.body_idle_timeout_s,
         max_header_bytes=settings.max_header_bytes,
         max_connections=connection_cap(settings.max_connections),
+        shutdown_idle_close_s=settings.shutdown_idle_close_s,
         fair_reads_capacity=(
             settings.fair_share.loop_concurrency if settings.fair_share.enabled else None
         ),

@@ -16,6 +16,7 @@ from backends.base import Array
 from backends.errors import InferenceError
 from backends.worker_pool import SettledFuture, WorkerPool
 from gateway.batching.batcher import Batcher
+from gateway.batching.observer import NullObserver
 from gateway.batching.policy import BatchPolicy
 from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
 from support.batching import ManualClock, make, rows, run
@@ -449,6 +450,37 @@ def test_batches_that_cannot_grow_are_handed_to_the_backend_while_one_runs(
         for tag, answer in zip((1, 2, 3, 4), answers, strict=True):
             np.testing.assert_array_equal(answer["y"], rows(tag, 1)["x"])
         assert batcher.depth == 0
+        await batcher.close()
+
+    run(scenario)
+
+
+class DepthRecorder(NullObserver):
+    """An observer that keeps every queue depth the batcher reports."""
+
+    def __init__(self) -> None:
+        self.depths: list[int] = []
+
+    def queue_depth(self, depth: int) -> None:
+        self.depths.append(depth)
+
+
+def test_the_depth_reported_falls_to_zero_as_batches_handed_ahead_run() -> None:
+    # Issue 20 item 4: batches handed ahead with nothing queued behind them left the gauge
+    # at their count (8 on an idle server): no later batch was cut to report the depth.
+    async def scenario() -> None:
+        backend, observer = FakeBackend(), DepthRecorder()
+        policy = BatchPolicy(batching=False, max_queue_size=16, dispatch_ahead_s=0.05)
+        batcher = Batcher("m", backend.infer, policy, observer, ManualClock())
+        batcher.start()
+        await batcher.submit(rows(0, 1), ["y"])  # one call measured: how long calls take
+        backend.hold = True
+        waiting = [batcher.submit(rows(tag, 1), ["y"]) for tag in range(1, 10)]
+        assert observer.depths[-1] == batcher.depth == 8  # all handed ahead, none queued
+        backend.release.set()
+        await asyncio.gather(*waiting)
+        assert batcher.depth == 0
+        assert observer.depths[-1] == 0
         await batcher.close()
 
     run(scenario)

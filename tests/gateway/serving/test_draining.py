@@ -1,15 +1,20 @@
-"""Shutdown signals flip readiness first, and reach uvicorn after ``shutdown_delay_s``."""
+"""Shutdown signals flip readiness first, and reach uvicorn after ``shutdown_delay_s`` (and
+the listen backlog, taken unless the HTTP implementation is uvicorn's own ``h11``)."""
 
 from __future__ import annotations
 
 import signal
 import threading
 from collections.abc import Iterator
-from types import FrameType
+from types import FrameType, SimpleNamespace
+from typing import cast
 
 import pytest
 
-from gateway.serving.draining import drain_before, hook_shutdown_signals
+from gateway.api.state import AppState, Lifecycle
+from gateway.serving import draining
+from gateway.serving.draining import drain_before, hook_shutdown_signals, on_serving_ready
+from gateway.settings import HttpProtocol, Settings
 
 GUARD_S = 10
 
@@ -70,7 +75,21 @@ def restored_sigterm() -> Iterator[None]:
 def test_the_hook_wraps_the_installed_handler() -> None:
     seen = Recorder()
     signal.signal(signal.SIGTERM, seen.handler)
-    hook_shutdown_signals(seen.begin, 0)
+    hook_shutdown_signals(seen.begin, 0, 0.5)
     signal.raise_signal(signal.SIGTERM)
     assert seen.draining.is_set()
     assert seen.signals == [signal.SIGTERM]
+
+
+@pytest.mark.parametrize(("protocol", "admission_wait_s"), [("coalescing", 0.25), ("h11", None)])
+def test_the_backlog_is_taken_unless_the_protocol_is_uvicorns_own_h11(
+    monkeypatch: pytest.MonkeyPatch, protocol: HttpProtocol, admission_wait_s: float | None
+) -> None:
+    hooked: list[float | None] = []
+    monkeypatch.setattr(draining, "settle_heap", lambda: None)
+    monkeypatch.setattr(
+        draining, "hook_shutdown_signals", lambda _begin, _delay, wait: hooked.append(wait)
+    )
+    settings = Settings(http_protocol=protocol, shutdown_idle_close_s=0.25)
+    on_serving_ready(settings)(cast(AppState, SimpleNamespace(lifecycle=Lifecycle())))
+    assert hooked == [admission_wait_s]

@@ -53,13 +53,15 @@ def test_serving_processes_tune_the_collector_and_tests_do_not(
     made: list[dict[str, Callable[[AppState], None]]] = []
     monkeypatch.setattr(workers, "create_app", lambda settings, **kwargs: made.append(kwargs))
     settled: list[bool] = []
-    hooked: list[float] = []
+    hooked: list[tuple[float, float]] = []
     monkeypatch.setattr(draining, "settle_heap", lambda: settled.append(True))
     monkeypatch.setattr(
-        draining, "hook_shutdown_signals", lambda _begin, delay: hooked.append(delay)
+        draining,
+        "hook_shutdown_signals",
+        lambda _begin, delay, admission_wait: hooked.append((delay, admission_wait)),
     )
     workers.create_worker_app()
     [kwargs] = made
     kwargs["on_ready"](cast(AppState, SimpleNamespace(lifecycle=Lifecycle())))
     assert settled == [True]
-    assert hooked == [0.0]
+    assert hooked == [(0.0, 0.5)]

@@ -34,6 +34,7 @@ def test_coalescing_is_the_default_and_carries_the_limits() -> None:
         body_idle_timeout_s=30.0,
         max_header_bytes=65536,
         max_connections=4096,
+        shutdown_idle_close_s=0.5,
         fair_reads_capacity=8,
     )
 

@@ -14,7 +14,11 @@ from gateway.serving.connection_limits import ConnectionLimits
 
 GUARD_S = 10
 LIMITS = ConnectionLimits(
-    header_timeout_s=10, body_idle_timeout_s=10, max_header_bytes=65536, max_connections=64
+    header_timeout_s=10,
+    body_idle_timeout_s=10,
+    max_header_bytes=65536,
+    max_connections=64,
+    shutdown_idle_close_s=0.5,
 )
 REQUEST = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
 

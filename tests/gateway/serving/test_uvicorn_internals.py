@@ -17,6 +17,11 @@ until ``connection_limits.py`` is brought up to date.
 ``gateway.serving.listening`` starts uvicorn as ``uvicorn.run`` does, to learn the port
 bound: it overrides ``Server.startup``, reads ``Server.servers``, binds with
 ``Config.bind_socket`` and hands the socket to ``Multiprocess(config, sockets)``.
+
+``BacklogAdmission`` (``gateway.serving.backlog``) finds uvicorn's ``Server`` behind the
+signal handler it installs, and reads its listeners and what it builds a protocol from;
+if that test fails, bring ``backlog.py`` up to date before raising the pin (without it
+the shutdown resets the connections still in the listen backlog, as uvicorn alone does).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from uvicorn.config import Config
 from uvicorn.protocols import utils
 from uvicorn.protocols.http import flow_control, httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
-from uvicorn.server import ServerState
+from uvicorn.server import Server, ServerState
 from uvicorn.supervisors import Multiprocess
 
 from gateway.serving.coalescing import CoalescingHttpToolsProtocol, CoalescingTransport
@@ -137,3 +142,23 @@ async def test_the_attributes_the_limits_read_are_still_there() -> None:
 
 async def _app(scope: object, receive: object, send: object) -> None:
     """A stand-in ASGI app: the protocol is built, never served."""
+
+
+def test_what_the_backlog_admission_reads_of_uvicorns_server_is_there() -> None:
+    # The handler of SIGTERM and SIGINT is the server's own bound handle_exit.
+    assert "signal.signal(sig, self.handle_exit)" in inspect.getsource(Server.capture_signals)
+    startup = inspect.getsource(Server.startup)
+    for part in (
+        "config.http_protocol_class(",
+        "config=config",
+        "server_state=self.server_state",
+        "app_state=self.lifespan.state",
+        "_loop=_loop",
+        "ssl=config.ssl",
+        "self.servers = [server]",
+    ):
+        assert part in startup, f"Server.startup no longer has {part!r}"
+    # On shutdown uvicorn closes its listeners, then asks each connection to close.
+    shutdown = inspect.getsource(Server.shutdown)
+    assert shutdown.index("server.close()") < shutdown.index("connection.shutdown()")
+    assert "self.lifespan = " in inspect.getsource(Server._serve)
