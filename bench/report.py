@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: write files only
 import matplotlib.pyplot as plt
 
+from how_to_run import HOW_TO_RUN
 from results import (
     ASGI_FLOOR,
     CEILING,
@@ -123,6 +124,36 @@ def _large_json_section(report: Report) -> list[str]:
         *(
             f"| {label} | {m.ok_per_s:,.0f} | {m.p50_ms:.2f} | {m.p99_ms:.2f} | {m.errors} |"
             for label, m in rows
+        ),
+        "",
+    ]
+
+
+def _two_subjects_section(report: Report) -> list[str]:
+    rows = report.two_subjects
+    if not rows:
+        return []
+    return [
+        "## Two subjects (fair share)",
+        "",
+        "One caller (token subject `polite`) at 4 closed-loop connections on `mlp`, alone "
+        "and then beside another (`flood`) at 256 connections that sends again as soon as "
+        "each answer comes, 503s included (it ignores `Retry-After`), from a process of "
+        "its own (bench/fair_share_rows.py). Default settings (fair share on); the "
+        "one-process server and one started with `--workers 2` for these rows. Polite "
+        f"runs of {rows[0].seconds:g} s; {rows[0].rounds} rounds of alone "
+        "then beside, medians; the 200 share counts every round. p99 is of the polite "
+        "caller's 200 answers, measured by its client.",
+        "",
+        "| server | alone: ok req/s | p99 ms | 200 share | beside the flood: ok req/s | "
+        "p99 ms | 200 share | kept | flood ok req/s | flood 503 share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {r.server} | {r.alone_ok_per_s:,.0f} | {r.alone_p99_ms:.1f} | "
+            f"{r.alone_ok_share:.1%} | {r.beside_ok_per_s:,.0f} | {r.beside_p99_ms:.1f} | "
+            f"{r.beside_ok_share:.1%} | {r.goodput_kept:.0%} | {r.flood_ok_per_s:,.0f} | "
+            f"{r.flood_503_share:.0%} |"
+            for r in rows
         ),
         "",
     ]
@@ -281,6 +312,7 @@ def write_report(report: Report, out: Path) -> None:
         "",
         *_remote_table(report),
         *_large_json_section(report),
+        *_two_subjects_section(report),
         "## Overload",
         "",
         "A paced asyncio client (bench/paced_client.py) first measured the one-worker "
@@ -312,6 +344,7 @@ def write_report(report: Report, out: Path) -> None:
         f"after warm-up, {report.memory['rss_end_mib']:.1f} MiB at the end "
         f"({report.memory['growth_pct']:+.1f}%).",
         "",
+        *HOW_TO_RUN,
     ]
     (out / "benchmarks.md").write_text("\n".join(lines))
 
