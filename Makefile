@@ -98,6 +98,8 @@ bench: $(DEV_STAMP) wrk
 bench-ab: $(DEV_STAMP) wrk
 	PYTHONPATH=scripts:bench $(BIN)/python bench/ab.py --base $(or $(BASE),HEAD~1)
 
+# Every measurement of `make bench`, briefly: checks the benchmark runs; writes its page to
+# BENCH_OUT (default /tmp/tensorgate-bench), never to docs/.
 bench-quick: $(DEV_STAMP) wrk
 	PYTHONPATH=scripts $(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
 

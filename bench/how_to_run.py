@@ -1,16 +1,24 @@
-"""The static "How to run" section of docs/benchmarks.md: the make targets behind the page,
-the A/B comparison and the soak."""
+"""The static text of docs/benchmarks.md on running it: the opening paragraph (``make
+bench`` and ``make bench-quick``) and the closing section on ``make bench-ab`` and
+``make soak``."""
 
 from __future__ import annotations
 
-HOW_TO_RUN = [
-    "## How to run",
+from targets import MEMORY_RUN_S, QUICK_MEMORY_S
+
+HOW_TO_RUN = (
+    "`make bench` keeps every core busy for the total time below: run it on an idle "
+    "machine. `make bench-quick` runs every measurement briefly (one round, the memory "
+    f"run {QUICK_MEMORY_S:.0f} s instead of {MEMORY_RUN_S:.0f} s) and writes this page "
+    "to /tmp/tensorgate-bench (`BENCH_OUT=dir` to choose), leaving docs/ alone: a check "
+    "that the benchmark runs, its figures indicative only; a target that needs a longer "
+    "run than it made says `not judged`. `make bench-ab` and `make soak` are described "
+    "[at the end](#ab-and-soak-runs)."
+)
+
+AB_AND_SOAK = [
+    "## A/B and soak runs",
     "",
-    "- `make bench` measures everything above on loopback and rewrites this page, "
-    "docs/benchmarks.png and docs/benchmarks.json (it installs Debian's `wrk` if missing). "
-    "Run it on a quiet machine: every figure shares the cores with the load generator. "
-    "`make bench-quick` makes every run short and writes to /tmp/tensorgate-bench "
-    "(`BENCH_OUT=...`), to check that the benchmark works, not to quote.",
     "- `make bench-ab BASE=<git revision>` compares this tree with another revision, and "
     "with each fenced speed trick off, in alternating rounds (docs/benchmarks-ab.md). One "
     "variant turns fair share off (`TENSORGATE_FAIR_SHARE__ENABLED=false`): the page says "

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: write files only
 import matplotlib.pyplot as plt
 
-from how_to_run import HOW_TO_RUN
+from how_to_run import AB_AND_SOAK, HOW_TO_RUN
 from results import (
     ASGI_FLOOR,
     CEILING,
@@ -26,7 +26,13 @@ from results import (
     STARLETTE_FLOOR,
     Report,
 )
-from targets import access_log_pair, binary_pair, find, targets
+from targets import (
+    access_log_pair,
+    binary_pair,
+    find,
+    targets,
+    verdict_cell,
+)
 
 DASHED = (CEILING, ASGI_FLOOR, STARLETTE_FLOOR)
 """Rows drawn dashed in the plot: bounds, not servers of a model."""
@@ -37,6 +43,16 @@ def _ratio(report: Report, kind: str, model: str, conns: int) -> float:
     if ours is None or naive is None or naive.ok_per_s == 0:
         return math.nan
     return ours.ok_per_s / naive.ok_per_s
+
+
+def targets_table(report: Report) -> list[str]:
+    """The Targets table: each target, its figures, and yes, **no** or not judged."""
+    return [
+        "| target | measured | met |",
+        "|---|---|---|",
+        *(f"| {name} | {value} | {verdict_cell(ok)} |" for name, value, ok in targets(report)),
+        "",
+    ]
 
 
 def _access_log_table(report: Report) -> list[str]:
@@ -141,8 +157,9 @@ def _two_subjects_section(report: Report) -> list[str]:
         "each answer comes, 503s included (it ignores `Retry-After`), from a process of "
         "its own (bench/fair_share_rows.py). Default settings (fair share on); the "
         "one-process server and one started with `--workers 2` for these rows. Polite "
-        f"runs of {rows[0].seconds:g} s; {rows[0].rounds} rounds of alone "
-        "then beside, medians; the 200 share counts every round. p99 is of the polite "
+        f"runs of {rows[0].seconds:g} s; {rows[0].rounds} "
+        f"round{'s' if rows[0].rounds != 1 else ''} of alone then beside, medians; the 200 "
+        "share counts every round. p99 is of the polite "
         "caller's 200 answers, measured by its client.",
         "",
         "| server | alone: ok req/s | p99 ms | 200 share | beside the flood: ok req/s | "
@@ -220,6 +237,8 @@ def write_report(report: Report, out: Path) -> None:
         "Written by `make bench` (bench/run.py); do not edit by hand. "
         + ("**Quick mode: short runs, indicative only.**" if report.quick else ""),
         "",
+        HOW_TO_RUN,
+        "",
         f"Machine: {report.cpu}, {_cores()} cores, shared with other work: one-minute load "
         f"average {report.load_before:.2f} before the run and {report.load_after:.2f} after. "
         f"Every server runs on 127.0.0.1; load comes from Debian's `wrk` (one thread per 64 "
@@ -265,13 +284,7 @@ def write_report(report: Report, out: Path) -> None:
         "",
         "## Targets",
         "",
-        "| target | measured | met |",
-        "|---|---|---|",
-        *(
-            f"| {name} | {value} | {'yes' if ok else '**no**'} |"
-            for name, value, ok in targets(report)
-        ),
-        "",
+        *targets_table(report),
         "## Throughput and latency",
         "",
         "`ok req/s` counts successful answers only; `errors` are non-2xx answers (503 when a "
@@ -344,7 +357,7 @@ def write_report(report: Report, out: Path) -> None:
         f"after warm-up, {report.memory['rss_end_mib']:.1f} MiB at the end "
         f"({report.memory['growth_pct']:+.1f}%).",
         "",
-        *HOW_TO_RUN,
+        *AB_AND_SOAK,
     ]
     (out / "benchmarks.md").write_text("\n".join(lines))
 

@@ -53,6 +53,7 @@ from results import (
     Report,
 )
 from servers import Server
+from targets import MEMORY_RUN_S, QUICK_MEMORY_S
 from tokens import mint
 from wide_model import build_wide
 
@@ -172,7 +173,7 @@ def main() -> None:
     binary_rounds = 1 if args.quick else 5  # binary vs JSON on mlp is a few percent apart
     queue_s = 2 if args.quick else 4  # the paced client's capacity run; overload twice that
     connections = (1, 64) if args.quick else CONNECTIONS
-    memory_s = 15.0 if args.quick else 120.0
+    memory_s = QUICK_MEMORY_S if args.quick else MEMORY_RUN_S
     large_rounds = 2 if args.quick else 5
     # The two-subject rows: about 90 s in all (a fifth of the wrk runs' time, issue 20).
     two_subject_s, two_subject_rounds = (2.0, 1) if args.quick else (5.0, 3)

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
-import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
-from gateway.auth.dev_secret import load_or_create_dev_secret
+from gateway.auth.dev_secret import SECRET_FILE, load_or_create_dev_secret
 from gateway.auth.keyring import static_keys
 from gateway.auth.keys import KeyConfigError
 from gateway.auth.minting import mint_token, parse_duration, signing_key
 from gateway.auth.principal import ADMIN, MODELS_INFER, MODELS_READ
 from gateway.log_safety import configure_logging
 from gateway.repository.config import config_json_schema
-from gateway.settings import Settings, TlsSettings
+from gateway.serving.tls import TlsFileError, check_tls
+from gateway.settings import Settings
 
 logger = logging.getLogger("gateway")
 
@@ -143,24 +144,13 @@ def _with_auth(settings: Settings, **changes: Any) -> Settings:
     return settings.model_copy(update={"auth": settings.auth.model_copy(update=changes)})
 
 
-def _with_dev_secret(settings: Settings) -> Settings:
-    """Settings with the dev secret filled in when auth is on and no key is configured."""
+def _with_dev_secret(settings: Settings) -> tuple[Settings, bool]:
+    """Settings with the dev secret filled in when auth is on and no key is configured,
+    and whether that secret was created just now."""
     if not settings.auth.enabled or settings.auth.has_key:
-        return settings
-    secret = load_or_create_dev_secret(settings.auth.state_dir)
-    return _with_auth(settings, secret=SecretStr(secret))
-
-
-def check_tls(tls: TlsSettings) -> None:
-    """Load the certificate, key and client CA as the server will: a missing file, a key
-    that does not match or a wrong password fails here, before anything starts."""
-    if not tls.enabled:
-        return
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    password = tls.keyfile_password.get_secret_value() if tls.keyfile_password else None
-    context.load_cert_chain(str(tls.certfile), str(tls.keyfile), password)
-    if tls.client_ca is not None:
-        context.load_verify_locations(str(tls.client_ca))
+        return settings, False
+    dev = load_or_create_dev_secret(settings.auth.state_dir)
+    return _with_auth(settings, secret=dev.secret), dev.created
 
 
 def _serve(settings: Settings) -> int:
@@ -171,7 +161,7 @@ def _serve(settings: Settings) -> int:
         return 2
     dev_mode = settings.auth.enabled and not settings.auth.has_key
     try:
-        settings = _with_dev_secret(settings)
+        settings, _ = _with_dev_secret(settings)
         if settings.auth.enabled:
             static_keys(settings.auth)  # fail now, with a clear message, on a bad key
     except KeyConfigError as exc:
@@ -179,11 +169,22 @@ def _serve(settings: Settings) -> int:
         return 2
     try:
         check_tls(settings.tls)
-    except (OSError, ssl.SSLError) as exc:
+    except TlsFileError as exc:
         logger.error("TLS settings: %s", exc)
         return 2
-    scheme = "https" if settings.tls.enabled else "http"
-    base = f"{scheme}://{settings.host}:{settings.port}"
+    run_server(settings, functools.partial(_announce, settings, dev_mode))
+    return 0
+
+
+def base_url(settings: Settings, port: int) -> str:
+    """The server's address as a client types it, with the port actually bound."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"{'https' if settings.tls.enabled else 'http'}://{host}:{port}"
+
+
+def _announce(settings: Settings, dev_mode: bool, port: int) -> None:
+    """Once the port is bound: log where the server listens; in dev mode, show a token."""
+    base = base_url(settings, port)
     logger.info(
         "tensorgate serving %s on %s (Swagger UI: %s/docs)", settings.model_repository, base, base
     )
@@ -194,9 +195,7 @@ def _serve(settings: Settings) -> int:
                 "before exposing the gateway beyond this machine",
                 settings.host,
             )
-        _print_dev_banner(settings, base)
-    run_server(settings)
-    return 0
+        _show_dev_token(settings, base)
 
 
 def _write_json(document: Any, output: Path | None) -> int:
@@ -209,7 +208,7 @@ def _write_json(document: Any, output: Path | None) -> int:
     return 0
 
 
-def _print_dev_banner(settings: Settings, base: str) -> None:
+def _show_dev_token(settings: Settings, base: str) -> None:
     auth = settings.auth
     token = mint_token(
         signing_key(auth),
@@ -220,25 +219,38 @@ def _print_dev_banner(settings: Settings, base: str) -> None:
         audience=auth.audience,
     )
     minutes = auth.dev_token_ttl_s // 60
-    banner = (
-        f"\nDev mode: tokens are signed with the secret in {auth.state_dir}/dev-secret.\n"
+    banner = dev_banner(auth.state_dir, base, token, minutes)
+    where = deliver_dev_token(token, banner, auth.state_dir)
+    if where == TERMINAL:
+        logger.info("dev mode: an admin token was written to the terminal")
+    else:
+        logger.warning(
+            "dev mode: no terminal; an admin token (valid %d min) is in %s (mode 0600): "
+            "TOKEN=$(cat %s), or paste it in Swagger UI's Authorize at %s/docs",
+            minutes,
+            where,
+            where,
+            base,
+        )
+
+
+def dev_banner(state_dir: Path, base: str, token: str, minutes: int) -> str:
+    """What a person at the terminal reads: where the secret is, Swagger UI, the token."""
+    return (
+        f"\nDev mode: tokens are signed with the secret in {state_dir / SECRET_FILE}.\n"
         f"Open {base}/docs, click Authorize and paste this token (valid {minutes} min):\n\n"
         f"{token}\n\n"
         "More tokens: tensorgate token --sub NAME --scope 'models:read models:infer' --ttl 1h\n\n"
     )
-    where = deliver_dev_banner(banner, auth.state_dir)
-    if where == TERMINAL:
-        logger.info("dev mode: an admin token was written to the terminal")
-    else:
-        logger.warning("dev mode: no terminal; the admin token is in %s (mode 0600)", where)
 
 
-def deliver_dev_banner(banner: str, state_dir: Path, terminal: Path = TERMINAL) -> Path:
-    """Show the dev banner (it holds a token) where a person sees it but no log does.
+def deliver_dev_token(token: str, banner: str, state_dir: Path, terminal: Path = TERMINAL) -> Path:
+    """Show the dev token where a person sees it but no log does; return where it went.
 
-    stderr is where the logs go, so the banner goes to the controlling terminal when
-    there is one; else (a service, a container, a pipe) to ``<state_dir>/dev-token``,
-    mode 0600. Returns where it went.
+    stderr is where the logs go, so the banner (which holds the token) goes to the
+    controlling terminal when there is one; else (a service, a container, a pipe) the
+    token alone goes to ``<state_dir>/dev-token``, mode 0600, so that
+    ``TOKEN=$(cat <state_dir>/dev-token)`` works.
     """
     try:
         fd = os.open(terminal, os.O_WRONLY | os.O_NOCTTY)
@@ -247,7 +259,9 @@ def deliver_dev_banner(banner: str, state_dir: Path, terminal: Path = TERMINAL) 
         path = state_dir / DEV_TOKEN_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # an older file may have been made with other permissions
-        terminal = path
+        with os.fdopen(fd, "w") as sink:
+            sink.write(token + "\n")
+        return path
     with os.fdopen(fd, "w") as sink:
         sink.write(banner)
     return terminal
@@ -256,11 +270,14 @@ def deliver_dev_banner(banner: str, state_dir: Path, terminal: Path = TERMINAL) 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     try:
         # Minting needs no running server: auth.enabled does not matter here.
-        auth = _with_dev_secret(_with_auth(settings, enabled=True)).auth
+        with_secret, created = _with_dev_secret(_with_auth(settings, enabled=True))
+        auth = with_secret.auth
         key = signing_key(auth)
     except KeyConfigError as exc:
         sys.stderr.write(f"tensorgate token: {exc}\n")
         return 2
+    if created:
+        sys.stderr.write(_new_secret_warning(auth.state_dir))
     token = mint_token(
         key,
         subject=args.sub,
@@ -271,6 +288,18 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     )
     sys.stdout.write(token + "\n")
     return 0
+
+
+def _new_secret_warning(state_dir: Path) -> str:
+    """Said when ``token`` made the dev secret: a server started elsewhere has its own."""
+    where = state_dir.absolute()
+    return (
+        f"tensorgate token: warning: created a new dev secret in {where / SECRET_FILE}, as "
+        "no signing key is configured and there was none yet. A server started in another "
+        "directory (another auth.state_dir) signs with its own secret and answers this "
+        "token 401 'token signature is invalid': run tensorgate token in the directory the "
+        "server was started in, or set TENSORGATE_AUTH__STATE_DIR to its state directory.\n"
+    )
 
 
 def _openapi(settings: Settings, output: Path | None) -> int:

@@ -3,11 +3,13 @@ cost line of make bench-ab (issue 20)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from ab import FAIR_SHARE_OFF, Figure, fair_share_cost
+from docs.links import anchors
 from report import write_report
 from results import ON, TWO_WORKERS, LargeJson, Measurement, Report, TwoSubjects
 from targets import targets, two_subject_targets
@@ -130,8 +132,11 @@ def test_the_page_has_the_two_subject_table_and_targets(tmp_path: Path) -> None:
     assert "## Two subjects (fair share)" in page
     assert f"| {ON} | 700 | 10.0 | 100.0% | 400 | 20.0 | 99.0% | 57% | 1,500 | 10% |" in page
     assert "| polite caller (4 connections) beside a 256-connection flood" in page
-    assert "## How to run" in page
     assert "`make soak`" in page
+    defined = anchors(tmp_path / "benchmarks.md", page)
+    linked = re.findall(r"\]\(#([^)]+)\)", page)
+    assert "ab-and-soak-runs" in linked
+    assert set(linked) <= defined
 
 
 def test_a_run_without_two_subject_rows_has_no_such_section(tmp_path: Path) -> None:

@@ -76,4 +76,8 @@ def test_a_key_that_does_not_match_stops_serve_with_status_2(pki: Pki) -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "TLS settings" in done.stderr
+    assert (
+        f"TLS settings: tls.keyfile (--tls-key, TENSORGATE_TLS__KEYFILE): {pki.client_key} "
+        f"is not the key of the certificate in tls.certfile {pki.server_cert}"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import deliver_dev_banner, main
+from gateway.cli import base_url, deliver_dev_token, dev_banner, main
 from gateway.settings import Settings
 from support.paths import DEMO_MODELS
 
@@ -46,20 +46,43 @@ def test_config_schema_matches_the_checked_in_file(capsys: pytest.CaptureFixture
 def test_the_dev_banner_goes_to_the_terminal_when_there_is_one(tmp_path: Path) -> None:
     terminal = tmp_path / "tty"
     terminal.touch()
-    assert deliver_dev_banner("token\n", tmp_path / "state", terminal) == terminal
-    assert terminal.read_text() == "token\n"
+    where = deliver_dev_token("eyJ.a.b", "banner with eyJ.a.b\n", tmp_path / "state", terminal)
+    assert where == terminal
+    assert terminal.read_text() == "banner with eyJ.a.b\n"
     assert not (tmp_path / "state").exists()
 
 
-def test_without_a_terminal_the_dev_banner_goes_to_a_private_file(tmp_path: Path) -> None:
+def test_without_a_terminal_the_token_alone_goes_to_a_private_file(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "dev-token").write_text("old")
     (state / "dev-token").chmod(0o644)
-    where = deliver_dev_banner("token\n", state, tmp_path / "no-such-tty")
+    where = deliver_dev_token("eyJ.a.b", "banner\n", state, tmp_path / "no-such-tty")
     assert where == state / "dev-token"
-    assert where.read_text() == "token\n"
+    assert where.read_text() == "eyJ.a.b\n"  # TOKEN=$(cat .tensorgate/dev-token) works
     assert where.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_dev_banner_names_the_address_it_is_given(tmp_path: Path) -> None:
+    banner = dev_banner(tmp_path, "http://127.0.0.1:40123", "eyJ.a.b", 60)
+    assert f"the secret in {tmp_path / 'dev-secret'}." in banner
+    assert "Open http://127.0.0.1:40123/docs, click Authorize" in banner
+    assert "\neyJ.a.b\n" in banner
+
+
+@pytest.mark.parametrize(
+    ("settings", "url"),
+    [
+        (Settings(), "http://127.0.0.1:40123"),
+        (Settings(host="::1"), "http://[::1]:40123"),
+        (
+            Settings.model_validate({"tls": {"certfile": "c.pem", "keyfile": "k.pem"}}),
+            "https://127.0.0.1:40123",
+        ),
+    ],
+)
+def test_the_announced_address_has_the_bound_port(settings: Settings, url: str) -> None:
+    assert base_url(settings, 40123) == url
 
 
 @pytest.mark.parametrize(("flag", "workers"), [("auto", "auto"), ("3", 3)])
@@ -67,7 +90,9 @@ def test_serve_takes_a_worker_count_or_auto(
     flag: str, workers: int | str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[Settings] = []
-    monkeypatch.setattr("gateway.serving.run.run_server", served.append)
+    monkeypatch.setattr(
+        "gateway.serving.run.run_server", lambda settings, _on_listening: served.append(settings)
+    )
     assert main(["serve", "--no-auth", "--models", str(DEMO_MODELS), "--workers", flag]) == 0
     assert [settings.workers for settings in served] == [workers]
 

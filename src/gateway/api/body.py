@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.compression import decompress
 from gateway.api.exception_handlers import gateway_error_response
+from gateway.api.exchange import note_error
 from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
@@ -45,6 +46,7 @@ class BodyLimitMiddleware:
             check_declared_length(scope, self.max_bytes)
             _refuse_encoded(scope)
         except GatewayError as exc:
+            note_error(scope, exc.message)
             await error_answer(exc)(scope, receive, send)
             return
         await self.app(scope, self._counting(receive), send)

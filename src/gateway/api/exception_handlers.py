@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.api.exchange import note_error
 from gateway.auth.authenticator import bearer_challenge
 from gateway.errors import (
     BackendError,
@@ -45,7 +46,8 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
 }
 
 
-_HTTP_MESSAGES = {404: "no such route", 405: "method not allowed on this route"}
+METHOD_NOT_ALLOWED = "method not allowed on this route"
+_HTTP_MESSAGES = {404: "no such route", 405: METHOD_NOT_ALLOWED}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -88,24 +90,32 @@ def method_not_allowed(allowed: str) -> Response:
     return error_response(405, _HTTP_MESSAGES[405], {"Allow": allowed})
 
 
-async def _gateway_error(_: Request, exc: Exception) -> Response:
+# Each handler below also notes its message for the access log (an error answer's only).
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
+    note_error(request.scope, exc.message)
     return gateway_error_response(exc)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
+    note_error(request.scope, message)
     return error_response(exc.status_code, message, dict(exc.headers or {}) or None)
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(400, f"invalid request: {describe_errors(exc.errors())}")
+    message = f"invalid request: {describe_errors(exc.errors())}"
+    note_error(request.scope, message)
+    return error_response(400, message)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    note_error(request.scope, "internal server error")
     return error_response(500, "internal server error")
 
 

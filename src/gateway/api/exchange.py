@@ -109,3 +109,11 @@ def exchange_of(scope: Mapping[str, Any]) -> Exchange | None:
     """The record ``begin_exchange`` put in ``scope``, if any."""
     found: Exchange | None = scope.get(_KEY)
     return found
+
+
+def note_error(scope: Mapping[str, Any], message: str) -> None:
+    """Record the message of an error answer to the request in ``scope`` for the access
+    log (the inference pipeline records its own in its exchange)."""
+    exchange = exchange_of(scope)
+    if exchange is not None:
+        exchange.failed(message)

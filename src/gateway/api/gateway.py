@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.api.body import BodyLimitMiddleware
-from gateway.api.exchange import begin_exchange
+from gateway.api.exchange import begin_exchange, note_error
 from gateway.api.pipeline.endpoint import SHUTTING_DOWN, InferenceEndpoint, send_json
 from gateway.api.pipeline.targets import inference_target
 from gateway.api.state import app_state
@@ -73,4 +73,5 @@ class Gateway(FastAPI):
         except asyncio.CancelledError:
             if started or scope["type"] != "http":
                 raise
+            note_error(scope, "the server is shutting down")
             await send_json(send, 503, SHUTTING_DOWN, ((b"connection", b"close"),))

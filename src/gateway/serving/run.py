@@ -9,14 +9,13 @@ import tempfile
 from pathlib import Path
 from types import FrameType
 
-import uvicorn
-
 from gateway.api.app import create_app
 from gateway.cluster.group import WORKERS_DIR_ENV
 from gateway.metrics import MULTIPROC_ENV
 from gateway.serving.cpus import available_cpus
 from gateway.serving.descriptors import raise_descriptor_limit
 from gateway.serving.draining import on_serving_ready
+from gateway.serving.listening import OnListening, serve_one, serve_workers
 from gateway.serving.options import uvicorn_options
 from gateway.serving.workers import ENV_PREFIX, settings_environment
 from gateway.settings import Settings
@@ -35,25 +34,26 @@ def worker_count(settings: Settings) -> int:
     return settings.workers
 
 
-def run_server(settings: Settings) -> None:
+def run_server(settings: Settings, on_listening: OnListening) -> None:
     """Serve until SIGTERM or SIGINT; several processes when ``worker_count`` is over 1.
 
-    Either mode shuts down within ``shutdown_grace_s`` and exits with status 0 on SIGTERM.
+    ``on_listening`` is told the port bound (``--port 0`` asks for any free one) as soon as
+    it is known (``gateway.serving.listening``). Either mode shuts down within
+    ``shutdown_grace_s`` and exits with status 0 on SIGTERM.
     """
     workers = worker_count(settings)
     settings = settings.model_copy(update={"workers": workers})
     raise_descriptor_limit(settings.max_connections)
     if workers > 1:
-        _run_workers(settings, workers)
+        _run_workers(settings, workers, on_listening)
         return
     # uvicorn re-raises the signal it shut down on once it is done, so that the process
     # dies of it (status -15). SIGTERM is how an orchestrator stops a healthy server:
     # after the graceful shutdown it ends with status 0, as the --workers supervisor does.
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.run(
-            create_app(settings, on_ready=on_serving_ready(settings)), **uvicorn_options(settings)
-        )
+        app = create_app(settings, on_ready=on_serving_ready(settings))
+        serve_one(app, uvicorn_options(settings), on_listening)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -62,7 +62,7 @@ def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _run_workers(settings: Settings, workers: int) -> None:
+def _run_workers(settings: Settings, workers: int, on_listening: OnListening) -> None:
     """Settings (the dev secret included) travel as environment variables; metrics and the
     workers' control sockets and recorded changes live in a run directory (mode 0700)
     removed on exit."""
@@ -74,9 +74,9 @@ def _run_workers(settings: Settings, workers: int) -> None:
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
         os.environ[WORKERS_DIR_ENV] = str(workers_dir)
         logger.info("starting %d worker processes (%s*)", workers, ENV_PREFIX)
-        uvicorn.run(
+        serve_workers(
             "gateway.serving.workers:create_worker_app",
-            factory=True,
-            workers=workers,
-            **uvicorn_options(settings),
+            workers,
+            uvicorn_options(settings),
+            on_listening,
         )

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from gateway.api.access_log import AccessLog
 from gateway.api.app import create_app
 from gateway.api.exchange import Exchange, begin_exchange
+from gateway.auth.principal import ADMIN, MODELS_INFER, MODELS_READ
 from gateway.batching.observer import BatchTrace
 from support.app import bearer, make_settings
 from support.fake_backend import FakeLoader
@@ -181,6 +182,44 @@ async def test_every_request_gets_an_id_echoed_and_one_line(
     assert refused["error"]
     assert by_id[health.headers["x-request-id"]]["path"] == "/v2/health/live"
     assert len(lines) == 3
+
+
+# (method, path, scopes of the token or None for no token, extra headers, body, status)
+ERROR_ANSWERS: list[tuple[str, str, tuple[str, ...] | None, dict[str, str], bytes, int]] = [
+    ("POST", "/v2/repository/models/echo/unload", (MODELS_INFER,), {}, b"", 403),
+    ("GET", "/v2/models/nope", (MODELS_READ,), {}, b"", 404),
+    ("GET", "/v2/models/echo", None, {}, b"", 401),
+    ("GET", "/no/such/route", None, {}, b"", 404),
+    ("DELETE", "/v2/health/live", None, {}, b"", 405),
+    ("GET", "/v2/models/echo/infer", (MODELS_INFER,), {}, b"", 405),
+    ("POST", "/v2/repository/index", (MODELS_READ,), {}, b"x" * 2048, 413),
+    ("POST", "/v2/repository/index", (MODELS_READ,), {"Content-Encoding": "br"}, b"{}", 400),
+    ("POST", "/v2/repository/models/echo/load", (ADMIN,), {}, b"{not json", 400),
+]
+
+
+async def test_every_error_answer_logs_its_message(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "echo" / "1").mkdir(parents=True)
+    (tmp_path / "echo" / "1" / "model.onnx").write_bytes(b"fake")
+    settings = make_settings(tmp_path, access_log_format="json", max_request_body_bytes=1024)
+    app = create_app(settings, loader=FakeLoader())
+    answers = {}
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            for method, path, scopes, headers, body, status in ERROR_ANSWERS:
+                if scopes is not None:
+                    headers = {**headers, "Authorization": bearer(settings, scopes)}
+                answer = await http.request(method, path, headers=headers, content=body)
+                assert answer.status_code == status, (method, path, answer.text)
+                answers[answer.headers["x-request-id"]] = (status, answer.json()["error"])
+            await asyncio.sleep(0)  # one loop turn: the lines are written at its end
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    logged = {line["request_id"]: (line["status"], line["error"]) for line in lines}
+    assert logged == answers
+    assert all(error for _, error in logged.values())
 
 
 async def test_the_access_log_can_be_turned_off(

@@ -13,7 +13,6 @@ import httpx
 import numpy as np
 import pytest
 from asgi_lifespan import LifespanManager
-from pydantic import SecretStr
 
 from gateway.api.app import create_app
 from gateway.auth.dev_secret import load_or_create_dev_secret
@@ -43,7 +42,7 @@ async def test_mint_then_call(state_dir: Path, capsys: pytest.CaptureFixture[str
     token = _mint(capsys, "--sub", "ci", "--scope", "models:infer:digits", "--ttl", "5m")
     assert (state_dir / "dev-secret").exists()
     # The server started afterwards (same state directory) reuses the same dev secret.
-    secret = SecretStr(load_or_create_dev_secret(state_dir))
+    secret = load_or_create_dev_secret(state_dir).secret
     settings = Settings(model_repository=DEMO_MODELS, auth=AuthSettings(secret=secret))
     body = {
         "inputs": [
@@ -77,6 +76,24 @@ def test_token_claims_follow_the_flags(state_dir: Path, capsys: pytest.CaptureFi
     assert claims["exp"] - claims["iat"] == 7200
 
 
+def test_a_new_dev_secret_is_announced_with_its_absolute_path(
+    state_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TENSORGATE_AUTH__STATE_DIR", "relative-state")
+    assert main(["token"]) == 0
+    first = capsys.readouterr()
+    assert first.out.count(".") == 2  # the token alone on standard output
+    secret = tmp_path / "relative-state" / "dev-secret"
+    assert first.err.startswith(f"tensorgate token: warning: created a new dev secret in {secret},")
+    assert "TENSORGATE_AUTH__STATE_DIR" in first.err
+    assert main(["token"]) == 0
+    assert capsys.readouterr().err == ""  # the secret exists now: nothing to say
+
+
 def test_bad_ttl_is_a_usage_error(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["token", "--ttl", "soon"])
@@ -101,7 +118,9 @@ def test_public_key_only_says_tokens_come_from_the_idp(
 def _captured_serve(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, list[Any]]:
     # Only the network server is replaced: the app handed to it is the real one.
     apps: list[Any] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **_: apps.append(app))
+    monkeypatch.setattr(
+        "gateway.serving.run.serve_one", lambda app, _options, _on_listening: apps.append(app)
+    )
     return main(["serve", "--models", str(DEMO_MODELS), "--workers", "1", *args]), apps
 
 

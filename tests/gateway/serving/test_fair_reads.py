@@ -42,6 +42,17 @@ def crowd(reads: FairReads, flow: str, count: int, weight: float = 1.0) -> list[
     return connections
 
 
+def flood_answered_beside_a_polite_caller() -> tuple[FairReads, list[Connection], list[Connection]]:
+    """20 flood requests answered while a polite caller has 2 in progress: the fair
+    reads, the flood's connections, and those of them held."""
+    reads = FairReads(capacity=8)
+    flood = crowd(reads, "flood", 20)
+    crowd(reads, "polite", 2)
+    for connection in flood:
+        connection.answer()
+    return reads, flood, [connection for connection in flood if connection.held]
+
+
 def test_one_caller_alone_is_never_held_however_busy() -> None:
     reads = FairReads(capacity=8)
     flood = crowd(reads, "flood", 100)
@@ -71,12 +82,7 @@ def test_a_flood_is_held_at_its_share_and_a_polite_caller_never() -> None:
 
 
 def test_held_connections_are_read_again_oldest_first_as_the_floods_requests_end() -> None:
-    reads = FairReads(capacity=8)
-    flood = crowd(reads, "flood", 20)
-    crowd(reads, "polite", 2)
-    for connection in flood:
-        connection.answer()
-    held = [connection for connection in flood if connection.held]
+    _reads, flood, held = flood_answered_beside_a_polite_caller()
     running = [connection for connection in flood if not connection.held]
     running[0].begin()  # a running one sends its next request...
     running[0].answer()  # ...and its end makes room: the oldest held one is read again
@@ -116,12 +122,7 @@ def test_once_the_other_caller_is_gone_for_a_while_the_flood_is_read_again() -> 
 
 
 def test_a_held_connection_that_closes_or_a_shutdown_forgets_it() -> None:
-    reads = FairReads(capacity=8)
-    flood = crowd(reads, "flood", 20)
-    crowd(reads, "polite", 2)
-    for connection in flood:
-        connection.answer()
-    held = [connection for connection in flood if connection.held]
+    reads, _flood, held = flood_answered_beside_a_polite_caller()
     assert reads.release(held[0].share) is not None
     assert reads.release(held[0].share) is None
     assert len(reads.release_all()) == len(held) - 1

@@ -79,7 +79,7 @@ def test_the_descriptor_limit_is_raised_towards_what_the_cap_needs(
 
 def test_the_cli_flag_and_the_environment_choose_it(monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[Settings] = []
-    monkeypatch.setattr(run, "run_server", served.append)
+    monkeypatch.setattr(run, "run_server", lambda settings, _: served.append(settings))
     assert main(["serve", "--no-auth", "--models", str(DEMO), "--http", "h11"]) == 0
     monkeypatch.setenv("TENSORGATE_HTTP_PROTOCOL", "httptools")
     assert main(["serve", "--no-auth", "--models", str(DEMO)]) == 0

@@ -13,6 +13,10 @@ or serve with ``http_protocol: httptools`` meanwhile.
 callbacks and connection events, and reads the protocol's and the request cycle's
 attributes listed in its docstring; if those tests fail, serve with ``http_protocol: h11``
 until ``connection_limits.py`` is brought up to date.
+
+``gateway.serving.listening`` starts uvicorn as ``uvicorn.run`` does, to learn the port
+bound: it overrides ``Server.startup``, reads ``Server.servers``, binds with
+``Config.bind_socket`` and hands the socket to ``Multiprocess(config, sockets)``.
 """
 
 from __future__ import annotations
@@ -21,18 +25,20 @@ import inspect
 import re
 from importlib.metadata import version
 
+import uvicorn
 from uvicorn import server as uvicorn_server
 from uvicorn.config import Config
 from uvicorn.protocols import utils
 from uvicorn.protocols.http import flow_control, httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+from uvicorn.supervisors import Multiprocess
 
 from gateway.serving.coalescing import CoalescingHttpToolsProtocol, CoalescingTransport
 from gateway.serving.connection_limits import LimitedHttpToolsProtocol
 
 # The uvicorn releases the fast path was tested against; pyproject.toml caps below the next.
-TESTED_MINOR_RANGE = ((0, 30), (0, 54))
+TESTED_MINOR_RANGE = ((0, 51), (0, 54))
 
 
 def _calls_on_transport() -> set[str]:
@@ -47,6 +53,18 @@ def test_uvicorn_is_a_tested_release() -> None:
         f"uvicorn {version('uvicorn')} is outside the tested range {low}-{high}: check "
         "gateway/serving/coalescing.py against it (this module's docstring says how)"
     )
+
+
+def test_listening_starts_uvicorn_as_uvicorn_run_does() -> None:
+    run = inspect.getsource(uvicorn.run)
+    assert "sock = config.bind_socket()" in run
+    assert "Multiprocess(config, sockets=[sock]).run()" in run
+    assert list(inspect.signature(Multiprocess).parameters) == ["config", "sockets"]
+    startup = uvicorn_server.Server.startup
+    assert list(inspect.signature(startup).parameters) == ["self", "sockets"]
+    assert "self.servers = [server]" in inspect.getsource(startup)
+    assert "self.started = True" in inspect.getsource(startup)
+    assert "sys.exit(STARTUP_FAILURE)" in run
 
 
 def test_every_transport_method_uvicorn_calls_is_implemented_by_the_wrapper() -> None:

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.api.body import ClientDisconnected, check_declared_length, error_answer, read_body
 from gateway.api.compression import chosen_coding, compress
-from gateway.api.exception_handlers import method_not_allowed
+from gateway.api.exception_handlers import METHOD_NOT_ALLOWED, method_not_allowed
 from gateway.api.exchange import REQUEST_ID_HEADER, Exchange
 from gateway.api.pipeline.disconnect import CLIENT_CLOSED_REQUEST, answer_unless_gone
 from gateway.api.pipeline.sliced import submit_sliced
@@ -80,6 +80,7 @@ class InferenceEndpoint:
         exchange.model = target.model
         try:
             if scope["method"] != "POST":
+                exchange.failed(METHOD_NOT_ALLOWED)
                 await method_not_allowed("POST")(scope, receive, exchange.wrap(send))
                 return
             payload, accept_encoding = await self._answer(state, scope, receive, target, exchange)
