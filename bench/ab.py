@@ -4,11 +4,13 @@ trick switched off, in alternating rounds of one session; writes docs/benchmarks
 The servers are those of ``make bench`` (auth, metrics and the access log on, defaults),
 started side by side: the revision under test from this checkout, the base from a git
 worktree of ``BASE``, and this tree again with ``--http httptools``, with
-``disconnect_watch=task``, with ``metrics_tally=false`` and with every batch on the
-runtime's thread (``batching.inline_max_ms: 0``). In each round every server takes its
-turn on each model and connection count, so slow and fast moments of a noisy host fall on
-all of them; a figure is the median of its rounds, and the spread (lowest to highest
-round) says how far apart two medians must be before they mean anything.
+``disconnect_watch=task``, with ``metrics_tally=false``, with every batch on the
+runtime's thread (``batching.inline_max_ms: 0``) and with fair share off
+(``fair_share.enabled=false``: its cost with one caller, issue 20). In each round every
+server takes its turn on each model and connection count, so slow and fast moments of a
+noisy host fall on all of them; a figure is the median of its rounds, and the spread
+(lowest to highest round) says how far apart two medians must be before they mean
+anything.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from wrk import run_wrk
 
 MODELS = ("mlp", "digits")
 CONNECTIONS = (1, 64)
+FAIR_SHARE_OFF = "this tree, fair_share.enabled=false"
+FAIR_SHARE_MAX_COST = 0.03
+"""Issue 20: fair share may cost at most 3% of req/s on ``mlp`` at 64 connections."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,20 @@ def report(
     return "\n".join(lines)
 
 
+def fair_share_cost(figures: dict[tuple[str, str, int], Figure], this_tree: str) -> str:
+    """The line on what fair share costs one caller: ``mlp`` at 64 connections, this tree
+    against it with fair share off, against the target."""
+    on, off = figures[(this_tree, "mlp", 64)], figures[(FAIR_SHARE_OFF, "mlp", 64)]
+    cost = 1 - on.median / off.median if off.median else float("nan")
+    met = "met" if round(cost, 9) <= FAIR_SHARE_MAX_COST else "**not met**"
+    return (
+        f"Fair share with one caller (`mlp`, 64 connections): {on.median:,.0f} req/s on "
+        f"(rounds {on.low:,.0f}-{on.high:,.0f}), {off.median:,.0f} off "
+        f"({off.low:,.0f}-{off.high:,.0f}): a cost of {cost:.1%} of req/s, 1 - on/off "
+        f"(target: at most {FAIR_SHARE_MAX_COST:.0%}: {met})."
+    )
+
+
 def main() -> None:
     """Compare, then write the page."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -201,9 +220,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tensorgate-ab-") as tmp:
         work = Path(tmp)
         with worktree(args.base, work / "base") as base:
+            this_tree = f"this tree ({head}+)"
             variants = [
                 Variant(f"base {args.base}", base),
-                Variant(f"this tree ({head}+)", ROOT),
+                Variant(this_tree, ROOT),
                 Variant("this tree, --http httptools", ROOT, ("--http", "httptools")),
                 Variant(
                     "this tree, disconnect_watch=task",
@@ -220,6 +240,11 @@ def main() -> None:
                     ROOT,
                     models=without_inline(work / "models-no-inline"),
                 ),
+                Variant(
+                    FAIR_SHARE_OFF,
+                    ROOT,
+                    extra_env=(("TENSORGATE_FAIR_SHARE__ENABLED", "false"),),
+                ),
             ]
             labels = [variant.label for variant in variants]
             bodies = make_bodies(work)
@@ -234,6 +259,8 @@ def main() -> None:
         "Successful requests per second; the spread is the lowest and highest round. "
         f"Load average {load_before:.2f} before, {load_average():.2f} after; "
         f"{time.monotonic() - begun:.0f} s in all.",
+        "",
+        fair_share_cost(figures, this_tree),
     ]
     args.out.write_text(report(figures, labels, header) + "\n")
     sys.stdout.write(f"wrote {args.out}\n")

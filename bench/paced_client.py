@@ -168,8 +168,11 @@ async def closed_run(
     seconds: float,
     *,
     token: str | None = None,
+    flowing: asyncio.Event | None = None,
 ) -> PacedResult:
-    """``connections`` clients sending back to back for ``seconds``: this client's capacity."""
+    """``connections`` clients sending back to back for ``seconds``: this client's capacity.
+    A 503 is not retried after its Retry-After: the next request goes at once. ``flowing``
+    is set once as many answers as connections have come."""
     result = PacedResult(seconds)
     client = _Client(host, port, _head(host, path, body, token), body, result)
     loop = asyncio.get_running_loop()
@@ -178,6 +181,8 @@ async def closed_run(
     async def worker() -> None:
         while loop.time() < end:
             await client.request(1)
+            if flowing is not None and result.attempts >= connections:
+                flowing.set()
 
     await asyncio.gather(*(worker() for _ in range(connections)))
     client.close()

@@ -4,15 +4,13 @@ one over loopback (binary tensors), the two taking turns: the cost of the hop.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from alternating import servers_in_turns
 from progress import Progress
 from results import ON, REMOTE, Measurement
 from servers import Server
+from tokens import mint
 
 REMOTE_CONNECTIONS = (1, 64)
 TOKEN_VARIABLE = "BENCH_UPSTREAM_TOKEN"
@@ -30,15 +28,7 @@ def remote_repository(work: Path, upstream: str) -> Path:
 
 def upstream_environment(env: dict[str, str]) -> dict[str, str]:
     """``env`` plus a token the remote model presents upstream (metadata and inference)."""
-    exe = Path(sys.executable).with_name("tensorgate")
-    minted = subprocess.run(
-        [str(exe), "token", "--sub", "gateway", "--scope", "models:read models:infer"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **env},
-    )
-    return {**env, TOKEN_VARIABLE: minted.stdout.strip()}
+    return {**env, TOKEN_VARIABLE: mint(env, "gateway", "models:read models:infer")}
 
 
 def remote_rows(

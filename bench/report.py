@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: write files only
 import matplotlib.pyplot as plt
 
+from how_to_run import AB_AND_SOAK, HOW_TO_RUN
 from results import (
     ASGI_FLOOR,
     CEILING,
@@ -26,22 +27,11 @@ from results import (
     Report,
 )
 from targets import (
-    MEMORY_RUN_S,
-    QUICK_MEMORY_S,
     access_log_pair,
     binary_pair,
     find,
     targets,
     verdict_cell,
-)
-
-HOW_TO_RUN = (
-    "`make bench` keeps every core busy for the total time below: run it on an idle "
-    "machine. `make bench-quick` runs every measurement briefly (one round, the memory "
-    f"run {QUICK_MEMORY_S:.0f} s instead of {MEMORY_RUN_S:.0f} s) and writes this page "
-    "to /tmp/tensorgate-bench (`BENCH_OUT=dir` to choose), leaving docs/ alone: a check "
-    "that the benchmark runs, its figures indicative only; a target that needs a longer "
-    "run than it made says `not judged`."
 )
 
 DASHED = (CEILING, ASGI_FLOOR, STARLETTE_FLOOR)
@@ -150,6 +140,37 @@ def _large_json_section(report: Report) -> list[str]:
         *(
             f"| {label} | {m.ok_per_s:,.0f} | {m.p50_ms:.2f} | {m.p99_ms:.2f} | {m.errors} |"
             for label, m in rows
+        ),
+        "",
+    ]
+
+
+def _two_subjects_section(report: Report) -> list[str]:
+    rows = report.two_subjects
+    if not rows:
+        return []
+    return [
+        "## Two subjects (fair share)",
+        "",
+        "One caller (token subject `polite`) at 4 closed-loop connections on `mlp`, alone "
+        "and then beside another (`flood`) at 256 connections that sends again as soon as "
+        "each answer comes, 503s included (it ignores `Retry-After`), from a process of "
+        "its own (bench/fair_share_rows.py). Default settings (fair share on); the "
+        "one-process server and one started with `--workers 2` for these rows. Polite "
+        f"runs of {rows[0].seconds:g} s; {rows[0].rounds} "
+        f"round{'s' if rows[0].rounds != 1 else ''} of alone then beside, medians; the 200 "
+        "share counts every round. p99 is of the polite "
+        "caller's 200 answers, measured by its client.",
+        "",
+        "| server | alone: ok req/s | p99 ms | 200 share | beside the flood: ok req/s | "
+        "p99 ms | 200 share | kept | flood ok req/s | flood 503 share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {r.server} | {r.alone_ok_per_s:,.0f} | {r.alone_p99_ms:.1f} | "
+            f"{r.alone_ok_share:.1%} | {r.beside_ok_per_s:,.0f} | {r.beside_p99_ms:.1f} | "
+            f"{r.beside_ok_share:.1%} | {r.goodput_kept:.0%} | {r.flood_ok_per_s:,.0f} | "
+            f"{r.flood_503_share:.0%} |"
+            for r in rows
         ),
         "",
     ]
@@ -304,6 +325,7 @@ def write_report(report: Report, out: Path) -> None:
         "",
         *_remote_table(report),
         *_large_json_section(report),
+        *_two_subjects_section(report),
         "## Overload",
         "",
         "A paced asyncio client (bench/paced_client.py) first measured the one-worker "
@@ -335,6 +357,7 @@ def write_report(report: Report, out: Path) -> None:
         f"after warm-up, {report.memory['rss_end_mib']:.1f} MiB at the end "
         f"({report.memory['growth_pct']:+.1f}%).",
         "",
+        *AB_AND_SOAK,
     ]
     (out / "benchmarks.md").write_text("\n".join(lines))
 

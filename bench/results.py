@@ -15,6 +15,7 @@ STARLETTE_FLOOR = "plain Starlette route (floor)"
 ON = "tensorgate, --workers 1"
 OFF = "tensorgate, batching off"
 DEFAULT = "tensorgate, default workers"
+TWO_WORKERS = "tensorgate, --workers 2"
 CEILING = "onnxruntime in-process (ceiling)"
 ACCESS_LOG_ON = "tensorgate, access log on"
 ACCESS_LOG_OFF = "tensorgate, access log off"
@@ -87,6 +88,46 @@ class LargeJson:
 
 
 @dataclass(frozen=True)
+class TwoSubjects:
+    """A polite caller (4 closed-loop connections on ``mlp``) alone and beside another
+    caller flooding at 256 connections, on one server: medians over ``rounds``."""
+
+    server: str
+    rounds: int
+    seconds: float
+    """Of each polite run."""
+    alone_ok_per_s: float
+    alone_p99_ms: float
+    """Of the polite caller's 200 answers."""
+    alone_ok_share: float
+    """The polite caller's answers that were 200 (over every round)."""
+    beside_ok_per_s: float
+    beside_p99_ms: float
+    beside_ok_share: float
+    flood_ok_per_s: float
+    flood_503_share: float
+
+    @property
+    def p99_bound_ms(self) -> float:
+        """The most the polite p99 may reach beside the flood: 3x alone, or alone + 20 ms."""
+        return max(3 * self.alone_p99_ms, self.alone_p99_ms + 20)
+
+    @property
+    def goodput_kept(self) -> float:
+        """The polite goodput beside the flood over its goodput alone."""
+        return self.beside_ok_per_s / self.alone_ok_per_s if self.alone_ok_per_s else 0.0
+
+    @property
+    def met(self) -> bool:
+        """Issue 20's targets: >= 95% answered 200, >= half its goodput alone, p99 bound."""
+        return (
+            self.beside_ok_share >= 0.95
+            and self.goodput_kept >= 0.5
+            and self.beside_p99_ms <= self.p99_bound_ms
+        )
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything one run measured."""
 
@@ -99,6 +140,8 @@ class Report:
     remote: list[Measurement]
     """``mlp`` local (``ON``) and through a remote model (``REMOTE``), in turns."""
     large_json: LargeJson
+    two_subjects: list[TwoSubjects]
+    """The polite caller beside a flood: the one-process server, then ``--workers 2``."""
     overload: dict[str, float]
     memory: dict[str, float]
     default_workers: int

@@ -32,6 +32,8 @@ from binary_rows import binary_matrix, build_image
 from binary_rows import make_bodies as make_binary_bodies
 from binary_rows import run_count as binary_run_count
 from ceiling import measure
+from fair_share_rows import run_count as two_subject_run_count
+from fair_share_rows import two_subject_rows, two_workers
 from large_json_rows import large_json_rows
 from large_json_rows import run_count as large_run_count
 from matrix import CONNECTIONS, MODELS, all_servers, matrix
@@ -40,9 +42,19 @@ from progress import Progress
 from queue_runs import client_capacity, memory, overload
 from remote_rows import REMOTE_CONNECTIONS, remote_rows
 from report import write_report
-from results import ACCESS_LOG_OFF, ACCESS_LOG_ON, CEILING, DEFAULT, ON, Measurement, Report
+from results import (
+    ACCESS_LOG_OFF,
+    ACCESS_LOG_ON,
+    CEILING,
+    DEFAULT,
+    ON,
+    TWO_WORKERS,
+    Measurement,
+    Report,
+)
 from servers import Server
 from targets import MEMORY_RUN_S, QUICK_MEMORY_S
+from tokens import mint
 from wide_model import build_wide
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,15 +103,7 @@ def make_bodies(work: Path) -> dict[tuple[str, str], Path]:
 def enable_auth() -> dict[str, str]:
     """A fresh signing secret for the servers; the token goes to BENCH_BEARER_TOKEN."""
     env = {"TENSORGATE_AUTH__SECRET": secrets.token_urlsafe(48)}
-    exe = Path(sys.executable).with_name("tensorgate")
-    minted = subprocess.run(
-        [str(exe), "token", "--sub", "bench", "--scope", "models:infer", "--ttl", "2h"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **env},
-    )
-    os.environ["BENCH_BEARER_TOKEN"] = minted.stdout.strip()
+    os.environ["BENCH_BEARER_TOKEN"] = mint(env, "bench", "models:infer")
     return env
 
 
@@ -171,6 +175,8 @@ def main() -> None:
     connections = (1, 64) if args.quick else CONNECTIONS
     memory_s = QUICK_MEMORY_S if args.quick else MEMORY_RUN_S
     large_rounds = 2 if args.quick else 5
+    # The two-subject rows: about 90 s in all (a fifth of the wrk runs' time, issue 20).
+    two_subject_s, two_subject_rounds = (2.0, 1) if args.quick else (5.0, 3)
     load_before = load_average()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tensorgate-bench-") as tmp:
@@ -184,10 +190,12 @@ def main() -> None:
             + binary_run_count(binary_rounds)
             + log_runs
             + large_run_count(large_rounds)
+            + two_subject_run_count(two_subject_rounds)
             + len(MODELS)
             + 2
         )
-        with all_servers(repos, work, enable_auth()) as servers:
+        env = enable_auth()
+        with all_servers(repos, work, env) as servers:
             results = matrix(servers, bodies, work, seconds, connections, rounds, progress)
             binary = binary_matrix(
                 servers[ON], binary_bodies, work, seconds, binary_rounds, progress
@@ -204,6 +212,15 @@ def main() -> None:
                 large_rounds,
                 progress,
             )
+            with two_workers(repos["on"], work, env) as both:
+                polite = two_subject_rows(
+                    {ON: servers[ON], TWO_WORKERS: both},
+                    mlp_body,
+                    env,
+                    two_subject_s,
+                    two_subject_rounds,
+                    progress,
+                )
             default_workers = servers[DEFAULT].worker_processes()
             progress.step("overload, 4x capacity")
             client_rate = client_capacity(servers[ON], mlp_body, queue_s)
@@ -223,6 +240,7 @@ def main() -> None:
         access_log=logged,
         remote=hop,
         large_json=large,
+        two_subjects=polite,
         overload=over,
         memory=mem,
         default_workers=default_workers,
@@ -244,6 +262,7 @@ def main() -> None:
                 "access_log": [asdict(r) for r in logged],
                 "remote": [asdict(r) for r in hop],
                 "large_json": asdict(large),
+                "two_subjects": [asdict(r) for r in polite],
                 "default_workers": default_workers,
                 "overload": over,
                 "memory": mem,

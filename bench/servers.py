@@ -1,8 +1,10 @@
-"""Starts and stops the servers under test on free loopback ports, and reads their RSS."""
+"""Starts and stops the servers under test on free loopback ports, and reads their
+processes: workers, RSS, open file descriptors."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -10,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +39,26 @@ class Server:
         """http://127.0.0.1:<port>"""
         return f"http://{HOST}:{self.port}"
 
+    def worker_pids(self) -> list[int]:
+        """The workers a supervisor spawned (by multiprocessing's spawn start method, as
+        uvicorn's does); none for a server of one process."""
+        return [pid for pid in _children(self.process.pid) if "spawn_main" in _cmdline(pid)]
+
     def worker_processes(self) -> int:
-        """How many processes serve requests: the workers a supervisor spawned (by
-        multiprocessing's spawn start method, as uvicorn's does), or the process itself."""
-        spawned = sum("spawn_main" in _cmdline(pid) for pid in _children(self.process.pid))
-        return spawned or 1
+        """How many processes serve requests: the spawned workers, or the process itself."""
+        return len(self.worker_pids()) or 1
+
+    def pids(self) -> list[int]:
+        """The process and every descendant (the workers)."""
+        return [self.process.pid, *_children(self.process.pid)]
 
     def rss_bytes(self) -> int:
         """Resident memory of the process and its children (the workers)."""
-        return sum(_rss(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+        return sum(_rss(pid) for pid in self.pids())
+
+    def open_files(self) -> int:
+        """Open file descriptors of the process and its children."""
+        return sum(_open_files(pid) for pid in self.pids())
 
 
 def _children(pid: int) -> list[int]:
@@ -70,6 +83,27 @@ def _rss(pid: int) -> int:
     return 0
 
 
+def _open_files(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+    return 0
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """What a child runs before exec so that it gets SIGTERM when the benchmark's process
+    dies, however it dies, and no server outlives it (Linux ``PR_SET_PDEATHSIG``); the
+    function is looked up here, in the parent, so the child only calls it."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def arm() -> None:
+        prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+    return arm
+
+
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -82,28 +116,46 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise RuntimeError(f"server not ready after {READY_TIMEOUT_S} s; see {log}")
 
 
+def start(
+    command: list[str], log: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Server:
+    """Start ``command`` (``{port}`` filled in: ``port``, or a free one), its output
+    appended to ``log``. Call it from the main thread: the parent-death signal is tied to
+    the thread that starts the child."""
+    port = port or free_port()
+    argv = [part.replace("{port}", str(port)) for part in command]
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            preexec_fn=_parent_death_signal(),
+        )
+    return Server(process, port)
+
+
+def stop(server: Server) -> None:
+    """SIGINT (a graceful shutdown), SIGKILL if it takes more than 30 s; reaped either way."""
+    server.process.send_signal(signal.SIGINT)
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
 @contextlib.contextmanager
 def running(
     command: list[str], ready_path: str, log: Path, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
-    """Start ``command`` (``{port}`` filled in), wait until ``ready_path`` answers, stop it."""
-    port = free_port()
-    argv = [part.replace("{port}", str(port)) for part in command]
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-    server = Server(process, port)
+    """Start ``command`` on a free port, wait until ``ready_path`` answers, stop it."""
+    server = start(command, log, env)
     try:
-        _wait_ready(process, server.base + ready_path, log)
+        _wait_ready(server.process, server.base + ready_path, log)
         yield server
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(server)
 
 
 def tensorgate(repository: Path, workers: int | None) -> list[str]:

@@ -43,6 +43,7 @@ def _report(*, seconds: float, growth_pct: float, quick: bool) -> Report:
         "access_log": [],
         "remote": [],
         "large_json": large,
+        "two_subjects": [],
         "overload": overload,
         "memory": memory,
         "default_workers": 2,
