@@ -19,21 +19,21 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from backends.base import Array
 from gateway.batching.calls import BackendCalls, InferFn, InlineFn
-from gateway.batching.fair_queue import FairTags, evict_newest, insert_in_tag_order, victim_flow
+from gateway.batching.fair_queue import insert_in_tag_order, victim_flow
 from gateway.batching.joining import Parts, SplitRequests
 from gateway.batching.measures import BatchMeasures, BatchRun
 from gateway.batching.observer import BatchObserver, BatchTrace, NullObserver
 from gateway.batching.policy import BatchPolicy
-from gateway.batching.queue import Pending, fail_pending, take_batch
+from gateway.batching.queue import Pending, PendingQueue, settle
 from gateway.batching.statistics import BatchStatistics
 from gateway.batching.tensors import (
     batch_rows,
     concatenate,
     shape_key,
-    split,
     split_rows,
 )
 from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
@@ -41,6 +41,10 @@ from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+_OVER_SHARE = (
+    "{} is overloaded and this caller holds more than its share of its queue; "
+    "retry in about {:.3f} s"
+)
 
 
 class Batcher:
@@ -62,8 +66,7 @@ class Batcher:
         self._measures = BatchMeasures(observer or NullObserver(), clock, policy.instances)
         self._observer = self._measures.observer
         self._clock = clock
-        self._queue: deque[Pending] = deque()
-        self._rows_queued = 0  # kept with the queue: read on every arrival
+        self._queue = PendingQueue()
         self._wakeup = asyncio.Event()
         self._free = policy.instances  # instances not running a batch
         self._in_flight = 0
@@ -74,7 +77,6 @@ class Batcher:
         self._consumer: asyncio.Task[None] | None = None
         self._closing = False
         self._split = SplitRequests()
-        self._tags = FairTags()
 
     @property
     def policy(self) -> BatchPolicy:
@@ -135,30 +137,18 @@ class Batcher:
         deadline = math.inf if timeout_s is None else now + timeout_s
         if parts > 1:
             pieces = split_rows(inputs, limit)
-            return self._enqueue_parts(pieces, outputs, deadline, now, trace, flow, weight)
+            split = self._split.split(pieces)
+            for _ in range(min(self._policy.instances, len(pieces))):
+                piece, future = split.pieces.popleft()
+                self._enqueue(
+                    piece, outputs, deadline, now, trace, future, split, flow=flow, weight=weight
+                )
+            return split.joined
         if crowded:
             self._make_room(flow)
         return self._enqueue(
             inputs, outputs, deadline, now, trace, alone=alone, flow=flow, weight=weight
         )
-
-    def _enqueue_parts(
-        self,
-        pieces: list[dict[str, Array]],
-        outputs: Sequence[str],
-        deadline: float,
-        now: float,
-        trace: BatchTrace | None,
-        flow: str,
-        weight: float,
-    ) -> asyncio.Future[dict[str, Array]]:
-        parts = self._split.split(pieces)
-        for _ in range(min(self._policy.instances, len(pieces))):
-            piece, future = parts.pieces.popleft()
-            self._enqueue(
-                piece, outputs, deadline, now, trace, future, parts, flow=flow, weight=weight
-            )
-        return parts.joined
 
     def _queue_next_part(self, item: Pending) -> None:
         """``item``'s batch has run: queue the next part of its request, at the back."""
@@ -169,23 +159,9 @@ class Batcher:
         piece, future = part
         rows = batch_rows(piece)
         key = shape_key(piece) if self._policy.batching else None
-        tag = self._tags.tag(item.flow, rows, item.weight)
-        pending = Pending(
-            piece,
-            item.outputs,
-            rows,
-            key,
-            item.deadline,
-            self._clock(),
-            future,
-            item.trace,
-            item.parts,
-            item.flow,
-            item.weight,
-            tag,
-        )
-        insert_in_tag_order(self._queue, pending)
-        self._rows_queued += rows
+        following = replace(item, inputs=piece, rows=rows, key=key, future=future)
+        following.enqueued = self._clock()
+        self._queue.add(following)
 
     def _enqueue(
         self,
@@ -205,15 +181,15 @@ class Batcher:
             future = asyncio.get_running_loop().create_future()
         key = shape_key(inputs) if self._policy.batching else None
         rows = batch_rows(inputs)
-        tag = self._tags.tag(flow, rows, weight)
+        queue = self._queue
+        tag = queue.tags.tag(flow, rows, weight)
         item = Pending(inputs, outputs, rows, key, deadline, now, future, trace, parts, flow)
         item.weight, item.tag = weight, tag
-        queue = self._queue
-        if not queue or queue[-1].tag <= tag:  # the usual case, and always with one caller
+        if not queue or queue[-1].tag <= tag:  # as PendingQueue.add, inline: every arrival
             queue.append(item)
         else:
             insert_in_tag_order(queue, item)
-        self._rows_queued += rows
+        queue.rows += rows
         company_useful = self._policy.batching and self._in_flight > 0
         if self._free > 0 and len(self._queue) == 1 and not company_useful:
             if alone or not self._calls.fits_inline(inputs):
@@ -229,7 +205,7 @@ class Batcher:
         self._observer.queue_depth(self.depth)
         # Wake the consumer only when it has something new to decide: work after an empty
         # queue, or a full batch. Waking it on every arrival cost a timer and a task each.
-        if len(self._queue) == 1 or self._rows_queued >= self._policy.max_batch_size:
+        if len(self._queue) == 1 or self._queue.rows >= self._policy.max_batch_size:
             self._wakeup.set()
         return future
 
@@ -266,18 +242,14 @@ class Batcher:
     def _make_room(self, flow: str) -> None:
         """A full queue let ``flow`` in: refuse the newest request of the flow most over
         its share (503, ``Retry-After``), or raise if there is none any more."""
-        worst = victim_flow(self._queue, flow)
-        evicted = None if worst is None else evict_newest(self._queue, worst)
+        evicted = self._queue.make_room(flow)
         if evicted is None:
             self.check_admission()  # raises while the queue is full
             return
-        self._rows_queued -= evicted.rows
         self._observer.rejected()
         retry = self.retry_after_s()
-        message = f"{self._name} is overloaded and this caller holds more than its share of "
-        evicted.future.set_exception(
-            Overloaded(f"{message}its queue; retry in about {retry:.3f} s", retry_after_s=retry)
-        )
+        message = _OVER_SHARE.format(self._name, retry)
+        evicted.future.set_exception(Overloaded(message, retry_after_s=retry))
 
     def retry_after_s(self) -> float:
         """Estimated seconds until the queue has drained, from the measured rate."""
@@ -349,7 +321,7 @@ class Batcher:
     def _complete(self) -> bool:
         """True when the batch at the head of the queue cannot grow any more."""
         policy = self._policy
-        return not policy.batching or self._rows_queued >= policy.max_batch_size
+        return not policy.batching or self._queue.rows >= policy.max_batch_size
 
     def _dispatch_ahead(self) -> None:
         """Hand the backend the batches that cannot grow any more, up to ``dispatch_ahead``
@@ -369,7 +341,7 @@ class Batcher:
         if not policy.batching or policy.max_queue_delay_s <= 0:
             return
         start = self._queue[0].enqueued if self._queue else self._clock()
-        while self._in_flight and not self._closing and self._rows_queued < policy.max_batch_size:
+        while self._in_flight and not self._closing and self._queue.rows < policy.max_batch_size:
             remaining = start + policy.max_queue_delay_s - self._clock()
             if remaining <= 0:
                 return
@@ -379,10 +351,7 @@ class Batcher:
 
     def _take_batch(self) -> list[Pending]:
         """Pop the next batch (``batching.queue``), keeping the counts in step."""
-        batch = take_batch(self._queue, self._policy, self._clock(), self._expire)
-        if batch:
-            self._tags.taken(batch[-1].tag)
-        self._rows_queued = sum(item.rows for item in self._queue)
+        batch = self._queue.take(self._policy, self._clock(), self._expire)
         self._observer.queue_depth(len(self._queue) + self._ahead_entries)
         return batch
 
@@ -405,24 +374,13 @@ class Batcher:
         and read between two inline batches)."""
         now = self._clock()
         try:
-            pieces = None
-            if not isinstance(outcome, BaseException):
-                try:
-                    pieces = split(outcome, [item.rows for item in batch])
-                except Exception as exc:  # outputs that do not match the batch
-                    outcome = exc
-            if pieces is None:
-                assert isinstance(outcome, BaseException)
-                self._measures.failed(run, now)
-                for item in batch:
-                    fail_pending(item.future, outcome)
-            else:
+            if settle(batch, outcome):
                 self._measures.succeeded(run, now)
-                for item, piece in zip(batch, pieces, strict=True):
-                    if not item.future.done():
-                        item.future.set_result({name: piece[name] for name in item.outputs})
+                for item in batch:
                     if item.parts is not None:
                         self._queue_next_part(item)
+            else:
+                self._measures.failed(run, now)
         finally:
             self._release(now, inline=inline)
 

@@ -114,6 +114,13 @@ def victim_flow(queue: Iterable[Queued], flow: str) -> str | None:
     return worst
 
 
+def evict_over_share(queue: deque[Q], flow: str) -> Q | None:
+    """Take the newest live, unsplit request of the flow ``victim_flow`` names for
+    ``flow`` out of ``queue`` (None: there is none)."""
+    worst = victim_flow(queue, flow)
+    return None if worst is None else evict_newest(queue, worst)
+
+
 def evict_newest(queue: deque[Q], flow: str) -> Q | None:
     """Take ``flow``'s newest live, unsplit request out of ``queue`` (None: there is none)."""
     for index in range(len(queue) - 1, -1, -1):

@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from backends.base import Array
+from gateway.batching.fair_queue import FairTags, evict_over_share, insert_in_tag_order
 from gateway.batching.joining import Parts
 from gateway.batching.observer import BatchTrace
 from gateway.batching.policy import BatchPolicy
-from gateway.batching.tensors import ShapeKey, cut_to_preferred
+from gateway.batching.tensors import ShapeKey, cut_to_preferred, split
 
 
 @dataclass(slots=True, eq=False)
@@ -40,6 +41,44 @@ class Pending:
     weight: float = 1.0
     tag: float = 0.0
     """Start tag in fair queueing: the queue is kept in tag order."""
+
+
+class PendingQueue(deque[Pending]):
+    """A batcher's queue: its requests in fair order (``batching.fair_queue``; arrival
+    order for one caller), the rows they hold (read on every arrival), and the flows'
+    tags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = 0
+        self.tags = FairTags()
+
+    def add(self, item: Pending) -> None:
+        """Queue ``item`` in fair order, tagging it."""
+        item.tag = self.tags.tag(item.flow, item.rows, item.weight)
+        if not self or self[-1].tag <= item.tag:
+            self.append(item)
+        else:
+            insert_in_tag_order(self, item)
+        self.rows += item.rows
+
+    def take(
+        self, policy: BatchPolicy, now: float, expire: Callable[[Pending], None]
+    ) -> list[Pending]:
+        """Pop the next batch (``take_batch``), keeping the rows and virtual time in step."""
+        batch = take_batch(self, policy, now, expire)
+        if batch:
+            self.tags.taken(batch[-1].tag)
+        self.rows = sum(item.rows for item in self)
+        return batch
+
+    def make_room(self, flow: str) -> Pending | None:
+        """Take out the newest request of the flow most over its share to let one of
+        ``flow`` in (None: no flow is over ``flow``'s share)."""
+        evicted = evict_over_share(self, flow)
+        if evicted is not None:
+            self.rows -= evicted.rows
+        return evicted
 
 
 def take_batch(
@@ -78,6 +117,24 @@ def take_batch(
         skipped = [item for item in live if id(item) not in taken]
     queue.extendleft(reversed(skipped))
     return batch[:keep]
+
+
+def settle(batch: list[Pending], outcome: Mapping[str, Array] | BaseException) -> bool:
+    """Hand every caller of ``batch`` its rows of ``outcome``, or the batch's error (also
+    when the outputs do not match the batch's rows); True when the batch succeeded."""
+    if not isinstance(outcome, BaseException):
+        try:
+            pieces = split(outcome, [item.rows for item in batch])
+        except Exception as exc:  # outputs that do not match the batch
+            outcome = exc
+        else:
+            for item, piece in zip(batch, pieces, strict=True):
+                if not item.future.done():
+                    item.future.set_result({name: piece[name] for name in item.outputs})
+            return True
+    for item in batch:
+        fail_pending(item.future, outcome)
+    return False
 
 
 def fail_pending(future: asyncio.Future[dict[str, Array]], error: BaseException) -> None:
