@@ -129,7 +129,10 @@ class Session:
             say(self.clock(), "no worker to kill")
             return
         before = self.log.count()
-        kill = kill_worker(min(workers), self.gateway.port, self.clock)
+        # In a thread: the clients go on sending while the worker is stopped and dies,
+        # as independent clients would (a blocked loop sends every overdue request at once,
+        # right after the SIGKILL, into sockets the dying worker still holds).
+        kill = await asyncio.to_thread(kill_worker, min(workers), self.gateway.port, self.clock)
         self.result.kills.append(kill)
         say(kill.killed, f"killed worker {kill.pid} ({len(kill.ports)} client connections)")
         await self._started(before + 1)

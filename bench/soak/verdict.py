@@ -160,4 +160,4 @@ def targets(result: SoakResult) -> list[Target]:
 
 def _count(value: float) -> str:
     """A median count: whole unless it is the middle of two."""
-    return f"{value:.0f}" if value.is_integer() else f"{value:.1f}"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"

@@ -116,6 +116,14 @@ def test_a_clean_run_meets_every_target_and_says_so() -> None:
     assert "held 2 client connections; lost on them 1 (1 sent before the SIGKILL" in text
     assert "remote upstream: killed at t=25s, back at 36s" in text
     assert "[NOT MET]" not in text
+    assert "open files flat within 5% (after warm-up vs end): 100 -> 100 (+0.0%)" in text
+
+
+def test_medians_of_an_odd_count_of_samples_are_whole_numbers_and_print() -> None:
+    soak = result(Tally())
+    soak.samples = samples([100 * 2**20] * 30)  # three samples in each window
+    assert flatness(soak.samples, 100.0, lambda s: s.open_files).start == 100
+    assert "100 -> 100 (+0.0%)" in report(soak)
 
 
 def test_a_500_a_stray_loss_or_an_undocumented_answer_fails_its_target() -> None:
