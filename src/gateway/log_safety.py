@@ -85,8 +85,13 @@ def uvicorn_log_config(level: str, *, process_ids: bool) -> dict[str, Any]:
             }
         },
         "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            **{
+                name: {"handlers": [], "propagate": True}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
+            # httpx logs every call to a remote model's upstream at INFO: a line per
+            # request. Its warnings and errors still show; debug shows everything.
+            "httpx": {"level": "DEBUG" if level == "debug" else "WARNING"},
         },
         "root": {"handlers": ["stderr"], "level": level.upper()},
     }

@@ -91,6 +91,7 @@ async def test_a_polite_caller_is_served_beside_a_flood(workers: str, tmp_path: 
     )
     sys.stdout.write(figures + "\n")  # in pytest's captured output (-s shows it)
     assert beside.ok_share >= 0.95, figures
-    # First come, first served gave it 4% of its goodput alone (issue 20).
-    assert beside.goodput >= 0.25 * alone.goodput, figures
+    # First come, first served gave it 4-7% of its goodput alone (issue 20); fair share
+    # 33-47% here, 17% with two workers on a heavily loaded machine.
+    assert beside.goodput >= 0.12 * alone.goodput, figures
     assert int(flood_statuses.get("200", 0)) > 0, figures  # the flood is served too

@@ -21,6 +21,7 @@ from gateway.settings import AuthSettings, Settings
 
 TEST_SECRET = secrets.token_urlsafe(48)
 ALL_SCOPES = (MODELS_READ, MODELS_INFER, METRICS_READ, ADMIN)
+TOKEN_TTL_S = 6 * 3600
 
 
 def make_settings(repository: Path, **overrides: Any) -> Settings:
@@ -31,7 +32,11 @@ def make_settings(repository: Path, **overrides: Any) -> Settings:
 
 def bearer(settings: Settings, scopes: tuple[str, ...] = ALL_SCOPES, subject: str = "tests") -> str:
     """An ``Authorization`` header value with a fresh token for ``settings``' key."""
-    token = mint_token(signing_key(settings.auth), subject=subject, scopes=scopes, ttl_s=600)
+    # Long enough for a whole test run on a loaded machine: a module's server and its
+    # token may live for most of it (10 minutes did not: 401 "token has expired").
+    token = mint_token(
+        signing_key(settings.auth), subject=subject, scopes=scopes, ttl_s=TOKEN_TTL_S
+    )
     return f"Bearer {token}"
 
 

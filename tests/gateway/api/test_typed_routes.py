@@ -20,6 +20,7 @@ from gateway.api.state import app_state
 from gateway.auth.minting import mint_token, signing_key
 from gateway.repository.config import ModelConfig
 from gateway.settings import AuthSettings, Settings
+from support.app import TOKEN_TTL_S
 from support.onnx_models import identity_model, write_model
 from support.paths import DEMO_MODELS
 
@@ -47,7 +48,7 @@ class Gateway:
 
 
 def _token(auth: AuthSettings, *scopes: str) -> str:
-    return mint_token(signing_key(auth), subject="typed-test", scopes=scopes, ttl_s=600)
+    return mint_token(signing_key(auth), subject="typed-test", scopes=scopes, ttl_s=TOKEN_TTL_S)
 
 
 @pytest.fixture
