@@ -30,8 +30,10 @@ def make_settings(repository: Path, **overrides: Any) -> Settings:
 
 
 def bearer(settings: Settings, scopes: tuple[str, ...] = ALL_SCOPES, subject: str = "tests") -> str:
-    """An ``Authorization`` header value with a fresh token for ``settings``' key."""
-    token = mint_token(signing_key(settings.auth), subject=subject, scopes=scopes, ttl_s=600)
+    """An ``Authorization`` header value with a fresh token for ``settings``' key, valid
+    for an hour: modules mint theirs when pytest collects them, and ``make test`` on a
+    loaded machine runs past ten minutes."""
+    token = mint_token(signing_key(settings.auth), subject=subject, scopes=scopes, ttl_s=3600)
     return f"Bearer {token}"
 
 
