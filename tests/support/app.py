@@ -30,8 +30,9 @@ def make_settings(repository: Path, **overrides: Any) -> Settings:
 
 
 def bearer(settings: Settings, scopes: tuple[str, ...] = ALL_SCOPES, subject: str = "tests") -> str:
-    """An ``Authorization`` header value with a fresh token for ``settings``' key."""
-    token = mint_token(signing_key(settings.auth), subject=subject, scopes=scopes, ttl_s=600)
+    """An ``Authorization`` header value with a fresh token for ``settings``' key, valid an
+    hour: e2e modules mint theirs at import, and a loaded machine's run takes over 20 min."""
+    token = mint_token(signing_key(settings.auth), subject=subject, scopes=scopes, ttl_s=3600)
     return f"Bearer {token}"
 
 
