@@ -117,7 +117,8 @@ class FairReads:
             return False
         if len(self._weights) < 2:
             return False  # one caller alone: nobody to be fair to
-        return self._in_progress.get(share.flow, 0) >= self._share_of(share.flow)
+        in_progress = self._in_progress.get(share.flow, 0)
+        return in_progress >= self._share_of(share.flow, share.weight)
 
     def hold(self, connection: ConnectionShare, resume: Resume) -> None:
         """Keep ``connection`` unread until ``resume`` is called (by ``end``, or by
@@ -164,8 +165,14 @@ class FairReads:
         if not self._weights:
             self._weight_total = 0.0  # no drift from float sums
 
-    def _share_of(self, flow: str) -> float:
-        return max(1.0, self.capacity * self._weights[flow] / self._weight_total)
+    def _share_of(self, flow: str, weight: float = 1.0) -> float:
+        """``flow``'s share of ``capacity``; a caller not active yet (its first request
+        was never counted) is counted in with ``weight``."""
+        known = self._weights.get(flow)
+        total = self._weight_total
+        if known is None:
+            known, total = weight, total + weight
+        return max(1.0, self.capacity * known / total)
 
     def _resume_what_fits(self) -> None:
         """Resume held connections, oldest first and taking turns between callers, while

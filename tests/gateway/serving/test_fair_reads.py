@@ -90,6 +90,16 @@ def test_held_connections_are_read_again_oldest_first_as_the_floods_requests_end
     assert all(connection.held for connection in held[1:])
 
 
+def test_a_connection_whose_caller_is_not_counted_yet_is_judged_not_refused() -> None:
+    # A connection's first request is never counted (its caller is learnt during it);
+    # once it ends, the caller may be active nowhere: holds_back must still decide.
+    reads = FairReads(capacity=4)
+    crowd(reads, "flood", 4)
+    crowd(reads, "other", 2)
+    newcomer = Connection(reads, "newcomer")
+    assert reads.holds_back(newcomer.share) is False  # no request in progress: under share
+
+
 def test_weights_divide_the_share() -> None:
     reads = FairReads(capacity=12)
     heavy = crowd(reads, "heavy", 30, weight=2.0)
