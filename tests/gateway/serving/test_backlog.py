@@ -20,25 +20,12 @@ from uvicorn.config import Config
 from uvicorn.server import Server
 
 from gateway.serving.backlog import BacklogAdmission, accept_waiting, serving_server
-from gateway.serving.connection_limits import ConnectionLimits, LimitedHttpToolsProtocol
+from gateway.serving.connection_limits import LimitedHttpToolsProtocol
 from support.pki import Pki, make_pki
+from support.protocols import REQUEST, answer_ok, protocol_limits
 
 GUARD_S = 10
-LIMITS = ConnectionLimits(
-    header_timeout_s=10,
-    body_idle_timeout_s=10,
-    max_header_bytes=65536,
-    max_connections=64,
-    shutdown_idle_close_s=0.05,
-)
-REQUEST = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
-
-
-async def answer_ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Answer every request 200 ``ok``."""
-    headers = [(b"content-length", b"2")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"ok"})
+LIMITS = protocol_limits(0.05)
 
 
 LOOPS = pytest.mark.parametrize(

@@ -6,33 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from gateway.serving.connection_limits import (
-    ConnectionLimits,
     LimitedHttpToolsProtocol,
     unread_bytes,
 )
+from support.protocols import REQUEST, answer_ok, protocol_limits
 
 GUARD_S = 10
-LIMITS = ConnectionLimits(
-    header_timeout_s=10,
-    body_idle_timeout_s=10,
-    max_header_bytes=65536,
-    max_connections=64,
-    shutdown_idle_close_s=0.05,
-)
-REQUEST = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
-
-
-async def answer_ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Answer every request 200 ``ok``."""
-    headers = [(b"content-length", b"2")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"ok"})
+LIMITS = protocol_limits(0.05)
 
 
 async def served() -> tuple[asyncio.Transport, LimitedHttpToolsProtocol, socket.socket]:

@@ -10,17 +10,10 @@ from uvicorn.server import ServerState
 
 from gateway.api.pipeline.endpoint import SERVER_REQUESTS
 from gateway.serving.coalescing import CoalescingHttpToolsProtocol
-from gateway.serving.connection_limits import ConnectionLimits
+from support.protocols import REQUEST, protocol_limits
 
 GUARD_S = 10
-LIMITS = ConnectionLimits(
-    header_timeout_s=10,
-    body_idle_timeout_s=10,
-    max_header_bytes=65536,
-    max_connections=64,
-    shutdown_idle_close_s=0.5,
-)
-REQUEST = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+LIMITS = protocol_limits(0.5)
 
 
 async def test_each_request_sees_the_requests_in_progress_itself_included() -> None:
