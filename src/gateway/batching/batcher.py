@@ -41,10 +41,6 @@ from gateway.errors import DeadlineExceeded, ModelNotReady, Overloaded
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-_OVER_SHARE = (
-    "{} is overloaded and this caller holds more than its share of its queue; "
-    "retry in about {:.3f} s"
-)
 
 
 class Batcher:
@@ -144,8 +140,11 @@ class Batcher:
                     piece, outputs, deadline, now, trace, future, split, flow=flow, weight=weight
                 )
             return split.joined
-        if crowded:
-            self._make_room(flow)
+        if crowded:  # let in: the flow most over its share gives way (503), if any still is
+            if self._queue.make_room(flow, self._name, self.retry_after_s()):
+                self._observer.rejected()
+            else:
+                self.check_admission()  # raises while the queue is full
         return self._enqueue(
             inputs, outputs, deadline, now, trace, alone=alone, flow=flow, weight=weight
         )
@@ -238,18 +237,6 @@ class Batcher:
                 retry_after_s=retry,
             )
         return False
-
-    def _make_room(self, flow: str) -> None:
-        """A full queue let ``flow`` in: refuse the newest request of the flow most over
-        its share (503, ``Retry-After``), or raise if there is none any more."""
-        evicted = self._queue.make_room(flow)
-        if evicted is None:
-            self.check_admission()  # raises while the queue is full
-            return
-        self._observer.rejected()
-        retry = self.retry_after_s()
-        message = _OVER_SHARE.format(self._name, retry)
-        evicted.future.set_exception(Overloaded(message, retry_after_s=retry))
 
     def retry_after_s(self) -> float:
         """Estimated seconds until the queue has drained, from the measured rate."""

@@ -20,6 +20,7 @@ from gateway.batching.joining import Parts
 from gateway.batching.observer import BatchTrace
 from gateway.batching.policy import BatchPolicy
 from gateway.batching.tensors import ShapeKey, cut_to_preferred, split
+from gateway.errors import Overloaded
 
 
 @dataclass(slots=True, eq=False)
@@ -41,6 +42,12 @@ class Pending:
     weight: float = 1.0
     tag: float = 0.0
     """Start tag in fair queueing: the queue is kept in tag order."""
+
+
+_OVER_SHARE = (
+    "{} is overloaded and this caller holds more than its share of its queue; "
+    "retry in about {:.3f} s"
+)
 
 
 class PendingQueue(deque[Pending]):
@@ -72,13 +79,16 @@ class PendingQueue(deque[Pending]):
         self.rows = sum(item.rows for item in self)
         return batch
 
-    def make_room(self, flow: str) -> Pending | None:
-        """Take out the newest request of the flow most over its share to let one of
-        ``flow`` in (None: no flow is over ``flow``'s share)."""
+    def make_room(self, flow: str, model: str, retry_after_s: float) -> bool:
+        """Refuse (503, ``Retry-After``) the newest request of the flow most over its
+        share to let one of ``flow`` in; False when no flow is over ``flow``'s share."""
         evicted = evict_over_share(self, flow)
-        if evicted is not None:
-            self.rows -= evicted.rows
-        return evicted
+        if evicted is None:
+            return False
+        self.rows -= evicted.rows
+        message = _OVER_SHARE.format(model, retry_after_s)
+        evicted.future.set_exception(Overloaded(message, retry_after_s=retry_after_s))
+        return True
 
 
 def take_batch(

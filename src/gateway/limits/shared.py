@@ -133,24 +133,25 @@ class SharedBuckets:
         lease = self._leases.get(bucket_id)
         if lease is None:
             lease = self._new_lease(bucket_id, now)
-        elif lease.tokens > 0 and now < lease.expires:
+        answer = self._without_asking(rule, bucket_id, lease, now)
+        if answer is None and lease.pending is not None:
+            await asyncio.shield(lease.pending)  # another request of this bucket is asking
+            answer = self._without_asking(rule, bucket_id, lease, self._clock())
+        return answer if answer is not None else await self._ask(rule, bucket_id, lease)
+
+    def _without_asking(
+        self, rule: Rule, bucket_id: BucketId, lease: _Lease, now: float
+    ) -> float | None:
+        """What the lease, a remembered empty bucket or Redis being down answers (as
+        ``take``), or None: Redis is to be asked."""
+        if lease.tokens > 0 and now < lease.expires:
             lease.tokens -= 1
             return 0.0
         if now < lease.blocked_until:
             return lease.blocked_until - now
         if now < self._down_until:
             return self._fallback.take(rule, bucket_id, now)
-        if lease.pending is not None:  # another request of this bucket is asking: its answer
-            await asyncio.shield(lease.pending)
-            now = self._clock()
-            if lease.tokens > 0 and now < lease.expires:
-                lease.tokens -= 1
-                return 0.0
-            if now < lease.blocked_until:
-                return lease.blocked_until - now
-            if now < self._down_until:
-                return self._fallback.take(rule, bucket_id, now)
-        return await self._ask(rule, bucket_id, lease)
+        return None
 
     def give_back(self, rule: Rule, bucket_id: BucketId) -> None:
         """Return a token taken for a request that another rule then refused."""
