@@ -35,6 +35,7 @@ def test_coalescing_is_the_default_and_carries_the_limits() -> None:
         max_header_bytes=65536,
         max_connections=4096,
         fair_reads_capacity=8,
+        fair_reads_view_s=0.005,
     )
 
 
