@@ -91,7 +91,10 @@ async def test_a_polite_caller_is_served_beside_a_flood(workers: str, tmp_path: 
     )
     sys.stdout.write(figures + "\n")  # in pytest's captured output (-s shows it)
     assert beside.ok_share >= 0.95, figures
-    # First come, first served gave it 4-7% of its goodput alone (issue 20); fair share
-    # 33-47% here, 17% with two workers on a heavily loaded machine.
+    # First come, first served gave it 4% of its goodput alone (issue 20). With two
+    # workers the shares are the server's (fed by the workers' views): 32-100%, median
+    # 68%, in 11 runs here; per-process shares gave 11-53%, median 31%, in 9. One worker
+    # gave 33-47%, and 2-16% in rare rounds on a loaded machine: the bound is first come,
+    # first served's figure three times over, so that only a loss of fairness fails it.
     assert beside.goodput >= 0.12 * alone.goodput, figures
     assert int(flood_statuses.get("200", 0)) > 0, figures  # the flood is served too

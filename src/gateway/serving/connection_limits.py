@@ -80,6 +80,9 @@ class ConnectionLimits:
     shutdown_idle_close_s: float
     fair_reads_capacity: int | None = None
     """``fair_share.loop_concurrency``, or None: fair reads off (``serving.fair_reads``)."""
+    fair_reads_view_s: float = 0.0
+    """``fair_share.workers_view_ms`` in seconds: with several workers, how often each
+    sends the others its load (0: shares per process)."""
 
 
 def error_response(status: int, message: str) -> bytes:
@@ -132,7 +135,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
         self._draining = False
         capacity = limits.fair_reads_capacity
-        self._fair = None if capacity is None else fair_reads_of(self.server_state, capacity)
+        self._fair = (
+            None
+            if capacity is None
+            else fair_reads_of(self.server_state, capacity, self.loop, limits.fair_reads_view_s)
+        )
         self._share = ConnectionShare()
         self._held = False
 

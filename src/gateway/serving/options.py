@@ -32,6 +32,7 @@ def http_implementation(settings: Settings) -> Any:
         fair_reads_capacity=(
             settings.fair_share.loop_concurrency if settings.fair_share.enabled else None
         ),
+        fair_reads_view_s=settings.fair_share.workers_view_ms / 1000,
     )
     # A partial of a module-level class pickles: --workers sends it to each process.
     return functools.partial(protocol, limits=limits)

@@ -36,6 +36,7 @@ def test_coalescing_is_the_default_and_carries_the_limits() -> None:
         max_connections=4096,
         shutdown_idle_close_s=0.5,
         fair_reads_capacity=8,
+        fair_reads_view_s=0.005,
     )
 
 
