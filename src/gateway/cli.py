@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+    serve.add_argument(
+        "--grpc-port", type=int, help="port of the gRPC service, 0 turns it off (default: 8001)"
+    )
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument(
         "--workers",
@@ -135,6 +138,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     }
     if tls:
         overrides["tls"] = {**Settings().tls.model_dump(exclude_none=True), **tls}
+    if getattr(args, "grpc_port", None) is not None:
+        overrides["grpc"] = {
+            **Settings().grpc.model_dump(exclude_none=True),
+            "port": args.grpc_port,
+        }
     settings = Settings(**overrides)
     if getattr(args, "no_auth", False):
         settings = _with_auth(settings, enabled=False)

@@ -1,4 +1,4 @@
-"""Domain errors of the gateway; ``gateway.api.exception_handlers`` maps them to HTTP.
+"""Domain errors of the gateway, and the HTTP status of each (``STATUS_BY_ERROR``).
 
     GatewayError
     ├── InvalidInput          the request is malformed or does not fit the model (400)
@@ -115,3 +115,28 @@ class UpstreamError(GatewayError):
 class WorkerSyncError(GatewayError):
     """With several worker processes, some did not apply a repository change or answer a
     statistics query; the message names them and why."""
+
+
+STATUS_BY_ERROR: dict[type[GatewayError], int] = {
+    InvalidInput: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    ModelNotFound: 404,
+    PayloadTooLarge: 413,
+    RateLimited: 429,
+    BackendError: 500,
+    ModelNotReady: 503,
+    Overloaded: 503,
+    DeadlineExceeded: 504,
+    UpstreamError: 502,
+    WorkerSyncError: 500,
+}
+"""The HTTP status of each error; gRPC codes map from it (``gateway.grpc.status``)."""
+
+
+def status_for(error: GatewayError) -> int:
+    """HTTP status of a domain error (most specific class wins)."""
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500

@@ -115,8 +115,9 @@ class GatewayMetrics:
         self.requests_total = Counter(
             "tensorgate_inference_requests",
             "Inference requests answered, by model, version that answered (empty when none "
-            "was chosen) and HTTP status",
-            ("model", "version", "status"),
+            "was chosen), HTTP status (for gRPC, the status its code maps from) and protocol "
+            "(http or grpc)",
+            ("model", "version", "status", "protocol"),
             registry=self.registry,
         )
         self.request_seconds = Histogram(

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.listener_settings import GrpcSettings, TlsSettings
+
 MIB = 1024 * 1024
 
 HttpProtocol = Literal["coalescing", "httptools", "h11"]
@@ -93,36 +95,6 @@ class AuthSettings(BaseModel):
                 self.jwks_url,
             )
         )
-
-
-class TlsSettings(BaseModel):
-    """HTTPS: a certificate and key turn it on; a client CA also requires client
-    certificates (mutual TLS). docs/operations.md#tls."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
-
-    certfile: Path | None = None
-    """PEM certificate chain the server presents (``TENSORGATE_TLS__CERTFILE``)."""
-    keyfile: Path | None = None
-    """PEM private key of that certificate (``TENSORGATE_TLS__KEYFILE``)."""
-    keyfile_password: SecretStr | None = None
-    """Password of an encrypted private key."""
-    client_ca: Path | None = None
-    """PEM bundle of the CAs whose client certificates are accepted; set, every client
-    must present one (mutual TLS)."""
-
-    @model_validator(mode="after")
-    def _complete(self) -> TlsSettings:
-        if (self.certfile is None) != (self.keyfile is None):
-            raise ValueError("tls.certfile and tls.keyfile go together: set both or neither")
-        if self.client_ca is not None and self.certfile is None:
-            raise ValueError("tls.client_ca (mutual TLS) needs tls.certfile and tls.keyfile")
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        """True when the server speaks HTTPS."""
-        return self.certfile is not None
 
 
 class FairShareSettings(BaseModel):
@@ -389,7 +361,9 @@ class Settings(BaseSettings):
     is always read and answered first), and how long connections taken from the listen
     backlog have to be set up (a TLS handshake) before the shutdown goes on."""
     tls: TlsSettings = Field(default_factory=TlsSettings)
-    """HTTPS and mutual TLS (``TENSORGATE_TLS__*``)."""
+    """HTTPS and mutual TLS (``TENSORGATE_TLS__*``), for gRPC too."""
+    grpc: GrpcSettings = Field(default_factory=GrpcSettings)
+    """The gRPC service (``TENSORGATE_GRPC__*``, docs/grpc.md)."""
     auth: AuthSettings = Field(default_factory=AuthSettings)
     """JWT authentication (``TENSORGATE_AUTH__*``)."""
     fair_share: FairShareSettings = Field(default_factory=FairShareSettings)

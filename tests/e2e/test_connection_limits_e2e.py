@@ -317,7 +317,10 @@ def test_a_client_leaving_mid_body_is_499_and_logs_no_error(
     """Issue 10, item 12, on both inference routes: no ERROR line, no traceback, and the
     request is counted as 499 (nothing was sent), not as a 4xx or 5xx."""
     before = len(server.lines)
-    gone = 'tensorgate_inference_requests_total{model="digits",status="499",version="1"}'
+    gone = (
+        'tensorgate_inference_requests_total{model="digits",protocol="http",'
+        'status="499",version="1"}'
+    )
     counted = metric(server, gone)
     with connect(server) as sock:
         sock.sendall(

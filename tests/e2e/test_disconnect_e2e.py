@@ -77,7 +77,10 @@ async def test_a_queued_request_whose_client_hangs_up_is_never_computed(
         quitter = hang_up_after_sending(server.base_url, token, request_body(2))
         await asyncio.wait_for(until(http, f"tensorgate_queue_depth{labels}", 1), GUARD_S)
         quitter.close()
-        gone = 'tensorgate_inference_requests_total{model="slow",status="499",version="1"}'
+        gone = (
+            'tensorgate_inference_requests_total{model="slow",protocol="http",'
+            'status="499",version="1"}'
+        )
         await asyncio.wait_for(until(http, gone, 1), GUARD_S)
 
         answer = await asyncio.wait_for(first, GUARD_S)

@@ -22,11 +22,23 @@ class ServerProcess:
     """Starts the server with ``--port 0`` and learns the port from uvicorn's log line.
 
     One worker process unless ``args`` name ``--workers`` (``auto``, the default of
-    ``tensorgate serve``, would give as many as this machine has CPUs)."""
+    ``tensorgate serve``, would give as many as this machine has CPUs), and no gRPC service
+    unless they name ``--grpc-port`` (its default port, 8001, is one for the whole machine)."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
         workers = [] if "--workers" in args else ["--workers", "1"]
-        self.args = [_TENSORGATE, "serve", "--host", "127.0.0.1", "--port", "0", *workers, *args]
+        grpc = [] if "--grpc-port" in args else ["--grpc-port", "0"]
+        self.args = [
+            _TENSORGATE,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *workers,
+            *grpc,
+            *args,
+        ]
         self.env = {**os.environ, **(env or {})}
         self.lines: list[str] = []
         self.base_url = ""

@@ -8,7 +8,7 @@ import logging
 import platform
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 
@@ -70,6 +70,7 @@ def create_app(
     limits_clock: Clock = time.monotonic,
     on_ready: Callable[[AppState], None] | None = None,
     workers_dir: Path | None = None,
+    transports: Callable[[AppState], AbstractAsyncContextManager[object]] | None = None,
 ) -> FastAPI:
     """Build the gateway; models load when the lifespan starts, not here.
 
@@ -79,6 +80,9 @@ def create_app(
     collector and hooks its shutdown signals there (``gateway.serving``), never tests,
     which build hundreds of apps in one process. ``workers_dir``: this app is one of
     several worker processes sharing that run directory (``gateway.cluster.group``).
+    ``transports``: the other transports serving this state beside HTTP (the gRPC server,
+    ``gateway.grpc.server``), entered once the models are loaded and left first at
+    shutdown.
     """
     collectors = GatewayMetrics(tally=settings.metrics_tally)
     collectors.build(server_version(), platform.python_version(), onnxruntime.__version__)
@@ -131,6 +135,8 @@ def create_app(
                 http_metrics=http_metrics,
                 request_metrics=InferenceRequestMetrics(collectors, http_metrics),
             )
+            if transports is not None:
+                await stack.enter_async_context(transports(state))
             if on_ready is not None:
                 on_ready(state)
             yield state.as_lifespan_state()

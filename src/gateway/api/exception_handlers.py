@@ -14,39 +14,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.api.exchange import note_error
 from gateway.auth.authenticator import bearer_challenge
 from gateway.errors import (
-    BackendError,
-    DeadlineExceeded,
     Forbidden,
     GatewayError,
-    InvalidInput,
-    ModelNotFound,
-    ModelNotReady,
     Overloaded,
-    PayloadTooLarge,
     RateLimited,
     Unauthorized,
-    UpstreamError,
-    WorkerSyncError,
+    status_for,
 )
 from gateway.validation import describe_errors
 
 logger = logging.getLogger(__name__)
-
-STATUS_BY_ERROR: dict[type[GatewayError], int] = {
-    InvalidInput: 400,
-    Unauthorized: 401,
-    Forbidden: 403,
-    ModelNotFound: 404,
-    PayloadTooLarge: 413,
-    RateLimited: 429,
-    BackendError: 500,
-    ModelNotReady: 503,
-    Overloaded: 503,
-    DeadlineExceeded: 504,
-    UpstreamError: 502,
-    WorkerSyncError: 500,
-}
-
 
 METHOD_NOT_ALLOWED = "method not allowed on this route"
 _HTTP_MESSAGES = {404: "no such route", 405: METHOD_NOT_ALLOWED}
@@ -66,14 +43,6 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
         headers=headers,
         media_type="application/json",
     )
-
-
-def status_for(error: GatewayError) -> int:
-    """HTTP status of a domain error (most specific class wins)."""
-    for cls in type(error).__mro__:
-        if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]
-    return 500
 
 
 def gateway_error_response(exc: GatewayError) -> Response:

@@ -15,6 +15,7 @@ from gateway.tally import RequestTally
 
 _MAX_SERIES = 4096
 _Key = tuple[str, str, int, str, str]
+_GrpcKey = tuple[str, str, int]
 
 
 class InferenceRequestMetrics:
@@ -24,6 +25,7 @@ class InferenceRequestMetrics:
         self._metrics = metrics
         self._http = http
         self._series: dict[_Key, RequestTally] = {}
+        self._grpc_series: dict[_GrpcKey, RequestTally] = {}
 
     def record(
         self,
@@ -39,6 +41,26 @@ class InferenceRequestMetrics:
             series = self._new_series(key)
         series.add(seconds, (request_bytes, response_bytes))
 
+    def record_grpc(self, key: _GrpcKey, seconds: float) -> None:
+        """One answered gRPC inference call: ``key`` is (model, version, the HTTP status its
+        code maps from); it feeds the gateway's series only (the instrumentator's are
+        HTTP's)."""
+        series = self._grpc_series.get(key)
+        if series is None:
+            if len(self._grpc_series) >= _MAX_SERIES:
+                self._metrics.tallies.flush()
+                self._grpc_series.clear()
+            model, version, status = key
+            metrics = self._metrics
+            series = RequestTally(
+                metrics.tallies,
+                counters=[metrics.requests_total.labels(model, version, str(status), "grpc")],
+                sizes=[],
+                durations=[metrics.request_seconds.labels(model, version)],
+            )
+            self._grpc_series[key] = series
+        series.add(seconds, ())
+
     def _new_series(self, key: _Key) -> RequestTally:
         if len(self._series) >= _MAX_SERIES:  # label values come from clients (404s too)
             self._metrics.tallies.flush()  # nothing counted is dropped with the cache
@@ -48,7 +70,7 @@ class InferenceRequestMetrics:
         series = RequestTally(
             metrics.tallies,
             counters=[
-                metrics.requests_total.labels(model, version, str(status)),
+                metrics.requests_total.labels(model, version, str(status), "http"),
                 http.total.labels(method, status_class(status), route),
             ],
             sizes=[http.request_size.labels(route), http.response_size.labels(route)],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,14 +23,24 @@ class Lifecycle:
     """Where the serving process is in its life: draining from the moment it is told to
     stop (readiness answers 503 from then on)."""
 
-    __slots__ = ("draining",)
+    __slots__ = ("_listeners", "draining")
 
     def __init__(self) -> None:
         self.draining = False
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_draining(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when draining begins (from a signal handler: it must only
+        hand the news to its event loop, ``call_soon_threadsafe``)."""
+        self._listeners.append(listener)
 
     def begin_draining(self) -> None:
         """Answer readiness with 503 from now on; safe to call from a signal handler."""
+        if self.draining:
+            return
         self.draining = True
+        for listener in self._listeners:
+            listener()
 
 
 @dataclass(frozen=True, slots=True)

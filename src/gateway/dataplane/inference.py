@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from backends.base import Array
 from backends.errors import InferenceError
 from gateway.batching.observer import BatchTrace
 from gateway.batching.policy import BatchPolicy
-from gateway.dataplane.codecs import DecodingRules, RequestCodec, ResponseEncoder
+from gateway.dataplane.codecs import DecodedRequest, DecodingRules, RequestCodec, ResponseEncoder
 from gateway.dataplane.deadlines import TIMEOUT_HEADER, request_timeout_s
 from gateway.dataplane.fairness import UNSHARED, FairShares, Share
 from gateway.errors import (
@@ -191,18 +191,55 @@ class InferenceService:
         A version swapped out (reloaded, unloaded) while the body was read is replaced by
         what the request names now, so that a reload fails no request.
         """
-        model = admission.model
-        if not model.accepting:
-            model = self._registry.route(admission.name, admission.version, admission.key)
-        batcher = model.batcher
-        assert batcher is not None  # resolve() returns ready versions only
+        model = self._current(admission)
         request = codec.decode(body, headers, self.decoding_rules(model))
         timeout = request_timeout_s(
             request.parameters,
             headers.get(TIMEOUT_HEADER),
             model.config.batching.default_timeout_ms,
         )
-        share = admission.share
+        return self._queue(model, request, timeout, admission.share, trace, alone)
+
+    def submit_decoded(
+        self,
+        admission: Admission,
+        decode: Callable[[DecodingRules], DecodedRequest],
+        deadline_s: float | None,
+        trace: BatchTrace | None = None,
+        *,
+        alone: bool = False,
+    ) -> PendingInference:
+        """``submit`` for a transport that decodes its own messages (gRPC): ``decode``
+        checks the request against the rules of the version it runs on; ``deadline_s`` (the
+        call's own deadline, in seconds from now) bounds the request's ``timeout``."""
+        model = self._current(admission)
+        request = decode(self.decoding_rules(model))
+        timeout = request_timeout_s(
+            request.parameters, None, model.config.batching.default_timeout_ms
+        )
+        if deadline_s is not None and (timeout is None or deadline_s < timeout):
+            timeout = deadline_s
+        return self._queue(model, request, timeout, admission.share, trace, alone)
+
+    def _current(self, admission: Admission) -> ModelVersion:
+        """The admitted version, or what the request names now if it was swapped out
+        (reloaded, unloaded) while the body was read, so that a reload fails no request."""
+        model = admission.model
+        if not model.accepting:
+            model = self._registry.route(admission.name, admission.version, admission.key)
+        return model
+
+    @staticmethod
+    def _queue(
+        model: ModelVersion,
+        request: DecodedRequest,
+        timeout: float | None,
+        share: Share,
+        trace: BatchTrace | None,
+        alone: bool,
+    ) -> PendingInference:
+        batcher = model.batcher
+        assert batcher is not None  # resolve() returns ready versions only
         future = batcher.submit(
             request.inputs,
             request.outputs,

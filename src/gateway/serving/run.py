@@ -11,6 +11,7 @@ from types import FrameType
 
 from gateway.api.app import create_app
 from gateway.cluster.group import WORKERS_DIR_ENV
+from gateway.grpc.server import grpc_server
 from gateway.metrics import MULTIPROC_ENV
 from gateway.serving.cpus import available_cpus
 from gateway.serving.descriptors import raise_descriptor_limit
@@ -52,7 +53,7 @@ def run_server(settings: Settings, on_listening: OnListening) -> None:
     # after the graceful shutdown it ends with status 0, as the --workers supervisor does.
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        app = create_app(settings, on_ready=on_serving_ready(settings))
+        app = create_app(settings, on_ready=on_serving_ready(settings), transports=grpc_server)
         serve_one(app, uvicorn_options(settings), on_listening)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from gateway.settings import TlsSettings
+from gateway.listener_settings import TlsSettings
 
 CERTFILE = "tls.certfile (--tls-cert, TENSORGATE_TLS__CERTFILE)"
 KEYFILE = "tls.keyfile (--tls-key, TENSORGATE_TLS__KEYFILE)"

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 
 from gateway.api.app import create_app
 from gateway.cluster.group import WORKERS_DIR_ENV
+from gateway.grpc.server import grpc_server
 from gateway.serving.draining import on_serving_ready
 from gateway.settings import Settings
 
@@ -55,4 +57,6 @@ def create_worker_app() -> FastAPI:
         settings,
         on_ready=on_serving_ready(settings),
         workers_dir=None if workers_dir is None else Path(workers_dir),
+        # Every worker serves gRPC on the one port: the kernel spreads the connections.
+        transports=partial(grpc_server, reuse_port=True),
     )

@@ -121,8 +121,8 @@ async def test_a_client_leaving_mid_body_is_499_without_an_error_logged(
     assert sent == []
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert (
-        'tensorgate_inference_requests_total{model="digits",status="499",version="1"} 1.0'
-        in metrics
+        'tensorgate_inference_requests_total{model="digits",protocol="http",'
+        'status="499",version="1"} 1.0' in metrics
     )
     assert 'status="400"' not in metrics
 

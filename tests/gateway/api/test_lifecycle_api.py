@@ -88,7 +88,8 @@ async def test_the_split_shares_2000_requests_within_3_points(client: httpx.Asyn
     assert abs(seen["2"] / 2000 - 0.05) <= 0.03
     metrics = (await client.get("/metrics")).text
     counted = (
-        f'tensorgate_inference_requests_total{{model="m",status="200",version="2"}} {seen["2"]}.0'
+        f'tensorgate_inference_requests_total{{model="m",protocol="http",'
+        f'status="200",version="2"}} {seen["2"]}.0'
     )
     assert counted in metrics
 

@@ -114,9 +114,11 @@ async def test_past_the_rate_a_429_names_the_rule_with_the_draft_headers(
     assert fakes.backends["echo"].batch_sizes == [1, 1]  # the refused never reached it
     series = 'tensorgate_rate_limited_total{kind="rate",model="echo",rule="per-subject"} 2.0'
     assert series in metrics
-    assert 'tensorgate_inference_requests_total{model="echo",status="429",version=""} 2.0' in (
-        metrics
+    counted = (
+        'tensorgate_inference_requests_total{model="echo",protocol="http",'
+        'status="429",version=""} 2.0'
     )
+    assert counted in metrics
     logged = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     errors = [line["error"] for line in logged if line.get("status") == 429]
     assert len(errors) == 2

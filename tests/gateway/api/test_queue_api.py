@@ -199,8 +199,8 @@ async def test_a_client_that_disconnects_is_removed_from_the_queue(
         assert sent == []
         metrics = (await client.get("/metrics")).text
         assert (
-            'tensorgate_inference_requests_total{model="echo",status="499",version="1"} 1.0'
-            in metrics
+            'tensorgate_inference_requests_total{model="echo",protocol="http",'
+            'status="499",version="1"} 1.0' in metrics
         )
 
 
@@ -232,12 +232,12 @@ async def test_credentials_are_checked_before_the_body_is_read(
         metrics = (await client.get("/metrics")).text
         # Names that are not models share one label, so clients cannot grow the series.
         assert (
-            'tensorgate_inference_requests_total{model="(unknown)",status="401",version=""} 1.0'
-            in metrics
+            'tensorgate_inference_requests_total{model="(unknown)",protocol="http",'
+            'status="401",version=""} 1.0' in metrics
         )
         assert (
-            'tensorgate_inference_requests_total{model="echo",status="403",version=""} 1.0'
-            in metrics
+            'tensorgate_inference_requests_total{model="echo",protocol="http",'
+            'status="403",version=""} 1.0' in metrics
         )
 
 

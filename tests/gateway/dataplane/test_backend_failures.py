@@ -9,9 +9,8 @@ import pytest
 
 from backends.base import Array
 from backends.errors import InferenceError
-from gateway.api.exception_handlers import status_for
 from gateway.dataplane.inference import outputs_of
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, status_for
 from gateway.repository.config import ModelConfig
 from gateway.repository.registry import ModelVersion
 

@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from gateway.cli import main
+from gateway.listener_settings import TlsSettings
 from gateway.serving.tls import TlsFileError, check_tls
-from gateway.settings import TlsSettings
 from support.paths import DEMO_MODELS
 from support.pki import Pki, make_pki
 

@@ -15,6 +15,15 @@ from gateway.protocol.wire import LiveResponse, ReadyResponse, ServerMetadataRes
 
 router = APIRouter(tags=["health"])
 
+SERVER_EXTENSIONS = [
+    "binary_tensor_data",
+    "classification",
+    "model_repository",
+    "model_configuration",
+    "statistics",
+]
+"""The protocol extensions tensorgate implements, as server metadata lists them."""
+
 
 def server_version() -> str:
     """tensorgate's installed version (``0+unknown`` when run from a bare source tree)."""
@@ -30,13 +39,7 @@ async def server_metadata() -> ServerMetadataResponse:
     return ServerMetadataResponse(
         name="tensorgate",
         version=server_version(),
-        extensions=[
-            "binary_tensor_data",
-            "classification",
-            "model_repository",
-            "model_configuration",
-            "statistics",
-        ],
+        extensions=SERVER_EXTENSIONS,
     )
 
 

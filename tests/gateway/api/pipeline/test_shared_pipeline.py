@@ -124,10 +124,12 @@ async def test_typed_requests_are_counted_in_the_request_metrics(tmp_path: Path)
         assert (await client.post(PROTOCOL[0], content=PROTOCOL[1])).status_code == 200
         metrics = (await client.get("/metrics")).text
     assert (
-        'tensorgate_inference_requests_total{model="echo",status="200",version="1"} 2.0' in metrics
+        'tensorgate_inference_requests_total{model="echo",protocol="http",'
+        'status="200",version="1"} 2.0' in metrics
     )
     assert (
-        'tensorgate_inference_requests_total{model="echo",status="400",version="1"} 1.0' in metrics
+        'tensorgate_inference_requests_total{model="echo",protocol="http",'
+        'status="400",version="1"} 1.0' in metrics
     )
     assert 'tensorgate_inference_request_seconds_count{model="echo",version="1"} 3.0' in metrics
 
