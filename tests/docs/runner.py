@@ -205,6 +205,21 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise TimeoutError(f"tensorgate serve not ready in {START_TIMEOUT_S:.0f} s: {log.read_text()}")
 
 
+def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Until the server's gRPC port takes connections (a block's client does not wait)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tensorgate serve exited: {log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2.0).close()
+        except OSError:
+            time.sleep(0.1)  # polling a child process's port, bounded by the deadline
+        else:
+            return
+    raise TimeoutError(f"gRPC not listening in {START_TIMEOUT_S:.0f} s: {log.read_text()}")
+
+
 def _mint(cwd: Path, scopes: str) -> str:
     minted = subprocess.run(
         [str(cwd / ".venv" / "bin" / "tensorgate"), "token", "--sub", "docs", "--scope", scopes],
@@ -253,6 +268,7 @@ def page_session() -> Iterator[tuple[Session, Path]]:
             )
         try:
             _wait_ready(server, f"http://127.0.0.1:{port}/v2/health/ready", log)
+            _wait_listening(server, grpc_port, log)
             session = Session(checkout, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", env)
             session.env.update({name: _mint(checkout, scopes) for name, scopes in TOKENS.items()})
             try:
