@@ -1,7 +1,7 @@
 # tensorgate on the CPU: ONNX Runtime's CPU build on python:3.11-slim, run as a non-root user.
 #
 #   docker build -t tensorgate:0.1.0 .
-#   docker run --rm -p 8000:8000 -v "$PWD/models:/models:ro" \
+#   docker run --rm -p 8000:8000 -p 8001:8001 -v "$PWD/models:/models:ro" \
 #       -e TENSORGATE_AUTH__SECRET="$(openssl rand -base64 48)" tensorgate:0.1.0
 #
 # Settings come from TENSORGATE_* variables (docs/configuration.md); the model repository is
@@ -39,7 +39,8 @@ ENV PATH=/opt/tensorgate/bin:${PATH} \
     TENSORGATE_SHUTDOWN_GRACE_S=20
 WORKDIR /home/tensorgate
 USER 10001:10001
-EXPOSE 8000
+# 8000: HTTP; 8001: gRPC (grpc.port's default, on the same host; TENSORGATE_GRPC__PORT=0 turns it off).
+EXPOSE 8000 8001
 # Python is in the image already, so the health check needs no curl.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/live', timeout=2)"]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy.dockerfile import parse
 from deploy.settings_env import settings_from
 from deploy.validators import check_compose, check_prometheus_config
 from support.paths import ROOT
@@ -66,6 +67,11 @@ def test_the_gateways_settings_exist_and_validate(compose: dict[str, Any], servi
     assert gateway["image"] == "tensorgate:0.1.0"
     assert gateway["build"]["dockerfile"] == "Dockerfile"
     assert "./models:/models:ro" in gateway["volumes"]
+
+
+def test_the_gateway_publishes_the_ports_its_image_exposes(compose: dict[str, Any]) -> None:
+    exposed = parse((ROOT / "Dockerfile").read_text()).image.last("EXPOSE").arguments.split()
+    assert compose["services"]["gateway"]["ports"] == [f"{port}:{port}" for port in exposed]
 
 
 def test_the_jwt_key_is_a_secret_file_that_git_ignores(compose: dict[str, Any]) -> None:

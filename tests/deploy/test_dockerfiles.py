@@ -1,6 +1,6 @@
-"""The Dockerfiles: non-root, a health check on the live route, 0.0.0.0:8000, ``tensorgate
-serve`` with flags it has, TENSORGATE_* settings that exist, a build context that holds
-what they copy (issue 13, item 3)."""
+"""The Dockerfiles: non-root, a health check on the live route, 0.0.0.0:8000 (and gRPC's
+8001 exposed), ``tensorgate serve`` with flags it has, TENSORGATE_* settings that exist, a
+build context that holds what they copy (issue 13, item 3)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from support.paths import ROOT
 
 DOCKERFILES = ["Dockerfile", "Dockerfile.gpu"]
 PORT = "8000"
+GRPC_PORT = "8001"  # grpc.port's default: the command leaves it to the setting
 UID = "10001"  # deploy/kubernetes/deployment.yaml runs as the same user
 
 
@@ -44,7 +45,7 @@ def test_the_command_serves_on_all_interfaces_with_flags_serve_has(dockerfile: D
     assert command[:2] == ["tensorgate", "serve"]
     flags = dict(zip(command[2::2], command[3::2], strict=True))
     assert flags == {"--host": "0.0.0.0", "--port": PORT}
-    assert dockerfile.image.last("EXPOSE").arguments.split() == [PORT]
+    assert dockerfile.image.last("EXPOSE").arguments.split() == [PORT, GRPC_PORT]
     assert not dockerfile.image.all("ENTRYPOINT")
     usage = subprocess.run(
         [Path(sys.executable).with_name("tensorgate"), "serve", "--help"],

@@ -86,8 +86,8 @@ def test_the_probes_ask_the_health_routes(manifests: dict[str, dict[str, Any]]) 
     assert probes["startupProbe"]["path"] == "/v2/health/live"
     assert probes["readinessProbe"]["path"] == "/v2/health/ready"
     assert {probe["port"] for probe in probes.values()} == {"http"}
-    expose = parse((ROOT / "Dockerfile").read_text()).image.last("EXPOSE").arguments
-    assert ports == {"http": int(expose)}
+    expose = parse((ROOT / "Dockerfile").read_text()).image.last("EXPOSE").arguments.split()
+    assert ports == {"http": int(expose[0]), "grpc": int(expose[1])}
     assert gateway["resources"]["requests"]["cpu"]
     assert gateway["resources"]["limits"]["memory"]
 
@@ -158,7 +158,12 @@ def test_service_budget_and_autoscaler_point_at_the_deployments_pods(
     assert LABELS.items() <= pod_labels.items()
     service = manifests["Service"]["spec"]
     assert service["selector"].items() <= pod_labels.items()
-    assert [port["targetPort"] for port in service["ports"]] == ["http"]
+    assert [port["targetPort"] for port in service["ports"]] == ["http", "grpc"]
+    container_ports = {
+        port["name"]: port["containerPort"] for port in container(manifests)["ports"]
+    }
+    # Each Service port is the container's port of the same name, at the same number.
+    assert {port["name"]: port["port"] for port in service["ports"]} == container_ports
     budget = manifests["PodDisruptionBudget"]["spec"]
     assert budget["selector"]["matchLabels"].items() <= pod_labels.items()
     autoscaler = manifests["HorizontalPodAutoscaler"]["spec"]

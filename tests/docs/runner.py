@@ -23,6 +23,7 @@ from support.paths import ROOT
 BLOCK_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 60.0
 DOCS_ADDRESSES = ("127.0.0.1:8000", "localhost:8000")
+DOCS_GRPC_ADDRESSES = ("127.0.0.1:8001", "localhost:8001")
 TOKENS = {
     "TOKEN": "models:read models:infer",
     "ADMIN_TOKEN": "models:read models:infer admin",
@@ -61,10 +62,12 @@ class Ran:
 
 @dataclass
 class Session:
-    """A terminal on one page: its directory, its environment and the live server."""
+    """A terminal on one page: its directory, its environment and the live server (its
+    HTTP and its gRPC address)."""
 
     cwd: Path
     address: str
+    grpc_address: str
     env: dict[str, str] = field(default_factory=dict)
     groups: list[int] = field(default_factory=list)
 
@@ -72,9 +75,12 @@ class Session:
         self.root = self.cwd  # the checkout: its .venv runs the python blocks
 
     def localise(self, source: str) -> str:
-        """``source`` with the docs' server address replaced by the live one."""
+        """``source`` with the docs' server addresses (HTTP and gRPC) replaced by the live
+        ones."""
         for documented in DOCS_ADDRESSES:
             source = source.replace(documented, self.address)
+        for documented in DOCS_GRPC_ADDRESSES:
+            source = source.replace(documented, self.grpc_address)
         return source
 
     def run(self, language: str, source: str, scratch: Path) -> Ran:
@@ -172,11 +178,16 @@ def copy_checkout(target: Path) -> None:
     (target / ".venv").symlink_to(ROOT / ".venv")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (the probes stay bound until all are picked)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -192,6 +203,21 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
                 pass
             time.sleep(0.1)  # polling a child process's readiness, bounded by the deadline
     raise TimeoutError(f"tensorgate serve not ready in {START_TIMEOUT_S:.0f} s: {log.read_text()}")
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Until the server's gRPC port takes connections (a block's client does not wait)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tensorgate serve exited: {log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2.0).close()
+        except OSError:
+            time.sleep(0.1)  # polling a child process's port, bounded by the deadline
+        else:
+            return
+    raise TimeoutError(f"gRPC not listening in {START_TIMEOUT_S:.0f} s: {log.read_text()}")
 
 
 def _mint(cwd: Path, scopes: str) -> str:
@@ -212,20 +238,28 @@ def _user_environment() -> dict[str, str]:
 
 @contextmanager
 def page_session() -> Iterator[tuple[Session, Path]]:
-    """A scratch checkout with ``tensorgate serve`` (default settings but the port) running
-    in it, and a session whose environment holds the tokens of tests/docs/README.md.
-    Yields the session and a directory for the harness's own files."""
+    """A scratch checkout with ``tensorgate serve`` (default settings but the ports: HTTP
+    and gRPC on free ones, never 8001, which another server may hold) running in it, and a
+    session whose environment holds the tokens of tests/docs/README.md. Yields the session
+    and a directory for the harness's own files."""
     with tempfile.TemporaryDirectory(prefix="tensorgate-docs-") as temporary:
         checkout, scratch = Path(temporary) / "checkout", Path(temporary) / "harness"
         checkout.mkdir()
         scratch.mkdir()
         copy_checkout(checkout)
-        port = _free_port()
+        port, grpc_port = _free_ports(2)
         log = scratch / "server.log"
         env = _user_environment()
         with log.open("wb") as sink:
             server = subprocess.Popen(
-                [str(checkout / ".venv" / "bin" / "tensorgate"), "serve", "--port", str(port)],
+                [
+                    str(checkout / ".venv" / "bin" / "tensorgate"),
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--grpc-port",
+                    str(grpc_port),
+                ],
                 cwd=checkout,
                 env=env,
                 stdout=sink,
@@ -234,7 +268,8 @@ def page_session() -> Iterator[tuple[Session, Path]]:
             )
         try:
             _wait_ready(server, f"http://127.0.0.1:{port}/v2/health/ready", log)
-            session = Session(checkout, f"127.0.0.1:{port}", env)
+            _wait_listening(server, grpc_port, log)
+            session = Session(checkout, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", env)
             session.env.update({name: _mint(checkout, scopes) for name, scopes in TOKENS.items()})
             try:
                 yield session, scratch

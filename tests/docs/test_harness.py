@@ -113,7 +113,7 @@ def test_a_page_session_carries_variables_and_directory_and_uses_the_live_addres
     harness = tmp_path / "harness"
     harness.mkdir()
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
-    session = Session(tmp_path, "127.0.0.1:1234", {"PATH": "/usr/bin:/bin"})
+    session = Session(tmp_path, "127.0.0.1:1234", "127.0.0.1:1235", {"PATH": "/usr/bin:/bin"})
     try:
         first = session.run("sh", "NAME=alice\nexport SHARED=bob\ncd sub\n", harness)
         second = session.run("sh", 'echo "$NAME $(basename "$PWD") http://127.0.0.1:8000"', harness)
@@ -129,3 +129,15 @@ def test_a_page_session_carries_variables_and_directory_and_uses_the_live_addres
     assert python.stdout == "None\n"
     assert failed.returncode != 0
     assert "after" not in failed.stdout
+
+
+def test_the_documented_http_and_grpc_addresses_become_the_live_ones(tmp_path: Path) -> None:
+    session = Session(tmp_path, "127.0.0.1:1234", "127.0.0.1:1235")
+    source = (
+        "curl http://127.0.0.1:8000/v2 localhost:8000\n"
+        'InferenceServerClient("127.0.0.1:8001"); grpcurl localhost:8001 list\n'
+    )
+    assert session.localise(source) == (
+        "curl http://127.0.0.1:1234/v2 127.0.0.1:1234\n"
+        'InferenceServerClient("127.0.0.1:1235"); grpcurl 127.0.0.1:1235 list\n'
+    )
