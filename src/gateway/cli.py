@@ -163,6 +163,7 @@ def _with_dev_secret(settings: Settings) -> tuple[Settings, bool]:
 
 
 def _serve(settings: Settings) -> int:
+    from gateway.serving.port_check import PortInUse, check_port_free
     from gateway.serving.run import run_server
 
     if not settings.model_repository.is_dir():
@@ -186,6 +187,12 @@ def _serve(settings: Settings) -> int:
     except RedisConfigError as exc:
         logger.error("limits settings: %s", exc)
         return 2
+    if settings.grpc.port:
+        try:
+            check_port_free(settings.host, settings.grpc.port, "grpc.port")
+        except PortInUse as exc:
+            logger.error("gRPC: %s", exc)
+            return 2
     run_server(settings, functools.partial(_announce, settings, dev_mode))
     return 0
 

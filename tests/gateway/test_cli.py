@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,15 @@ def test_serve_refuses_a_redis_password_file_it_cannot_read(
     monkeypatch.setenv("TENSORGATE_LIMITS__REDIS__PASSWORD_FILE", str(tmp_path / "absent"))
     assert main(["serve", "--models", str(DEMO_MODELS), "--no-auth"]) == 2
     assert "limits.redis.password_file: cannot read" in caplog.text
+
+
+def test_serve_stops_at_once_when_the_grpc_port_is_taken(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        code = main(["serve", "--models", str(DEMO_MODELS), "--grpc-port", str(port)])
+    assert code == 2
+    assert f"127.0.0.1:{port} (grpc.port)" in caplog.text

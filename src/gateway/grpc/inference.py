@@ -70,23 +70,24 @@ class InferenceCalls:
         requests: AsyncIterator[pb.ModelInferRequest],
         context: grpc.aio.ServicerContext[bytes, bytes],
     ) -> AsyncIterator[bytes]:
-        """A stream: each request's ``ModelStreamInferResponse``, in request order."""
+        """A stream: each request's ``ModelStreamInferResponse``, in request order. The
+        token is checked when the stream opens (a refusal ends it with the code) and again
+        for each request (cached: a token that expires mid-stream fails the requests
+        after it, in their ``error_message``)."""
         state = self._state
         metadata = CallMetadata(context.invocation_metadata())
         try:
-            principal = await state.authenticator.authenticate(metadata.authorization)
+            await state.authenticator.authenticate(metadata.authorization)
         except GatewayError as exc:
             call = Call("ModelStreamInfer", metadata, context.peer())
-            await _refuse(context, call, exc, 0)
-            call.finish(state, inference=False)
-            return
+            try:
+                await _refuse(context, call, exc, 0)
+            finally:
+                call.finish(state, inference=True)
         answers: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue(
             self._stream_max_in_flight
         )
-        peer = context.peer()
-        reader = asyncio.create_task(
-            self._read_stream(requests, principal, metadata, peer, answers, context)
-        )
+        reader = asyncio.create_task(self._read_stream(requests, metadata, answers, context))
         try:
             while (task := await answers.get()) is not None:
                 yield await task
@@ -101,19 +102,17 @@ class InferenceCalls:
     async def _read_stream(
         self,
         requests: AsyncIterator[pb.ModelInferRequest],
-        principal: Principal,
         metadata: CallMetadata,
-        peer: str,
         answers: asyncio.Queue[asyncio.Task[bytes] | None],
         context: grpc.aio.ServicerContext[bytes, bytes],
     ) -> None:
         """Start each request of the stream as it arrives (at most ``stream_max_in_flight``
         unanswered: the stream is read no further until the oldest is written)."""
+        peer = context.peer()
         try:
             async for request in requests:
-                task = asyncio.create_task(
-                    self._stream_one(request, principal, metadata, peer, context.time_remaining())
-                )
+                deadline_s = context.time_remaining()
+                task = asyncio.create_task(self._stream_one(request, metadata, peer, deadline_s))
                 await answers.put(task)
         finally:
             await answers.put(None)
@@ -121,20 +120,22 @@ class InferenceCalls:
     async def _stream_one(
         self,
         request: pb.ModelInferRequest,
-        principal: Principal,
         metadata: CallMetadata,
         peer: str,
         deadline_s: float | None,
     ) -> bytes:
         state = self._state
         call = Call("ModelStreamInfer", metadata, peer)
-        call.exchange.subject = principal.subject
         try:
+            principal = await state.authenticator.authenticate(metadata.authorization)
+            call.exchange.subject = principal.subject
             payload = await self._infer(request, principal, metadata, call, deadline_s)
         except GatewayError as exc:
             status, _ = error_status(exc)
             call.exchange.status = status
             call.exchange.failed(exc.message)
+            if isinstance(exc, Overloaded | RateLimited):  # as a unary refusal is paced
+                await _pace(exc, state.settings.refusal_pacing_max_ms)
             return pb.ModelStreamInferResponse(error_message=exc.message).SerializeToString()
         except asyncio.CancelledError:
             call.exchange.status = CLIENT_CLOSED_REQUEST
@@ -218,8 +219,13 @@ async def _refuse(
     call.exchange.status = status
     call.exchange.failed(error.message)
     if isinstance(error, Overloaded | RateLimited):
-        delay_s = refusal_delay_s(error, pacing_max_ms)
-        if delay_s > 0:  # as on REST: a client resending at once spins on refusals
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(delay_s)
+        await _pace(error, pacing_max_ms)
     await context.abort(code, error.message, retry_metadata(error))
+
+
+async def _pace(refusal: Overloaded | RateLimited, pacing_max_ms: float) -> None:
+    """Hold a refusal back as REST does: a client resending at once spins on refusals."""
+    delay_s = refusal_delay_s(refusal, pacing_max_ms)
+    if delay_s > 0:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(delay_s)

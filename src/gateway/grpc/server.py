@@ -17,11 +17,12 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.api.state import AppState
 from gateway.grpc.calls import SERVICE
+from gateway.grpc.health_status import HealthStatus
 from gateway.grpc.inference import InferenceCalls
 from gateway.grpc.management import ManagementCalls
 from gateway.grpc.proto import grpc_service_pb2 as pb
@@ -136,25 +137,42 @@ async def grpc_server(state: AppState, *, reuse_port: bool = False) -> AsyncIter
     except RuntimeError as exc:
         raise RuntimeError(f"gRPC cannot listen on {address} (grpc.port): {exc}") from None
     await server.start()
-    serving = health_pb2.HealthCheckResponse.SERVING
-    for name in ("", SERVICE):
-        await health_service.set(name, serving)
-    loop = asyncio.get_running_loop()
-    draining: set[asyncio.Task[None]] = set()
-
-    def not_serving() -> None:  # from a signal handler: onto the loop
-        def start() -> None:
-            task = loop.create_task(health_service.enter_graceful_shutdown())
-            draining.add(task)
-            task.add_done_callback(draining.discard)
-
-        loop.call_soon_threadsafe(start)
-
-    state.lifecycle.on_draining(not_serving)
+    status = HealthStatus(health_service, state)
+    await status.start()
+    stopping = _Stopping(server, settings)
+    state.lifecycle.on_draining(stopping.soon)
     scheme = "grpcs" if credentials is not None else "grpc"
     logger.info("gRPC listening on %s://%s", scheme, _address(settings.host, bound))
     try:
         yield bound
     finally:
-        await health_service.enter_graceful_shutdown()
-        await server.stop(settings.shutdown_grace_s)
+        await status.stop()
+        await stopping.now()
+
+
+class _Stopping:
+    """Stops the server once: when the shutdown begins (``shutdown_delay_s`` after the
+    signal, when uvicorn stops taking connections too), or at the latest when the app's
+    lifespan ends. New calls are refused from then on; those in progress have
+    ``shutdown_grace_s``, the same budget as HTTP's and spent at the same time."""
+
+    def __init__(self, server: grpc.aio.Server, settings: Settings) -> None:
+        self._server = server
+        self._grace_s = settings.shutdown_grace_s
+        self._delay_s = settings.shutdown_delay_s
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[None] | None = None
+
+    def soon(self) -> None:
+        """From a signal handler: stop after the shutdown delay."""
+        self._loop.call_soon_threadsafe(self._loop.call_later, self._delay_s, self._begin)
+
+    def _begin(self) -> None:
+        if self._task is None:
+            self._task = self._loop.create_task(self._server.stop(self._grace_s))
+
+    async def now(self) -> None:
+        """Stop (or finish stopping): returns once every call has ended."""
+        self._begin()
+        assert self._task is not None
+        await self._task

@@ -235,3 +235,68 @@ async def test_standard_health_service_serves(tmp_path: Path) -> None:
         for service in ("", "inference.GRPCInferenceService"):
             answer = await check(health_pb2.HealthCheckRequest(service=service))
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+class BreakingLoader(FakeLoader):
+    """Fails to load the model ``broken`` while ``broken`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+
+    def __call__(self, path: Path, options: Any, label: str) -> Any:
+        if self.broken and path.parent.parent.name == "broken":
+            raise RuntimeError("a broken model file")
+        return super().__call__(path, options, label)
+
+
+async def test_health_follows_readiness(tmp_path: Path) -> None:
+    loader = BreakingLoader()
+    settings = make_settings(repository(tmp_path), grpc=GrpcSettings(port=free_port()))
+    app = create_app(settings, loader=loader, transports=grpc_server)
+    async with (
+        LifespanManager(app),
+        grpc.aio.insecure_channel(f"127.0.0.1:{settings.grpc.port}") as channel,
+    ):
+        check = health_pb2_grpc.HealthStub(channel).Check  # type: ignore[attr-defined]
+        client = triton.InferenceServerClient(f"127.0.0.1:{settings.grpc.port}")
+        headers = {"authorization": bearer(settings)}
+
+        async def until(status: int) -> None:
+            for _ in range(200):
+                answer = await check(health_pb2.HealthCheckRequest(service=""))
+                if answer.status == status:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"health never became {status}")
+
+        try:
+            await until(health_pb2.HealthCheckResponse.SERVING)
+            (tmp_path / "broken" / "1").mkdir(parents=True)
+            (tmp_path / "broken" / "1" / "model.onnx").write_bytes(b"fake")
+            with pytest.raises(InferenceServerException, match="failed to load 'broken'"):
+                await client.load_model("broken", headers=headers)
+            # Every model of the repository must be ready (the default): one is not.
+            await until(health_pb2.HealthCheckResponse.NOT_SERVING)
+            assert not await client.is_server_ready()
+            loader.broken = False
+            await client.load_model("broken", headers=headers)
+            await until(health_pb2.HealthCheckResponse.SERVING)
+            assert await client.is_server_ready()
+        finally:
+            await client.close()
+
+
+async def test_a_stream_without_a_valid_token_is_refused_with_its_code(tmp_path: Path) -> None:
+    async with gateway(tmp_path) as gw:
+
+        async def requests() -> AsyncIterator[dict[str, Any]]:
+            yield {"model_name": "echo", "inputs": [echo_input()]}
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in gw.client.stream_infer(
+                requests(), headers={"authorization": "Bearer nope"}
+            ):
+                pass
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "token is not a JWT" in str(caught.value.details())
