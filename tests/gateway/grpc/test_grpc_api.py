@@ -162,7 +162,11 @@ async def test_rest_and_grpc_requests_share_a_batch(tmp_path: Path) -> None:
             for _ in range(2)
         ]
         # The four wait in the queue behind the held batch; released, they run as one.
-        await asyncio.sleep(0.2)
+        depth = 'tensorgate_queue_depth{model="echo",version="1"} 4.0'
+        for _ in range(500):
+            if depth in (await gw.http.get("/metrics")).text:
+                break
+            await asyncio.sleep(0.01)
         backend.release.set()
         await asyncio.wait_for(asyncio.gather(first, *rest, *grpc_calls), GUARD_S)
         assert backend.batch_sizes == [1, 4]
