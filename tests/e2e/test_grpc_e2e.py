@@ -29,7 +29,15 @@ from tritonclient.utils import InferenceServerException
 from demo_models import digits_split
 from gateway.auth.principal import MODELS_INFER, MODELS_READ
 from support.app import TEST_SECRET, bearer, make_settings
-from support.grpc_calls import GUARD_S, access_lines, queue_depth, sample, samples, until_queued
+from support.grpc_calls import (
+    GUARD_S,
+    Samples,
+    access_lines,
+    queue_depth,
+    sample,
+    samples,
+    until_queued,
+)
 from support.onnx_models import ONNX_TYPES, adder_model, identity_model, slow_model, write_model
 from support.paths import DEMO_MODELS
 from support.server_process import ServerProcess
@@ -465,10 +473,10 @@ async def test_rest_and_grpc_requests_share_one_batch(
         "/v2/models/mlp/infer",
     }
 
-    def batches(values: dict[Any, float], le: str) -> float:
+    def batches(values: Samples, le: str) -> float:
         return sample(values, "tensorgate_batch_size_bucket", model="mlp", version="1", le=le)
 
-    def between_9_and_16(values: dict[Any, float]) -> float:
+    def between_9_and_16(values: Samples) -> float:
         return batches(values, "16.0") - batches(values, "8.0")
 
     assert between_9_and_16(after) - between_9_and_16(before) == 1
