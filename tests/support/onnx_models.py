@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import onnx
@@ -27,11 +28,12 @@ ONNX_TYPES = {
 }
 
 
-def identity_model() -> onnx.ModelProto:
-    """One input ``in_<dt>`` [batch, 2] per datatype, echoed as ``out_<dt>``."""
+def identity_model(datatypes: Iterable[str] = ONNX_TYPES) -> onnx.ModelProto:
+    """One input ``in_<dt>`` [batch, 2] per datatype (all of them unless ``datatypes``
+    names some), echoed as ``out_<dt>``."""
     inputs, outputs, nodes = [], [], []
-    for datatype, elem in ONNX_TYPES.items():
-        name = datatype.lower()
+    for datatype in datatypes:
+        elem, name = ONNX_TYPES[datatype], datatype.lower()
         inputs.append(helper.make_tensor_value_info(f"in_{name}", elem, ["batch", 2]))
         outputs.append(helper.make_tensor_value_info(f"out_{name}", elem, ["batch", 2]))
         nodes.append(helper.make_node("Identity", [f"in_{name}"], [f"out_{name}"]))

@@ -57,6 +57,12 @@ class ServerProcess:
         self.base_url = self.wait_for(_LISTENING).group(1)
         return self
 
+    @property
+    def pid(self) -> int:
+        """The process id of ``tensorgate serve`` (the supervisor, with ``--workers N``)."""
+        assert self._process is not None
+        return self._process.pid
+
     def peak_rss_bytes(self) -> int:
         """The server process's peak resident memory so far (``VmHWM``), Linux only."""
         assert self._process is not None

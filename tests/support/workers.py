@@ -94,14 +94,15 @@ async def ask_on_a_new_connection(
             if name.strip().lower() == "content-length":
                 length = int(value)
         answer = await reader.readexactly(length)
-        worker = _connection_owner(parent, port, client_port)
+        worker = connection_owner(parent, port, client_port)
     finally:
         writer.close()
     return Answer(status, answer, worker)
 
 
-def _connection_owner(parent: int, server_port: int, client_port: int) -> int:
-    """The worker holding the server side of the loopback connection from ``client_port``."""
+def connection_owner(parent: int, server_port: int, client_port: int) -> int:
+    """The worker of supervisor ``parent`` holding the server side of the loopback
+    connection from ``client_port`` to ``server_port``."""
     inode = _server_socket_inode(server_port, client_port)
     target = f"socket:[{inode}]"
     for pid in worker_pids(parent):

@@ -34,6 +34,7 @@ from gateway.repository.routing import STICKY_SUBJECT
 logger = logging.getLogger(__name__)
 
 CLIENT_CLOSED_REQUEST = 499
+GATEWAY_TIMEOUT = 504
 _STREAM_RESPONSE_FIELD = b"\x12"  # ModelStreamInferResponse.infer_response: field 2, bytes
 
 
@@ -60,7 +61,11 @@ class InferenceCalls:
             await _refuse(context, call, exc, state.settings.refusal_pacing_max_ms)
             raise AssertionError("unreachable: abort raises") from None
         except asyncio.CancelledError:
-            call.exchange.status = CLIENT_CLOSED_REQUEST  # the client cancelled, or shutdown
+            # gRPC cancels the handler when the call's deadline passes, as when the client
+            # cancels it (or at shutdown): only the latter is 499.
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            call.exchange.status = GATEWAY_TIMEOUT if expired else CLIENT_CLOSED_REQUEST
             raise
         finally:
             call.finish(state, inference=True)
