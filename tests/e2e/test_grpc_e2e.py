@@ -3,13 +3,12 @@ against a real ``tensorgate serve`` on its gRPC port: every datatype in raw and 
 contents, several inputs and outputs, ``digits`` as ONNX Runtime answers it,
 classification as REST answers it, configuration, statistics, the repository, errors in
 REST's words, deadlines, cancellation and authentication failures; REST and gRPC requests
-in one batch; ``--workers 2``; SIGTERM with calls in flight (issue 21, "Tests")."""
+in one batch (issue 21, "Tests"); test_grpc_shutdown_e2e.py has ``--workers 2`` and SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import queue
-import re
 import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -28,25 +26,27 @@ from tritonclient.utils import InferenceServerException
 
 from demo_models import digits_split
 from gateway.auth.principal import MODELS_INFER, MODELS_READ
-from support.app import TEST_SECRET, bearer, make_settings
+from support.app import bearer, make_settings
 from support.grpc_calls import (
     GUARD_S,
     Samples,
+    Served,
     access_lines,
+    auth,
     queue_depth,
     sample,
     samples,
+    serve,
+    slow_input,
+    tensor,
     until_queued,
 )
 from support.onnx_models import ONNX_TYPES, adder_model, identity_model, slow_model, write_model
 from support.paths import DEMO_MODELS
-from support.server_process import ServerProcess
-from support.workers import connection_owner, free_port, worker_pids
 
 pytestmark = pytest.mark.e2e
 
 SETTINGS = make_settings(DEMO_MODELS)
-TOKEN = bearer(SETTINGS)  # every scope, admin included
 DIGITS = DEMO_MODELS / "digits" / "1" / "model.onnx"
 MIB = 1024 * 1024
 PLUG_ROWS = 16384  # mlp rows: one backend call of a second or so on this 2-core machine
@@ -85,14 +85,6 @@ TYPED_FIELD = {
 }
 
 
-def auth(token: str = TOKEN, request_id: str | None = None) -> dict[str, str]:
-    """gRPC metadata: the token under a lower-case key (gRPC refuses upper case)."""
-    headers = {"authorization": token}
-    if request_id is not None:
-        headers["x-request-id"] = request_id
-    return headers
-
-
 def repository(root: Path) -> Path:
     """digits and mlp from models/, identity over every datatype (``typed``: all but FP16,
     which has no typed field), the two-input adder, and a slow model for deadlines."""
@@ -107,32 +99,6 @@ def repository(root: Path) -> Path:
     write_model(root, "slow", slow_model(1_000_000))  # about a second per call here
     (root / "slow" / "config.yaml").write_text("instances: 1\nbatching: {max_batch_size: 1}\n")
     return root
-
-
-class Served:
-    """A server and where to reach it over each transport."""
-
-    def __init__(self, process: ServerProcess, grpc_port: int) -> None:
-        self.process = process
-        self.grpc_port = grpc_port
-        self.url = f"127.0.0.1:{grpc_port}"
-
-    def client(self, **options: Any) -> triton.InferenceServerClient:
-        return triton.InferenceServerClient(self.url, **options)
-
-    def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.process.base_url, headers={"Authorization": TOKEN}, timeout=GUARD_S
-        )
-
-
-def serve(root: Path, *args: str, **env: str) -> tuple[ServerProcess, int]:
-    port = free_port()
-    process = ServerProcess(
-        ["--models", str(root), "--log-level", "info", "--grpc-port", str(port), *args],
-        {"TENSORGATE_AUTH__SECRET": TEST_SECRET, **env},
-    )
-    return process, port
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +123,6 @@ async def aio(served: Served) -> AsyncIterator[triton_aio.InferenceServerClient]
         yield opened
     finally:
         await opened.close()
-
-
-def tensor(name: str, array: np.ndarray, datatype: str) -> triton.InferInput:
-    made = triton.InferInput(name, list(array.shape), datatype)
-    made.set_data_from_numpy(array)  # raw_input_contents, the client's default
-    return made
 
 
 def utf8(array: np.ndarray) -> list[bytes]:
@@ -359,10 +319,6 @@ def test_a_stream_answers_in_order_with_errors_in_between(served: Served) -> Non
         assert result.as_numpy("label").tolist() == [labels[index % 3]]
 
 
-def slow_input() -> triton_aio.InferInput:
-    return tensor("x", np.zeros((1, 1), np.float32), "FP32")
-
-
 async def slow_successes(aio: triton_aio.InferenceServerClient) -> int:
     stats = (await aio.get_inference_statistics("slow", headers=auth())).model_stats
     return sum(version.inference_stats.success.count for version in stats)
@@ -480,69 +436,3 @@ async def test_rest_and_grpc_requests_share_one_batch(
         return batches(values, "16.0") - batches(values, "8.0")
 
     assert between_9_and_16(after) - between_9_and_16(before) == 1
-
-
-@pytest.fixture(scope="module")
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    root = tmp_path_factory.mktemp("workers")
-    shutil.copytree(DEMO_MODELS / "digits", root / "digits")
-    process, port = serve(root, "--workers", "2")
-    with process:
-        started = re.compile(r"Application startup complete")
-        seen = sum(1 for line in process.lines if started.search(line))
-        for _ in range(2 - seen):
-            process.wait_for(started)
-        yield Served(process, port)
-
-
-def test_both_workers_answer_grpc_and_sigterm_exits_0(two_workers: Served) -> None:
-    """Calls on fresh connections (a subchannel pool of their own each) are answered by
-    both workers: the connection's server socket is found in each worker's descriptors."""
-    workers = set(worker_pids(two_workers.process.pid))
-    assert len(workers) == 2
-    owners: set[int] = set()
-    pixels = tensor("pixels", np.zeros((1, 64), np.float32), "FP32")
-    for index in range(24):
-        options = {"channel_args": [("grpc.use_local_subchannel_pool", 1)]}
-        with two_workers.client(**options) as client:
-            request_id = f"worker-{index}"
-            result = client.infer("digits", [pixels], headers=auth(request_id=request_id))
-            assert result.as_numpy("label") is not None
-            line = access_lines(two_workers.process, [request_id])[request_id]
-            client_port = int(line["client"].rsplit(":", 1)[1])
-            owners.add(
-                connection_owner(two_workers.process.pid, two_workers.grpc_port, client_port)
-            )
-        if owners == workers:
-            break
-    assert owners == workers
-    assert two_workers.process.stop() == 0
-    assert "Traceback" not in "".join(two_workers.process.lines)
-
-
-async def test_sigterm_answers_every_call_in_flight_and_exits_0(tmp_path: Path) -> None:
-    root = tmp_path / "models"
-    write_model(root, "slow", slow_model(300_000))  # half a second or so per call
-    (root / "slow" / "config.yaml").write_text("instances: 1\nbatching: {max_batch_size: 1}\n")
-    process, port = serve(root)
-    calls = 4
-    with process:
-        served = Served(process, port)
-        aio = triton_aio.InferenceServerClient(served.url)
-        try:
-            tasks = [
-                asyncio.create_task(
-                    aio.infer("slow", [slow_input()], headers=auth(request_id=f"drain-{i}"))
-                )
-                for i in range(calls)
-            ]
-            async with served.http() as http:
-                await until_queued(http, "slow", calls - 1)  # one runs, the rest wait
-            process.terminate()
-            results = await asyncio.wait_for(asyncio.gather(*tasks), GUARD_S)
-        finally:
-            await aio.close()
-        code = await asyncio.to_thread(process.stop)
-    assert [r.as_numpy("y").tolist() for r in results] == [[[300_000.0]]] * calls
-    assert code == 0
-    assert "Traceback" not in "".join(process.lines)

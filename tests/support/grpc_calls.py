@@ -1,18 +1,72 @@
-"""For end-to-end gRPC tests: the access-log lines of chosen calls, and /metrics samples."""
+"""For end-to-end gRPC tests: a server with its gRPC port, tritonclient inputs, the
+access-log lines of chosen calls, and /metrics samples."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import tritonclient.grpc as triton
 from prometheus_client.parser import text_string_to_metric_families
 
+from support.app import TEST_SECRET, bearer, make_settings
+from support.paths import DEMO_MODELS
 from support.server_process import ServerProcess
+from support.workers import free_port
 
 GUARD_S = 60.0  # hang guard only
+TOKEN = bearer(make_settings(DEMO_MODELS))  # every scope, admin included
+
+
+def auth(token: str = TOKEN, request_id: str | None = None) -> dict[str, str]:
+    """gRPC metadata: the token under a lower-case key (gRPC refuses upper case)."""
+    headers = {"authorization": token}
+    if request_id is not None:
+        headers["x-request-id"] = request_id
+    return headers
+
+
+class Served:
+    """A server and where to reach it over each transport."""
+
+    def __init__(self, process: ServerProcess, grpc_port: int) -> None:
+        self.process = process
+        self.grpc_port = grpc_port
+        self.url = f"127.0.0.1:{grpc_port}"
+
+    def client(self, **options: Any) -> triton.InferenceServerClient:
+        return triton.InferenceServerClient(self.url, **options)
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.process.base_url, headers={"Authorization": TOKEN}, timeout=GUARD_S
+        )
+
+
+def serve(root: Path, *args: str, **env: str) -> tuple[ServerProcess, int]:
+    """``tensorgate serve`` of ``root`` on a free gRPC port (not started: a context manager)."""
+    port = free_port()
+    process = ServerProcess(
+        ["--models", str(root), "--log-level", "info", "--grpc-port", str(port), *args],
+        {"TENSORGATE_AUTH__SECRET": TEST_SECRET, **env},
+    )
+    return process, port
+
+
+def tensor(name: str, array: np.ndarray, datatype: str) -> triton.InferInput:
+    made = triton.InferInput(name, list(array.shape), datatype)
+    made.set_data_from_numpy(array)  # raw_input_contents, the client's default
+    return made
+
+
+def slow_input() -> triton.InferInput:
+    """The input of ``support.onnx_models.slow_model``: one FP32 zero."""
+    return tensor("x", np.zeros((1, 1), np.float32), "FP32")
 
 
 def access_lines(server: ServerProcess, request_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -27,6 +27,7 @@ from gateway.grpc.inference import InferenceCalls
 from gateway.grpc.management import ManagementCalls
 from gateway.grpc.proto import grpc_service_pb2 as pb
 from gateway.grpc.proto.pool import POOL
+from gateway.grpc.streams import StreamCalls
 from gateway.grpc.tls import server_credentials
 from gateway.settings import Settings
 
@@ -47,10 +48,11 @@ def _unary(
     )
 
 
-def service_handler(state: AppState) -> grpc.GenericRpcHandler:
+def service_handler(
+    state: AppState, inference: InferenceCalls, streams: StreamCalls
+) -> grpc.GenericRpcHandler:
     """``inference.GRPCInferenceService``'s implemented methods; the others (shared memory,
     trace and log settings) answer ``UNIMPLEMENTED``."""
-    inference = InferenceCalls(state, state.settings.grpc.stream_max_in_flight)
     manage = ManagementCalls(state)
     methods = {
         "ServerLive": _unary(manage.server_live, pb.ServerLiveRequest),
@@ -68,7 +70,7 @@ def service_handler(state: AppState) -> grpc.GenericRpcHandler:
         # The inference answers are serialised by their codec (bytes pass through).
         "ModelInfer": _unary(inference.model_infer, pb.ModelInferRequest, serialize=False),
         "ModelStreamInfer": grpc.stream_stream_rpc_method_handler(
-            inference.model_stream_infer,
+            streams.model_stream_infer,
             request_deserializer=pb.ModelInferRequest.FromString,
             response_serializer=None,
         ),
@@ -120,7 +122,9 @@ async def grpc_server(state: AppState, *, reuse_port: bool = False) -> AsyncIter
         options=server_options(settings, reuse_port=reuse_port),
         maximum_concurrent_rpcs=settings.grpc.max_concurrent_rpcs,
     )
-    server.add_generic_rpc_handlers((service_handler(state),))
+    inference = InferenceCalls(state)
+    streams = StreamCalls(inference, state, settings.grpc.stream_max_in_flight)
+    server.add_generic_rpc_handlers((service_handler(state, inference, streams),))
     health_service = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_service, server)
     reflection.enable_server_reflection(
@@ -139,7 +143,7 @@ async def grpc_server(state: AppState, *, reuse_port: bool = False) -> AsyncIter
     await server.start()
     status = HealthStatus(health_service, state)
     await status.start()
-    stopping = _Stopping(server, settings)
+    stopping = _Stopping(server, streams, settings)
     state.lifecycle.on_draining(stopping.soon)
     scheme = "grpcs" if credentials is not None else "grpc"
     logger.info("gRPC listening on %s://%s", scheme, _address(settings.host, bound))
@@ -153,11 +157,13 @@ async def grpc_server(state: AppState, *, reuse_port: bool = False) -> AsyncIter
 class _Stopping:
     """Stops the server once: when the shutdown begins (``shutdown_delay_s`` after the
     signal, when uvicorn stops taking connections too), or at the latest when the app's
-    lifespan ends. New calls are refused from then on; those in progress have
-    ``shutdown_grace_s``, the same budget as HTTP's and spent at the same time."""
+    lifespan ends. New calls are refused from then on, and streams are read no further;
+    the calls in progress have ``shutdown_grace_s``, the same budget as HTTP's and spent
+    at the same time."""
 
-    def __init__(self, server: grpc.aio.Server, settings: Settings) -> None:
+    def __init__(self, server: grpc.aio.Server, streams: StreamCalls, settings: Settings) -> None:
         self._server = server
+        self._streams = streams
         self._grace_s = settings.shutdown_grace_s
         self._delay_s = settings.shutdown_delay_s
         self._loop = asyncio.get_running_loop()
@@ -169,6 +175,7 @@ class _Stopping:
 
     def _begin(self) -> None:
         if self._task is None:
+            self._streams.stop_reading()
             self._task = self._loop.create_task(self._server.stop(self._grace_s))
 
     async def now(self) -> None:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from backends.base import ModelSignature, TensorSpec
 from gateway.dataplane.codecs import DecodingRules
 from gateway.errors import InvalidInput, PayloadTooLarge
-from gateway.grpc.inference import _stream_answer
 from gateway.grpc.proto import grpc_service_pb2 as pb
+from gateway.grpc.streams import stream_answer
 from gateway.grpc.tensors import decode_infer_request
 
 ADDER = ModelSignature(
@@ -148,6 +148,6 @@ def test_typed_contents_of_another_type_and_out_of_range_ints_are_refused() -> N
 @given(st.text(max_size=40), st.binary(max_size=70_000))
 def test_a_stream_answer_is_the_message_holding_the_response(name: str, data: bytes) -> None:
     response = pb.ModelInferResponse(model_name=name, raw_output_contents=[data])
-    wrapped = pb.ModelStreamInferResponse.FromString(_stream_answer(response.SerializeToString()))
+    wrapped = pb.ModelStreamInferResponse.FromString(stream_answer(response.SerializeToString()))
     assert wrapped.infer_response == response
     assert wrapped.error_message == ""
