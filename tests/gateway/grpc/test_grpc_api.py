@@ -304,3 +304,29 @@ async def test_a_stream_without_a_valid_token_is_refused_with_its_code(tmp_path:
                 pass
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "token is not a JWT" in str(caught.value.details())
+
+
+async def test_version_labels_and_the_traffic_split_apply(tmp_path: Path) -> None:
+    for version in (1, 2):
+        (tmp_path / "m" / str(version)).mkdir(parents=True)
+        (tmp_path / "m" / str(version) / "model.onnx").write_bytes(b"fake")
+    (tmp_path / "m" / "config.yaml").write_text(
+        "version_labels: {stable: 1, canary: 2}\ntraffic:\n  split: {stable: 50, canary: 50}\n"
+    )
+    settings = make_settings(tmp_path, grpc=GrpcSettings(port=free_port()))
+    app = create_app(settings, loader=FakeLoader(), transports=grpc_server)
+    async with LifespanManager(app):
+        client = triton.InferenceServerClient(f"127.0.0.1:{settings.grpc.port}")
+        headers = {"authorization": bearer(settings)}
+        try:
+            labelled = await client.infer(
+                "m", [echo_input()], model_version="canary", headers=headers
+            )
+            assert labelled.get_response().model_version == "2"
+            answers = await asyncio.gather(
+                *(client.infer("m", [echo_input()], headers=headers) for _ in range(40))
+            )
+            # Unversioned calls follow the split: both versions answer some of 40.
+            assert {a.get_response().model_version for a in answers} == {"1", "2"}
+        finally:
+            await client.close()
