@@ -130,7 +130,7 @@ def start(
     another free one), its output appended to ``log``. Call it from the main thread: the
     parent-death signal is tied to the thread that starts the child."""
     port = port or free_port()
-    grpc_port = free_port() if "{grpc_port}" in command else 0
+    grpc_port = free_port() if any("{grpc_port}" in part for part in command) else 0
     argv = [
         part.replace("{port}", str(port)).replace("{grpc_port}", str(grpc_port)) for part in command
     ]
@@ -172,10 +172,12 @@ def tensorgate(repository: Path, workers: int | None) -> list[str]:
     """The command line of ``tensorgate serve``, its settings the defaults (log level and
     access log included) but the ports and ``workers`` (None: not passed, the default).
     Each server gets a gRPC port of its own: on the default 8001 the second one started
-    would fail to bind (or, with several workers, share the port with another server)."""
+    would fail to bind (or, with several workers, share the port with another server).
+    The port goes in the environment (``env`` execs the server, keeping its PID), which a
+    revision from before gRPC ignores, so ``make bench-ab`` can still start one."""
     exe = Path(sys.executable).with_name("tensorgate")
-    command = [str(exe), "serve", "--models", str(repository), "--port", "{port}"]
-    command += ["--grpc-port", "{grpc_port}"]
+    command = ["env", "TENSORGATE_GRPC__PORT={grpc_port}", str(exe), "serve"]
+    command += ["--models", str(repository), "--port", "{port}"]
     return command if workers is None else [*command, "--workers", str(workers)]
 
 
