@@ -40,6 +40,7 @@ def _report(*, seconds: float, growth_pct: float, quick: bool) -> Report:
         "measurements": [],
         "binary": [],
         "binary_rounds": 1,
+        "grpc_failures": {},
         "access_log": [],
         "remote": [],
         "large_json": large,
