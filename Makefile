@@ -14,7 +14,7 @@ KUBECTL := $(BIN)/kubectl
 # Debian's redis-server, for the tests of the limits' shared buckets.
 REDIS_SERVER := $(BIN)/redis-server
 
-.PHONY: gpu-check bench-ab hostile serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick soak wrk clean
+.PHONY: gpu-check bench-ab hostile serve test lint typecheck unit unit-fast e2e models schemas openapi bench bench-quick soak wrk h2load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -102,7 +102,11 @@ models: $(DEV_STAMP)
 wrk:
 	@command -v wrk >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }
 
-bench: $(DEV_STAMP) wrk
+# The gRPC rows' load generator: Debian's h2load, in package nghttp2-client.
+h2load:
+	@command -v h2load >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nghttp2-client; }
+
+bench: $(DEV_STAMP) wrk h2load
 	PYTHONPATH=scripts $(BIN)/python bench/run.py
 
 # This tree against BASE (a git revision) and each fenced speed trick turned off, in
@@ -112,7 +116,7 @@ bench-ab: $(DEV_STAMP) wrk
 
 # Every measurement of `make bench`, briefly: checks the benchmark runs; writes its page to
 # BENCH_OUT (default /tmp/tensorgate-bench), never to docs/.
-bench-quick: $(DEV_STAMP) wrk
+bench-quick: $(DEV_STAMP) wrk h2load
 	PYTHONPATH=scripts $(BIN)/python bench/run.py --quick --out $(or $(BENCH_OUT),/tmp/tensorgate-bench)
 
 # The soak (not part of `make test`, issue 20): `tensorgate serve --workers 2` under mixed

@@ -1,6 +1,7 @@
-"""The binary tensor data rows of ``make bench``: the same model and input sent as JSON and
-as binary (Triton's binary tensor extension, as ``tritonclient.http`` sends by default),
-alternating in every round, against one tensorgate server.
+"""The binary tensor data rows of ``make bench``: the same model and input sent as JSON, as
+binary (Triton's binary tensor extension, as ``tritonclient.http`` sends by default) and
+as unary gRPC calls (bench/grpc_rows.py), alternating in every round, against one
+tensorgate server.
 
 ``image`` is generated here: float32 [batch, 3, 224, 224] -> global average pool -> a
 3 x 10 dense layer, so the cost that differs between the two rows (reading 150,528 numbers
@@ -10,6 +11,7 @@ per request) is most of the request's cost.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from alternating import alternating
+from grpc_rows import check_answer, grpc_run, write_frame
+from h2load import GRPC_HEADERS
 from progress import Progress
 from results import BINARY as BINARY_ROW
 from results import BINARY_JSON as JSON_ROW
+from results import GRPC as GRPC_ROW
 from results import Measurement
 from servers import Server
 from wrk import WrkResult, run_wrk
@@ -30,6 +35,8 @@ IMAGE_SHAPE = (3, 224, 224)
 IMAGE_CONFIG = "execution_providers: [cpu]\nintra_op_threads: 1\n"
 BINARY_MODELS = {"mlp": ("input", (256,)), "image": ("image", IMAGE_SHAPE)}
 BINARY_CONNECTIONS = (1, 64)
+ROWS = (JSON_ROW, BINARY_ROW, GRPC_ROW)
+"""The variants taking turns in each round, in their order."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,9 @@ def build_image(directory: Path) -> None:
 
 
 def make_bodies(work: Path) -> dict[tuple[str, str], Body]:
-    """A JSON and a binary body per model, carrying the same numbers; the binary one also
-    asks for binary outputs, as the Triton client does when no output is named."""
+    """A JSON body, a binary body and a gRPC message per model, carrying the same numbers;
+    the binary one also asks for binary outputs, as the Triton client does when no output
+    is named."""
     rng = np.random.default_rng(2)
     bodies: dict[tuple[str, str], Body] = {}
     for model, (name, row_shape) in BINARY_MODELS.items():
@@ -103,6 +111,9 @@ def make_bodies(work: Path) -> dict[tuple[str, str], Body]:
                 "Inference-Header-Content-Length": str(len(header)),
             },
         )
+        grpc_path = work / f"{model}-oip.grpc"
+        write_frame(grpc_path, model, name, array)
+        bodies[(model, GRPC_ROW)] = Body(grpc_path, GRPC_HEADERS)
     return bodies
 
 
@@ -113,12 +124,16 @@ def binary_matrix(
     seconds: int,
     rounds: int,
     progress: Progress,
+    grpc_failures: Counter[str],
 ) -> list[Measurement]:
-    """wrk with each body at 1 and 64 connections; JSON and binary take turns in every
-    round, and each figure is the median over the rounds."""
+    """wrk with each body and h2load with the gRPC message at 1 and 64 connections; JSON,
+    binary and gRPC take turns in every round, and each figure is the median over the
+    rounds. gRPC calls that were not OK are added to ``grpc_failures`` by status."""
 
     def run(model: str, row: str, conns: int) -> Callable[[], WrkResult]:
         body = bodies[(model, row)]
+        if row == GRPC_ROW:
+            return grpc_run(server, model, body.path, conns, seconds, work, grpc_failures)
         url = f"{server.base}/v2/models/{model}/infer"
         return lambda: run_wrk(
             url, body.path, conns, seconds, work, send_token=True, headers=body.headers
@@ -126,12 +141,13 @@ def binary_matrix(
 
     results: list[Measurement] = []
     for model in BINARY_MODELS:
+        check_answer(server, model, bodies[(model, GRPC_ROW)].path, bodies[(model, JSON_ROW)].path)
         for conns in BINARY_CONNECTIONS:
-            variants = {row: run(model, row, conns) for row in (JSON_ROW, BINARY_ROW)}
+            variants = {row: run(model, row, conns) for row in ROWS}
             results += alternating(variants, model, conns, rounds, progress)
     return results
 
 
 def run_count(rounds: int) -> int:
-    """How many wrk runs ``binary_matrix`` makes (for the progress bar)."""
-    return rounds * len(BINARY_MODELS) * len(BINARY_CONNECTIONS) * 2
+    """How many wrk and h2load runs ``binary_matrix`` makes (for the progress bar)."""
+    return rounds * len(BINARY_MODELS) * len(BINARY_CONNECTIONS) * len(ROWS)

@@ -22,6 +22,7 @@ ACCESS_LOG_OFF = "tensorgate, access log off"
 REMOTE = "tensorgate -> remote tensorgate"
 BINARY_JSON = "tensorgate JSON"
 BINARY = "tensorgate binary"
+GRPC = "tensorgate gRPC"
 LARGE_ALONE = "one-row mlp alone"
 LARGE_DURING = "one-row mlp beside large JSON requests"
 KINDS = (NAIVE, NAIVE_THREAD, ASGI_FLOOR, STARLETTE_FLOOR, OFF, ON, DEFAULT, CEILING)
@@ -133,8 +134,11 @@ class Report:
 
     measurements: list[Measurement]
     binary: list[Measurement]
-    """JSON and binary bodies (``BINARY_JSON`` / ``BINARY``), same server."""
+    """JSON and binary bodies (``BINARY_JSON`` / ``BINARY``) and unary gRPC calls
+    (``GRPC``), same server."""
     binary_rounds: int
+    grpc_failures: dict[str, int]
+    """gRPC calls of the ``GRPC`` rows that were not OK, by status, over every run."""
     access_log: list[Measurement]
     """``mlp`` with the access log on and off, same run, in turns."""
     remote: list[Measurement]

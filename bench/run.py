@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -161,6 +162,12 @@ def ensure_wrk() -> None:
         sys.exit("wrk is not installed: run `make bench` (it installs Debian's wrk)")
 
 
+def ensure_h2load() -> None:
+    """The same for h2load, which drives the gRPC rows."""
+    if shutil.which("h2load") is None:
+        sys.exit("h2load is not installed: run `make bench` (it installs Debian's nghttp2-client)")
+
+
 def main() -> None:
     """Run every measurement and write the report."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -168,6 +175,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     ensure_wrk()
+    ensure_h2load()
     seconds = 2
     rounds = 1 if args.quick else 3
     binary_rounds = 1 if args.quick else 5  # binary vs JSON on mlp is a few percent apart
@@ -197,8 +205,9 @@ def main() -> None:
         env = enable_auth()
         with all_servers(repos, work, env) as servers:
             results = matrix(servers, bodies, work, seconds, connections, rounds, progress)
+            grpc_failures: Counter[str] = Counter()
             binary = binary_matrix(
-                servers[ON], binary_bodies, work, seconds, binary_rounds, progress
+                servers[ON], binary_bodies, work, seconds, binary_rounds, progress, grpc_failures
             )
             logged = access_log_rows(servers, bodies, work, seconds, binary_rounds, progress)
             mlp_body = bodies[("mlp", "tensorgate")]
@@ -237,6 +246,7 @@ def main() -> None:
         measurements=results,
         binary=binary,
         binary_rounds=binary_rounds,
+        grpc_failures=dict(grpc_failures),
         access_log=logged,
         remote=hop,
         large_json=large,
@@ -259,6 +269,7 @@ def main() -> None:
             {
                 "measurements": [asdict(r) for r in results],
                 "binary": [asdict(r) for r in binary],
+                "grpc_failures": dict(grpc_failures),
                 "access_log": [asdict(r) for r in logged],
                 "remote": [asdict(r) for r in hop],
                 "large_json": asdict(large),

@@ -33,11 +33,18 @@ class Server:
 
     process: subprocess.Popen[bytes]
     port: int
+    grpc_port: int = 0
+    """Where tensorgate serves gRPC (0: a server without it)."""
 
     @property
     def base(self) -> str:
         """http://127.0.0.1:<port>"""
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        """127.0.0.1:<grpc_port>, as gRPC channels and h2load's URL take it."""
+        return f"{HOST}:{self.grpc_port}"
 
     def worker_pids(self) -> list[int]:
         """The workers a supervisor spawned (by multiprocessing's spawn start method, as
@@ -119,11 +126,14 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
 def start(
     command: list[str], log: Path, env: dict[str, str] | None = None, port: int | None = None
 ) -> Server:
-    """Start ``command`` (``{port}`` filled in: ``port``, or a free one), its output
-    appended to ``log``. Call it from the main thread: the parent-death signal is tied to
-    the thread that starts the child."""
+    """Start ``command`` (``{port}`` filled in: ``port``, or a free one; ``{grpc_port}``:
+    another free one), its output appended to ``log``. Call it from the main thread: the
+    parent-death signal is tied to the thread that starts the child."""
     port = port or free_port()
-    argv = [part.replace("{port}", str(port)) for part in command]
+    grpc_port = free_port() if any("{grpc_port}" in part for part in command) else 0
+    argv = [
+        part.replace("{port}", str(port)).replace("{grpc_port}", str(grpc_port)) for part in command
+    ]
     with log.open("ab") as sink:
         process = subprocess.Popen(
             argv,
@@ -132,7 +142,7 @@ def start(
             env={**os.environ, **(env or {})},
             preexec_fn=_parent_death_signal(),
         )
-    return Server(process, port)
+    return Server(process, port, grpc_port)
 
 
 def stop(server: Server) -> None:
@@ -160,9 +170,14 @@ def running(
 
 def tensorgate(repository: Path, workers: int | None) -> list[str]:
     """The command line of ``tensorgate serve``, its settings the defaults (log level and
-    access log included) but the port and ``workers`` (None: not passed, the default)."""
+    access log included) but the ports and ``workers`` (None: not passed, the default).
+    Each server gets a gRPC port of its own: on the default 8001 the second one started
+    would fail to bind (or, with several workers, share the port with another server).
+    The port goes in the environment (``env`` execs the server, keeping its PID), which a
+    revision from before gRPC ignores, so ``make bench-ab`` can still start one."""
     exe = Path(sys.executable).with_name("tensorgate")
-    command = [str(exe), "serve", "--models", str(repository), "--port", "{port}"]
+    command = ["env", "TENSORGATE_GRPC__PORT={grpc_port}", str(exe), "serve"]
+    command += ["--models", str(repository), "--port", "{port}"]
     return command if workers is None else [*command, "--workers", str(workers)]
 
 

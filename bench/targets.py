@@ -13,6 +13,7 @@ from results import (
     BINARY,
     BINARY_JSON,
     DEFAULT,
+    GRPC,
     NAIVE,
     NAIVE_THREAD,
     ON,
@@ -58,6 +59,7 @@ def targets(report: Report) -> list[Target]:
         *_issue_18_targets(report),
         *_overload_targets(report),
         *_binary_targets(report),
+        *_grpc_targets(report),
         *_access_log_targets(report),
         *two_subject_targets(report),
         _memory_target(report),
@@ -202,12 +204,22 @@ def _overload_targets(report: Report) -> list[Target]:
     ]
 
 
+def _pair(
+    report: Report, first: str, second: str, model: str, conns: int
+) -> tuple[Measurement, Measurement] | None:
+    found = {(m.server, m.model, m.connections): m for m in report.binary}
+    a, b = found.get((first, model, conns)), found.get((second, model, conns))
+    return (a, b) if a and b else None
+
+
 def binary_pair(report: Report, model: str, conns: int) -> tuple[Measurement, Measurement] | None:
     """The JSON and the binary row of ``model`` at ``conns``, when both were measured."""
-    found = {(m.server, m.model, m.connections): m for m in report.binary}
-    as_json = found.get((BINARY_JSON, model, conns))
-    binary = found.get((BINARY, model, conns))
-    return (as_json, binary) if as_json and binary else None
+    return _pair(report, BINARY_JSON, BINARY, model, conns)
+
+
+def grpc_pair(report: Report, model: str, conns: int) -> tuple[Measurement, Measurement] | None:
+    """The HTTP binary and the gRPC row of ``model`` at ``conns``, when both were measured."""
+    return _pair(report, BINARY, GRPC, model, conns)
 
 
 def _binary_targets(report: Report) -> list[Target]:
@@ -234,6 +246,39 @@ def _binary_targets(report: Report) -> list[Target]:
                     for j, b in pairs
                 ),
                 all(b.ok_per_s >= j.ok_per_s for j, b in pairs),
+            )
+        )
+    return rows
+
+
+def _grpc_targets(report: Report) -> list[Target]:
+    """Issue 21: unary gRPC serves ``mlp`` at least as fast as HTTP binary, and its p50 at
+    one call is within 0.1 ms of HTTP's (binary, the closest HTTP body to gRPC's)."""
+    rows: list[Target] = []
+    pairs = [p for c in (1, 64) if (p := grpc_pair(report, "mlp", c))]
+    if pairs:
+        errors = sum(g.errors for _, g in pairs)
+        rows.append(
+            (
+                "gRPC unary >= HTTP binary req/s on `mlp` (1 and 64 concurrent calls), "
+                "every gRPC call OK",
+                "; ".join(
+                    f"c={b.connections}: {g.ok_per_s:,.0f} vs {b.ok_per_s:,.0f} req/s "
+                    f"= {g.ok_per_s / b.ok_per_s if b.ok_per_s else math.nan:.2f}x"
+                    for b, g in pairs
+                )
+                + f"; {errors} gRPC errors",
+                all(g.ok_per_s >= b.ok_per_s for b, g in pairs) and errors == 0,
+            )
+        )
+    if pair := grpc_pair(report, "mlp", 1):
+        binary, grpc = pair
+        gap = grpc.p50_ms - binary.p50_ms
+        rows.append(
+            (
+                "gRPC p50 at 1 call within 0.1 ms of HTTP binary on `mlp`",
+                f"{grpc.p50_ms:.2f} vs {binary.p50_ms:.2f} ms ({gap:+.2f} ms)",
+                round(gap, 3) <= 0.1,  # wrk and h2load give microseconds at best
             )
         )
     return rows

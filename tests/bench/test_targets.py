@@ -8,14 +8,23 @@ from typing import Any
 import pytest
 
 from report import targets_table
-from results import LargeJson, Measurement, Report
+from results import BINARY, GRPC, LargeJson, Measurement, Report
 from targets import MEMORY_RUN_S, QUICK_MEMORY_S, NotJudged, targets, verdict_cell
+from transport_sections import grpc_section
 
 ROW = Measurement("x", "mlp", 16, 100.0, 1.0, 2.0, 0, 200)
 
 
-def _report(*, seconds: float, growth_pct: float, quick: bool) -> Report:
-    """A run with no matrix rows: only the overload, large JSON and memory targets."""
+def _report(
+    *,
+    seconds: float,
+    growth_pct: float,
+    quick: bool,
+    binary: list[Measurement] | None = None,
+    grpc_failures: dict[str, int] | None = None,
+) -> Report:
+    """A run with no matrix rows: the overload, large JSON and memory targets, and those
+    of the ``binary`` rows given."""
     overload = {
         "ok": 100.0,
         "rejected_503": 0.0,
@@ -38,8 +47,9 @@ def _report(*, seconds: float, growth_pct: float, quick: bool) -> Report:
     large = LargeJson(1_000_000, 1000, 1, 10.0, 12.0, ROW, ROW, 5, 5, 100.0)
     fields: dict[str, Any] = {
         "measurements": [],
-        "binary": [],
+        "binary": binary or [],
         "binary_rounds": 1,
+        "grpc_failures": grpc_failures or {},
         "access_log": [],
         "remote": [],
         "large_json": large,
@@ -91,3 +101,90 @@ def test_the_met_column() -> None:
     assert verdict_cell(True) == "yes"
     assert verdict_cell(False) == "**no**"
     assert verdict_cell(NotJudged("why")) == "not judged: why"
+
+
+def _mlp(
+    *,
+    binary_per_s: tuple[float, float],
+    grpc_per_s: tuple[float, float],
+    p50_ms: tuple[float, float] = (1.0, 1.05),
+    grpc_errors: int = 0,
+) -> list[Measurement]:
+    """HTTP binary and gRPC rows of ``mlp`` at 1 and 64 calls; ``p50_ms``: at 1 call."""
+    rows = []
+    for conns, binary, grpc in zip((1, 64), binary_per_s, grpc_per_s, strict=True):
+        p50_binary, p50_grpc = p50_ms if conns == 1 else (20.0, 20.0)
+        rows += [
+            Measurement(BINARY, "mlp", conns, binary, p50_binary, 3.0, 0, 1000),
+            Measurement(GRPC, "mlp", conns, grpc, p50_grpc, 3.0, grpc_errors, 1000),
+        ]
+    return rows
+
+
+def _grpc_rows(report: Report) -> list[tuple[str, str, object]]:
+    return [row for row in targets(report) if row[0].startswith("gRPC")]
+
+
+def test_the_grpc_targets_met() -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(950.0, 2100.0))
+    throughput, latency = _grpc_rows(_report(seconds=15, growth_pct=0, quick=True, binary=binary))
+    assert throughput[0].startswith("gRPC unary >= HTTP binary req/s on `mlp`")
+    assert throughput[1] == (
+        "c=1: 950 vs 900 req/s = 1.06x; c=64: 2,100 vs 2,000 req/s = 1.05x; 0 gRPC errors"
+    )
+    assert throughput[2] is True
+    assert latency == (
+        "gRPC p50 at 1 call within 0.1 ms of HTTP binary on `mlp`",
+        "1.05 vs 1.00 ms (+0.05 ms)",
+        True,
+    )
+
+
+def test_grpc_slower_at_either_concurrency_misses_the_throughput_target() -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(950.0, 800.0))
+    [throughput, _] = _grpc_rows(_report(seconds=15, growth_pct=0, quick=True, binary=binary))
+    assert "c=64: 800 vs 2,000 req/s = 0.40x" in throughput[1]
+    assert throughput[2] is False
+
+
+def test_grpc_errors_miss_the_throughput_target() -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(950.0, 2100.0), grpc_errors=3)
+    [throughput, _] = _grpc_rows(_report(seconds=15, growth_pct=0, quick=True, binary=binary))
+    assert throughput[1].endswith("; 6 gRPC errors")
+    assert throughput[2] is False
+
+
+@pytest.mark.parametrize(
+    ("p50_ms", "met"),
+    [((0.87, 0.97), True), ((0.87, 0.98), False), ((1.2, 0.9), True)],
+)
+def test_the_p50_target_allows_a_tenth_of_a_millisecond(
+    p50_ms: tuple[float, float], met: bool
+) -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(950.0, 2100.0), p50_ms=p50_ms)
+    [_, latency] = _grpc_rows(_report(seconds=15, growth_pct=0, quick=True, binary=binary))
+    assert latency[2] is met
+
+
+def test_no_grpc_rows_no_grpc_targets() -> None:
+    only_binary = [m for m in _mlp(binary_per_s=(1, 1), grpc_per_s=(1, 1)) if m.server == BINARY]
+    report = _report(seconds=15, growth_pct=0, quick=True, binary=only_binary)
+    assert _grpc_rows(report) == []
+
+
+def test_the_grpc_table_puts_each_grpc_row_under_its_http_row() -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(950.0, 800.0))
+    failures = {"UNAVAILABLE (503)": 4, "CANCELLED (499)": 1}
+    lines = grpc_section(
+        _report(seconds=15, growth_pct=0, quick=True, binary=binary, grpc_failures=failures)
+    )
+    rows = [line for line in lines if line.startswith("| `mlp`")]
+    assert rows == [
+        "| `mlp` | 1 | HTTP binary (wrk, 1 connection) | 900 | 1.00 | 3.00 | 0 |  |",
+        "| `mlp` | 1 | gRPC unary (h2load, 1 connection x 1 call) | 950 | 1.05 | 3.00 | 0 "
+        "| 1.06x req/s, p50 +0.05 ms |",
+        "| `mlp` | 64 | HTTP binary (wrk, 64 connections) | 2,000 | 20.00 | 3.00 | 0 |  |",
+        "| `mlp` | 64 | gRPC unary (h2load, 64 connections x 1 call) | 800 | 20.00 | 3.00 | 0 "
+        "| 0.40x req/s, p50 +0.00 ms |",
+    ]
+    assert "gRPC calls not OK, over every run: CANCELLED (499) x 1, UNAVAILABLE (503) x 4." in lines

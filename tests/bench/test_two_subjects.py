@@ -67,6 +67,7 @@ def report_with(rows: list[TwoSubjects]) -> Report:
         ],
         binary=[],
         binary_rounds=5,
+        grpc_failures={},
         access_log=[],
         remote=[],
         large_json=LargeJson(1000, 10, 5, 1.0, 1.0, one, one, 1, 1, 1.0),
