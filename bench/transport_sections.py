@@ -146,8 +146,9 @@ def grpc_section(report: Report) -> list[str]:
         "and call cap, uvloop), gets the same calls from the same h2load command and takes "
         "its turn in the same rounds; its errors are answers that were not HTTP 200 (it "
         "answers every call OK; one grpcio call checks beforehand that its answer parses "
-        "as a `ModelInferResponse` of tensorgate's size). What grpcio costs per call is "
-        "the part of the gap to HTTP that no gRPC server in Python closes.",
+        "as a `ModelInferResponse` of tensorgate's size). The floor's distance to HTTP "
+        "binary is what grpcio itself costs per call, which no gRPC server in Python "
+        "closes; tensorgate's distance to the floor is its own per-call work.",
         "",
         *_grpc_table(report),
     ]
