@@ -1,7 +1,7 @@
 """The binary tensor data rows of ``make bench``: the same model and input sent as JSON, as
 binary (Triton's binary tensor extension, as ``tritonclient.http`` sends by default) and
 as unary gRPC calls (bench/grpc_rows.py), alternating in every round, against one
-tensorgate server.
+tensorgate server; on ``mlp`` the gRPC floor (bench/floor_grpc.py) takes its turn too.
 
 ``image`` is generated here: float32 [batch, 3, 224, 224] -> global average pool -> a
 3 x 10 dense layer, so the cost that differs between the two rows (reading 150,528 numbers
@@ -21,13 +21,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from alternating import alternating
-from grpc_rows import check_answer, grpc_run, write_frame
+from grpc_rows import check_answer, check_floor, floor_run, grpc_run, write_frame
 from h2load import GRPC_HEADERS
 from progress import Progress
 from results import BINARY as BINARY_ROW
 from results import BINARY_JSON as JSON_ROW
 from results import GRPC as GRPC_ROW
-from results import Measurement
+from results import GRPC_FLOOR, Measurement
 from servers import Server
 from wrk import WrkResult, run_wrk
 
@@ -37,6 +37,13 @@ BINARY_MODELS = {"mlp": ("input", (256,)), "image": ("image", IMAGE_SHAPE)}
 BINARY_CONNECTIONS = (1, 64)
 ROWS = (JSON_ROW, BINARY_ROW, GRPC_ROW)
 """The variants taking turns in each round, in their order."""
+FLOOR_MODEL = "mlp"
+"""The model whose rounds the gRPC floor joins (its fixed answer is one ``mlp`` row)."""
+
+
+def rows_of(model: str) -> tuple[str, ...]:
+    """The variants taking turns in ``model``'s rounds."""
+    return (*ROWS, GRPC_FLOOR) if model == FLOOR_MODEL else ROWS
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ def make_bodies(work: Path) -> dict[tuple[str, str], Body]:
 
 def binary_matrix(
     server: Server,
+    grpc_floor: Server,
     bodies: dict[tuple[str, str], Body],
     work: Path,
     seconds: int,
@@ -128,9 +136,12 @@ def binary_matrix(
 ) -> list[Measurement]:
     """wrk with each body and h2load with the gRPC message at 1 and 64 connections; JSON,
     binary and gRPC take turns in every round, and each figure is the median over the
-    rounds. gRPC calls that were not OK are added to ``grpc_failures`` by status."""
+    rounds. gRPC calls that were not OK are added to ``grpc_failures`` by status. On
+    ``mlp``, h2load sends the same message to ``grpc_floor`` in the same rounds."""
 
     def run(model: str, row: str, conns: int) -> Callable[[], WrkResult]:
+        if row == GRPC_FLOOR:
+            return floor_run(grpc_floor, bodies[(model, GRPC_ROW)].path, conns, seconds, work)
         body = bodies[(model, row)]
         if row == GRPC_ROW:
             return grpc_run(server, model, body.path, conns, seconds, work, grpc_failures)
@@ -141,13 +152,16 @@ def binary_matrix(
 
     results: list[Measurement] = []
     for model in BINARY_MODELS:
-        check_answer(server, model, bodies[(model, GRPC_ROW)].path, bodies[(model, JSON_ROW)].path)
+        frame = bodies[(model, GRPC_ROW)].path
+        check_answer(server, model, frame, bodies[(model, JSON_ROW)].path)
+        if GRPC_FLOOR in rows_of(model):
+            check_floor(grpc_floor, server, frame)
         for conns in BINARY_CONNECTIONS:
-            variants = {row: run(model, row, conns) for row in ROWS}
+            variants = {row: run(model, row, conns) for row in rows_of(model)}
             results += alternating(variants, model, conns, rounds, progress)
     return results
 
 
 def run_count(rounds: int) -> int:
     """How many wrk and h2load runs ``binary_matrix`` makes (for the progress bar)."""
-    return rounds * len(BINARY_MODELS) * len(BINARY_CONNECTIONS) * len(ROWS)
+    return rounds * len(BINARY_CONNECTIONS) * sum(len(rows_of(m)) for m in BINARY_MODELS)

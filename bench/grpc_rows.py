@@ -4,6 +4,10 @@ numbers as the binary rows' body, taking turns with them (bench/binary_rows.py).
 h2load cannot read ``grpc-status``, so every run is checked on the server: the gRPC
 answers its metrics counted, by status, before and after the run. Before the runs, one
 call from a real gRPC client checks that the answer is the one HTTP gives.
+
+The gRPC floor (bench/floor_grpc.py) gets the same calls; it has no metrics and answers
+every call OK, so only h2load's statuses count there. One call checks beforehand that
+its answer parses as a ``ModelInferResponse`` as large as tensorgate's.
 """
 
 from __future__ import annotations
@@ -73,6 +77,20 @@ def check_answer(server: Server, model: str, frame: Path, json_body: Path) -> No
         raise RuntimeError(f"gRPC and HTTP answer different outputs for {model}")
 
 
+def check_floor(floor: Server, server: Server, frame: Path) -> None:
+    """Call ``ModelInfer`` once on the floor and once on tensorgate with the frame; raise
+    unless the floor's answer parses as a ``ModelInferResponse`` of as many bytes."""
+    answers = []
+    for target, metadata in ((floor.grpc_target, ()), (server.grpc_target, _metadata())):
+        with grpc.insecure_channel(target) as channel:
+            infer: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(METHOD)
+            answers.append(infer(frame.read_bytes()[5:], metadata=metadata, timeout=30))
+    ours, theirs = answers
+    pb.ModelInferResponse.FromString(ours)
+    if len(ours) != len(theirs):
+        raise RuntimeError(f"the gRPC floor answers {len(ours)} bytes, tensorgate {len(theirs)}")
+
+
 def answers_by_status(metrics: str, model: str) -> Counter[int]:
     """The gRPC answers for ``model`` the server counted so far, by HTTP status."""
     counts: Counter[int] = Counter()
@@ -108,6 +126,26 @@ def not_ok(before: Counter[int], after: Counter[int], h2load: H2loadResult) -> C
     if counts.done > counts.status_2xx:
         failed["not HTTP 200 (h2load)"] += counts.done - counts.status_2xx
     return failed
+
+
+def floor_run(
+    floor: Server, frame: Path, conns: int, seconds: float, work: Path
+) -> Callable[[], WrkResult]:
+    """One h2load run against the gRPC floor per call of the result, with the headers
+    tensorgate's runs send (the token too, which the floor ignores); an answer that is
+    not HTTP 2xx is an error."""
+    url = f"http://{floor.grpc_target}{METHOD}"
+    headers = {**GRPC_HEADERS, **dict(_metadata())}
+
+    return lambda: floor_result(run_h2load(url, frame, conns, seconds, work, headers))
+
+
+def floor_result(result: H2loadResult) -> WrkResult:
+    """One floor run as a wrk run: the calls h2load finished, those without a 2xx the
+    errors."""
+    counts = result.counts
+    errors = counts.done - min(counts.done, counts.status_2xx)
+    return WrkResult(result.answers_per_s, result.p50_ms, result.p99_ms, errors, counts.done)
 
 
 def _metrics(server: Server) -> str:

@@ -4,7 +4,8 @@ model and connection count in alternating rounds.
 The servers: tensorgate one process (``ON``), with batching off, and with the default
 workers; the naive baseline with ONNX Runtime on the event loop and in a worker thread,
 one per model; the two floors (a bare ASGI app and a plain Starlette route answering a
-fixed body); and the servers of the access log and remote backend rows.
+fixed body); the gRPC floor (a bare grpc.aio server, measured in the gRPC rows only); and
+the servers of the access log and remote backend rows.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from results import (
     ACCESS_LOG_ON,
     ASGI_FLOOR,
     DEFAULT,
+    GRPC_FLOOR,
     NAIVE,
     NAIVE_THREAD,
     OFF,
@@ -67,7 +69,7 @@ def all_servers(
     on, off = repos["on"], repos["off"]
     with contextlib.ExitStack() as stack:
 
-        def start(key: str, command: list[str], ready: str, extra: dict[str, str]) -> None:
+        def start(key: str, command: list[str], ready: str | None, extra: dict[str, str]) -> None:
             log = work / f"{re.sub(r'[^a-z0-9]+', '-', key)}.log"
             servers[key] = stack.enter_context(running(command, ready, log, extra))
 
@@ -81,6 +83,7 @@ def all_servers(
         start(REMOTE, tensorgate(remote, 1), READY, upstream_environment(env))
         start(ASGI_FLOOR, floor("floor_asgi.py"), "/ready", {})
         start(STARLETTE_FLOOR, floor("floor_starlette.py"), "/ready", {})
+        start(GRPC_FLOOR, floor("floor_grpc.py"), None, {})
         for model in MODELS:
             path = on / model / "1" / "model.onnx"
             start(f"{NAIVE} {model}", naive(path), "/openapi.json", {})

@@ -1,8 +1,8 @@
 """``make bench``: tensorgate (batching on/off, one process and the default workers)
 against the naive baselines (ONNX Runtime on the event loop, in a worker thread), the
-floors of a Python server (a bare ASGI app, a plain Starlette route) and raw ONNX
-Runtime, on loopback, writing docs/benchmarks.md, docs/benchmarks.png and
-docs/benchmarks.json.
+floors of a Python server (a bare ASGI app, a plain Starlette route, a bare grpc.aio
+server) and raw ONNX Runtime, on loopback, writing docs/benchmarks.md,
+docs/benchmarks.png and docs/benchmarks.json.
 
 tensorgate runs as users run it: JWT auth on (a random HS256 secret per run, a token
 minted with ``tensorgate token``, sent by wrk and the paced client) and Prometheus
@@ -48,6 +48,7 @@ from results import (
     ACCESS_LOG_ON,
     CEILING,
     DEFAULT,
+    GRPC_FLOOR,
     ON,
     TWO_WORKERS,
     Measurement,
@@ -207,7 +208,14 @@ def main() -> None:
             results = matrix(servers, bodies, work, seconds, connections, rounds, progress)
             grpc_failures: Counter[str] = Counter()
             binary = binary_matrix(
-                servers[ON], binary_bodies, work, seconds, binary_rounds, progress, grpc_failures
+                servers[ON],
+                servers[GRPC_FLOOR],
+                binary_bodies,
+                work,
+                seconds,
+                binary_rounds,
+                progress,
+                grpc_failures,
             )
             logged = access_log_rows(servers, bodies, work, seconds, binary_rounds, progress)
             mlp_body = bodies[("mlp", "tensorgate")]

@@ -123,6 +123,20 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise RuntimeError(f"server not ready after {READY_TIMEOUT_S} s; see {log}")
 
 
+def _wait_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """For a server with no HTTP port: until ``port`` takes a TCP connection. A gRPC
+    server listens once its port is added, just before it starts; a call that connects
+    in between waits in the backlog and is served once it has."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}; see {log}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=2):
+            return
+        time.sleep(0.2)  # a harness polling a child process, not a test
+    raise RuntimeError(f"server not listening after {READY_TIMEOUT_S} s; see {log}")
+
+
 def start(
     command: list[str], log: Path, env: dict[str, str] | None = None, port: int | None = None
 ) -> Server:
@@ -157,12 +171,16 @@ def stop(server: Server) -> None:
 
 @contextlib.contextmanager
 def running(
-    command: list[str], ready_path: str, log: Path, env: dict[str, str] | None = None
+    command: list[str], ready_path: str | None, log: Path, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
-    """Start ``command`` on a free port, wait until ``ready_path`` answers, stop it."""
+    """Start ``command`` on a free port, wait until ``ready_path`` answers (None: a gRPC
+    server without HTTP, until its gRPC port takes a connection), stop it."""
     server = start(command, log, env)
     try:
-        _wait_ready(server.process, server.base + ready_path, log)
+        if ready_path is None:
+            _wait_listening(server.process, server.grpc_port, log)
+        else:
+            _wait_ready(server.process, server.base + ready_path, log)
         yield server
     finally:
         stop(server)
@@ -190,5 +208,8 @@ def naive(model: Path, *, thread: bool = False) -> list[str]:
 
 
 def floor(script: str) -> list[str]:
-    """The command line of a floor server: ``floor_asgi.py`` or ``floor_starlette.py``."""
-    return [sys.executable, str(Path(__file__).with_name(script)), "--port", "{port}"]
+    """The command line of a floor server: ``floor_asgi.py`` or ``floor_starlette.py``;
+    ``floor_grpc.py`` serves gRPC only, on the server's ``grpc_port`` (its ``port`` is
+    unused: start it with ``running(..., None, ...)``)."""
+    port = "{grpc_port}" if script == "floor_grpc.py" else "{port}"
+    return [sys.executable, str(Path(__file__).with_name(script)), "--port", port]

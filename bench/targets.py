@@ -14,6 +14,7 @@ from results import (
     BINARY_JSON,
     DEFAULT,
     GRPC,
+    GRPC_FLOOR,
     NAIVE,
     NAIVE_THREAD,
     ON,
@@ -222,6 +223,27 @@ def grpc_pair(report: Report, model: str, conns: int) -> tuple[Measurement, Meas
     return _pair(report, BINARY, GRPC, model, conns)
 
 
+def grpc_floor(report: Report, conns: int) -> Measurement | None:
+    """The gRPC floor's ``mlp`` row at ``conns``, when measured."""
+    found = {(m.server, m.model, m.connections): m for m in report.binary}
+    return found.get((GRPC_FLOOR, "mlp", conns))
+
+
+FLOOR_SAYS = "; the grpc.aio floor itself: "
+"""What opens the gRPC floor's figures in a gRPC target's measured column."""
+
+
+def _floor_rates(report: Report) -> str:
+    rows = [m for c in (1, 64) if (m := grpc_floor(report, c))]
+    figures = ", ".join(f"c={m.connections}: {m.ok_per_s:,.0f} req/s" for m in rows)
+    return FLOOR_SAYS + figures if rows else ""
+
+
+def _floor_p50(report: Report) -> str:
+    floor = grpc_floor(report, 1)
+    return f"{FLOOR_SAYS}p50 {floor.p50_ms:.2f} ms" if floor else ""
+
+
 def _binary_targets(report: Report) -> list[Target]:
     rows: list[Target] = []
     if pair := binary_pair(report, "image", 64):
@@ -267,7 +289,8 @@ def _grpc_targets(report: Report) -> list[Target]:
                     f"= {g.ok_per_s / b.ok_per_s if b.ok_per_s else math.nan:.2f}x"
                     for b, g in pairs
                 )
-                + f"; {errors} gRPC errors",
+                + f"; {errors} gRPC errors"
+                + _floor_rates(report),
                 all(g.ok_per_s >= b.ok_per_s for b, g in pairs) and errors == 0,
             )
         )
@@ -277,7 +300,7 @@ def _grpc_targets(report: Report) -> list[Target]:
         rows.append(
             (
                 "gRPC p50 at 1 call within 0.1 ms of HTTP binary on `mlp`",
-                f"{grpc.p50_ms:.2f} vs {binary.p50_ms:.2f} ms ({gap:+.2f} ms)",
+                f"{grpc.p50_ms:.2f} vs {binary.p50_ms:.2f} ms ({gap:+.2f} ms)" + _floor_p50(report),
                 round(gap, 3) <= 0.1,  # wrk and h2load give microseconds at best
             )
         )

@@ -1,13 +1,13 @@
 """The sections of docs/benchmarks.md on how tensors travel: binary tensor data against
-JSON, and unary gRPC against HTTP binary, all measured in the same rounds
-(bench/binary_rows.py)."""
+JSON, and unary gRPC against HTTP binary and against the gRPC floor, all measured in the
+same rounds (bench/binary_rows.py)."""
 
 from __future__ import annotations
 
 import math
 
-from results import Report
-from targets import binary_pair, grpc_pair
+from results import GRPC_FLOOR, Measurement, Report
+from targets import binary_pair, grpc_floor, grpc_pair
 
 
 def _binary_table(report: Report) -> list[str]:
@@ -29,6 +29,32 @@ def _binary_table(report: Report) -> list[str]:
     return [*lines, ""]
 
 
+def _versus(m: Measurement, binary: Measurement) -> str:
+    ratio = m.ok_per_s / binary.ok_per_s if binary.ok_per_s else math.nan
+    return f"{ratio:.2f}x req/s, p50 {m.p50_ms - binary.p50_ms:+.2f} ms"
+
+
+def floor_line(report: Report) -> str | None:
+    """The gRPC floor's `mlp` figures and tensorgate gRPC's share of its req/s; None when
+    the floor was not measured."""
+    parts = []
+    for conns in (1, 64):
+        floor, pair = grpc_floor(report, conns), grpc_pair(report, "mlp", conns)
+        if floor is None:
+            continue
+        part = f"{conns} call{'s' if conns != 1 else ''}: {floor.ok_per_s:,.0f} req/s, p50 "
+        part += f"{floor.p50_ms:.2f} ms"
+        if pair and floor.ok_per_s:
+            part += f" (tensorgate gRPC: {pair[1].ok_per_s / floor.ok_per_s:.0%} of its req/s)"
+        parts.append(part)
+    return f"The grpc.aio floor itself on `mlp`: {'; '.join(parts)}." if parts else None
+
+
+def _floor_line(report: Report) -> list[str]:
+    line = floor_line(report)
+    return [line, ""] if line else []
+
+
 def _grpc_table(report: Report) -> list[str]:
     lines = [
         "| model | concurrent calls | transport (load generator) | ok req/s | p50 ms | p99 ms | "
@@ -40,16 +66,15 @@ def _grpc_table(report: Report) -> list[str]:
             if (pair := grpc_pair(report, model, conns)) is None:
                 continue
             binary, grpc = pair
-            ratio = grpc.ok_per_s / binary.ok_per_s if binary.ok_per_s else math.nan
             connections = f"{conns} connection{'s' if conns != 1 else ''}"
-            for m, how, versus in (
+            calls = f"(h2load, {connections} x 1 call)"
+            rows = [
                 (binary, f"HTTP binary (wrk, {connections})", ""),
-                (
-                    grpc,
-                    f"gRPC unary (h2load, {connections} x 1 call)",
-                    f"{ratio:.2f}x req/s, p50 {grpc.p50_ms - binary.p50_ms:+.2f} ms",
-                ),
-            ):
+                (grpc, f"gRPC unary {calls}", _versus(grpc, binary)),
+            ]
+            if model == "mlp" and (floor := grpc_floor(report, conns)):
+                rows.append((floor, f"{GRPC_FLOOR}, gRPC unary {calls}", _versus(floor, binary)))
+            for m, how, versus in rows:
                 lines.append(
                     f"| `{model}` | {conns} | {how} | {m.ok_per_s:,.0f} | {m.p50_ms:.2f} | "
                     f"{m.p99_ms:.2f} | {m.errors} | {versus} |"
@@ -58,6 +83,7 @@ def _grpc_table(report: Report) -> list[str]:
     return [
         *lines,
         "",
+        *_floor_line(report),
         "gRPC calls not OK, over every run: "
         + (
             ", ".join(f"{status} x {n}" for status, n in sorted(failures.items()))
@@ -111,6 +137,18 @@ def grpc_section(report: Report) -> list[str]:
         "in flight when its time is up, cancelled on the server, are not). Before the "
         "runs, one call from a gRPC client (grpcio) checks that each model's gRPC answer "
         "is the HTTP answer for the same numbers.",
+        "",
+        f"**{GRPC_FLOOR}** (bench/floor_grpc.py, `mlp` only): the floor of a Python gRPC "
+        "server, as the bare ASGI app is HTTP's. One generic unary handler for `ModelInfer` "
+        "that takes the request's bytes unparsed and answers a fixed serialised "
+        "`ModelInferResponse` as large as tensorgate's (one `mlp` row): no auth, no model, "
+        "no metrics. It runs as tensorgate's gRPC server does (the same channel arguments "
+        "and call cap, uvloop), gets the same calls from the same h2load command and takes "
+        "its turn in the same rounds; its errors are answers that were not HTTP 200 (it "
+        "answers every call OK; one grpcio call checks beforehand that its answer parses "
+        "as a `ModelInferResponse` of tensorgate's size). The floor's distance to HTTP "
+        "binary is what grpcio itself costs per call, which no gRPC server in Python "
+        "closes; tensorgate's distance to the floor is its own per-call work.",
         "",
         *_grpc_table(report),
     ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gateway.grpc.proto import grpc_service_pb2 as pb
-from grpc_rows import NOT_COUNTED, answers_by_status, not_ok, write_frame
+from grpc_rows import NOT_COUNTED, answers_by_status, floor_result, not_ok, write_frame
 from h2load import H2loadCounts, H2loadResult
 
 METRICS = """\
@@ -83,3 +83,10 @@ def test_the_frame_is_a_raw_tensor_request(tmp_path: Path) -> None:
     [tensor] = request.inputs
     assert (tensor.name, tensor.datatype, list(tensor.shape)) == ("input", "FP32", [1, 6])
     assert request.raw_input_contents == [array.tobytes()]
+
+
+def test_a_floor_run_counts_answers_without_a_2xx_as_errors() -> None:
+    result = floor_result(_run(started=802, done=800, status_2xx=797))
+    assert (result.requests_per_s, result.errors, result.requests) == (400.0, 3, 800)
+    assert (result.p50_ms, result.p99_ms) == (1.0, 2.0)
+    assert floor_result(_run(started=10, done=10, status_2xx=10)).errors == 0

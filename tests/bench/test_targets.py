@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from report import targets_table
-from results import BINARY, GRPC, LargeJson, Measurement, Report
+from results import BINARY, GRPC, GRPC_FLOOR, LargeJson, Measurement, Report
 from targets import MEMORY_RUN_S, QUICK_MEMORY_S, NotJudged, targets, verdict_cell
-from transport_sections import grpc_section
+from transport_sections import floor_line, grpc_section
 
 ROW = Measurement("x", "mlp", 16, 100.0, 1.0, 2.0, 0, 200)
 
@@ -188,3 +188,51 @@ def test_the_grpc_table_puts_each_grpc_row_under_its_http_row() -> None:
         "| 0.40x req/s, p50 +0.00 ms |",
     ]
     assert "gRPC calls not OK, over every run: CANCELLED (499) x 1, UNAVAILABLE (503) x 4." in lines
+
+
+FLOOR = [
+    Measurement(GRPC_FLOOR, "mlp", 1, 2150.0, 0.44, 0.9, 0, 4300),
+    Measurement(GRPC_FLOOR, "mlp", 64, 1880.0, 30.0, 40.0, 0, 3760),
+]
+
+
+def test_the_grpc_targets_state_the_floor_beside_their_verdicts() -> None:
+    binary = _mlp(binary_per_s=(1200.0, 2085.0), grpc_per_s=(950.0, 1500.0), p50_ms=(0.8, 1.1))
+    report = _report(seconds=15, growth_pct=0, quick=True, binary=binary + FLOOR)
+    throughput, latency = _grpc_rows(report)
+    assert throughput[1].endswith(
+        "; 0 gRPC errors; the grpc.aio floor itself: c=1: 2,150 req/s, c=64: 1,880 req/s"
+    )
+    assert throughput[2] is False
+    assert latency[1] == "1.10 vs 0.80 ms (+0.30 ms); the grpc.aio floor itself: p50 0.44 ms"
+    assert latency[2] is False
+
+
+def test_the_floor_does_not_change_the_verdicts() -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(950.0, 2100.0))
+    without = _grpc_rows(_report(seconds=15, growth_pct=0, quick=True, binary=binary))
+    beside = _grpc_rows(_report(seconds=15, growth_pct=0, quick=True, binary=binary + FLOOR))
+    assert [row[2] for row in beside] == [row[2] for row in without] == [True, True]
+
+
+def test_the_grpc_table_puts_the_floor_under_tensorgates_grpc_row() -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(950.0, 800.0))
+    lines = grpc_section(_report(seconds=15, growth_pct=0, quick=True, binary=binary + FLOOR))
+    rows = [line for line in lines if line.startswith("| `mlp`")]
+    assert rows[2] == (
+        f"| `mlp` | 1 | {GRPC_FLOOR}, gRPC unary (h2load, 1 connection x 1 call) | 2,150 | "
+        "0.44 | 0.90 | 0 | 2.39x req/s, p50 -0.56 ms |"
+    )
+    assert rows[5].startswith(f"| `mlp` | 64 | {GRPC_FLOOR}, gRPC unary (h2load, 64 connections")
+    assert len(rows) == 6
+
+
+def test_the_floor_line_gives_tensorgates_share_of_the_floor() -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(1075.0, 1504.0))
+    report = _report(seconds=15, growth_pct=0, quick=True, binary=binary + FLOOR)
+    assert floor_line(report) == (
+        "The grpc.aio floor itself on `mlp`: 1 call: 2,150 req/s, p50 0.44 ms (tensorgate "
+        "gRPC: 50% of its req/s); 64 calls: 1,880 req/s, p50 30.00 ms (tensorgate gRPC: 80% "
+        "of its req/s)."
+    )
+    assert floor_line(_report(seconds=15, growth_pct=0, quick=True, binary=binary)) is None
