@@ -21,6 +21,7 @@ import pytest
 
 from support.app import TEST_SECRET
 from support.paths import DEMO_MODELS
+from support.scrape import parse_samples, sample
 from support.server_process import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hostile]
@@ -339,9 +340,16 @@ def test_a_client_leaving_mid_body_is_499_and_logs_no_error(
     log = "".join(server.lines[before:])
     assert "ERROR" not in log
     assert "Traceback" not in log
-    metrics = httpx.get(f"{server.base_url}/metrics", timeout=GUARD_S).text
-    assert 'model="digits",status="400"' not in metrics
-    assert 'model="digits",status="500"' not in metrics
+    metrics = parse_samples(httpx.get(f"{server.base_url}/metrics", timeout=GUARD_S).text)
+    for code in ("400", "500"):
+        assert not sample(
+            metrics,
+            "tensorgate_inference_requests_total",
+            model="digits",
+            protocol="http",
+            status=code,
+            version="1",
+        )
 
 
 def metric(server: ServerProcess, series: str) -> float:

@@ -29,12 +29,10 @@ from gateway.auth.principal import MODELS_INFER, MODELS_READ
 from support.app import bearer, make_settings
 from support.grpc_calls import (
     GUARD_S,
-    Samples,
     Served,
     access_lines,
     auth,
     queue_depth,
-    sample,
     samples,
     serve,
     slow_input,
@@ -43,6 +41,7 @@ from support.grpc_calls import (
 )
 from support.onnx_models import ONNX_TYPES, adder_model, identity_model, slow_model, write_model
 from support.paths import DEMO_MODELS
+from support.scrape import Samples, sample
 
 pytestmark = pytest.mark.e2e
 

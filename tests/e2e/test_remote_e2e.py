@@ -5,7 +5,6 @@ upstream meeting the caller's deadline."""
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from support.load import Load
 from support.onnx_models import slow_model, write_model
 from support.paths import DEMO_MODELS
 from support.pki import make_pki
+from support.scrape import parse_samples, sample
 from support.server_process import ServerProcess
 from support.workers import free_port
 
@@ -99,10 +99,14 @@ def test_both_wire_formats_give_the_upstreams_answer(upstream_repo: Path, tmp_pa
 def served(replica: ServerProcess, token: str) -> float:
     """How many inference requests ``replica`` has answered with 200."""
     text = httpx.get(f"{replica.base_url}/metrics", headers={"Authorization": token}).text
-    found = re.search(
-        r'tensorgate_inference_requests_total\{model="digits",status="200"[^}]*\} (\S+)', text
+    return sample(
+        parse_samples(text),
+        "tensorgate_inference_requests_total",
+        model="digits",
+        protocol="http",
+        status="200",
+        version="1",
     )
-    return float(found.group(1)) if found else 0.0
 
 
 async def test_a_killed_replica_loses_only_its_in_flight_requests_and_rejoins(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from gateway.serving.cpus import available_cpus
+from support.scrape import parse_samples, sample
 from support.workers import free_port, spawn_workers, worker_pids, workers_started
 
 STARTUP_GUARD_S = 120  # hang guard: two processes load ONNX Runtime on a busy 2-core box
@@ -52,12 +52,15 @@ async def test_two_workers_share_the_dev_secret_and_merge_metrics(tmp_path: Path
             assert answers[0].json()["outputs"][0]["shape"] == [2]
             metrics = (await client.get("/metrics")).text
             openapi = [(await client.get("/openapi.json")).json() for _ in range(2)]
-        served = re.search(
-            r'tensorgate_inference_requests_total\{model="digits",status="200",version="1"\} (\S+)',
-            metrics,
+        served = sample(
+            parse_samples(metrics),
+            "tensorgate_inference_requests_total",
+            model="digits",
+            protocol="http",
+            status="200",
+            version="1",
         )
-        assert served is not None
-        assert float(served.group(1)) == 12.0  # whichever worker answered the scrape
+        assert served == 12.0  # whichever worker answered the scrape
         assert openapi[0] == openapi[1]
     finally:
         process.send_signal(signal.SIGINT)

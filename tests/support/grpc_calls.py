@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import numpy as np
 import tritonclient.grpc as triton
-from prometheus_client.parser import text_string_to_metric_families
 
 from support.app import TEST_SECRET, bearer, make_settings
 from support.paths import DEMO_MODELS
+from support.scrape import Samples, parse_samples, sample
 from support.server_process import ServerProcess
 from support.workers import free_port
 
@@ -89,22 +89,9 @@ def access_lines(server: ServerProcess, request_ids: list[str]) -> dict[str, dic
     return found
 
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
 async def samples(http: httpx.AsyncClient) -> Samples:
     """Every sample of the server's ``/metrics`` (``http`` has its base URL and a token)."""
-    text = (await http.get("/metrics")).text
-    return {
-        (found.name, frozenset(found.labels.items())): found.value
-        for family in text_string_to_metric_families(text)
-        for found in family.samples
-    }
-
-
-def sample(values: Samples, name: str, **labels: str) -> float:
-    """One sample of ``values`` (0 when absent: a series not yet observed)."""
-    return values.get((name, frozenset(labels.items())), 0.0)
+    return parse_samples((await http.get("/metrics")).text)
 
 
 async def queue_depth(http: httpx.AsyncClient, model: str) -> float:
