@@ -24,6 +24,10 @@ from gateway.batching.policy import (
     DEFAULT_MAX_QUEUE_SIZE,
     BatchPolicy,
 )
+from gateway.repository.confinement import (
+    OutsideModelDirectory,
+    confined_path,
+)
 from gateway.repository.placement import CudaConfig, RemoteConfig
 from gateway.repository.section import ConfigSection
 from gateway.repository.versions import parse_version
@@ -146,7 +150,8 @@ class WarmupConfig(ConfigSection):
     1 for dynamic axes other than the batch axis. Ignored when ``inputs`` names files."""
     inputs: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
     """``.npy`` files by input name, relative to the model directory, used as they are
-    (with their own batch size) instead of generated inputs; every input must be named."""
+    (with their own batch size) instead of generated inputs; every input must be named.
+    A name must stay inside the model directory: no absolute path, ``..`` or link out."""
 
 
 class ModelConfig(ConfigSection):
@@ -199,7 +204,8 @@ class ModelConfig(ConfigSection):
     labels: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
     """Class labels files by output name (``{probabilities: labels.txt}``), relative to
     the model directory: one label per line, line i naming class i. The classification
-    extension adds them to the classes it returns."""
+    extension adds them to the classes it returns. A name must stay inside the model
+    directory: no absolute path, ``..`` or link out."""
     limits: list[LimitRule] = Field(default_factory=list)
     """Request-rate and concurrency limits for this model, checked before the server-wide
     ones (``limits.rules``); their buckets are this model's own (docs/limits.md)."""
@@ -312,8 +318,18 @@ def load_model_config(model_dir: Path) -> ModelConfig:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
     config = parse_model_config(raw, str(path))
-    for output, name in config.labels.items():
-        labels_path = model_dir / name
+    try:
+        if config.warmup is not None:
+            for name, file in config.warmup.inputs.items():
+                confined_path(model_dir, file, f"warmup.inputs.{name}")
+        labels_paths = {
+            output: confined_path(model_dir, name, f"labels.{output}")
+            for output, name in config.labels.items()
+        }
+    except OutsideModelDirectory as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for output, labels_path in labels_paths.items():
+        name = config.labels[output]
         try:
             text = labels_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -17,6 +17,7 @@ import numpy as np
 
 from backends.base import Array, Backend, ModelSignature, TensorSpec
 from gateway.repository.config import WarmupConfig
+from gateway.repository.confinement import OutsideModelDirectory, confined_path
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,10 @@ def file_batch(
         )
     batch: dict[str, Array] = {}
     for spec in signature.inputs:
-        path = model_dir / files[spec.name]
+        try:
+            path = confined_path(model_dir, files[spec.name], f"warmup.inputs.{spec.name}")
+        except OutsideModelDirectory as exc:
+            raise WarmupError(str(exc)) from None
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
