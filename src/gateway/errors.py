@@ -2,6 +2,7 @@
 
     GatewayError
     ├── InvalidInput          the request is malformed or does not fit the model (400)
+    │   └── RepositoryPollFailed  a load names no directory in the repository (400)
     ├── PayloadTooLarge       the body is over the configured cap (413)
     ├── ModelNotFound         no such model or version (404)
     ├── ModelNotReady         the model or version exists but cannot serve now (503)
@@ -29,6 +30,14 @@ class GatewayError(Exception):
 
 class InvalidInput(GatewayError):
     """The request is malformed or does not match the model's signature."""
+
+
+class RepositoryPollFailed(InvalidInput):
+    """A load request names a model with no directory in the repository.
+
+    REST answers 400 like any refused load; gRPC answers ``INTERNAL``, Triton's code for
+    it, which its model-control clients expect (``gateway.grpc.status``).
+    """
 
 
 class PayloadTooLarge(GatewayError):

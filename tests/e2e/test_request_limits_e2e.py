@@ -58,11 +58,14 @@ def test_more_rows_than_the_queue_holds_is_413_without_retry_after(http: httpx.C
     assert "has 8193 rows; this model takes at most 8192 rows" in response.json()["error"]
 
 
-@pytest.mark.parametrize("version", ["%C2%B9", "1" * 5000, "01", "%EF%BC%91", "%D9%A1"])
-def test_odd_versions_are_404(http: httpx.Client, version: str) -> None:
+@pytest.mark.parametrize(
+    ("version", "status"),
+    [("%C2%B9", 400), ("1" * 5000, 404), ("01", 404), ("%EF%BC%91", 400), ("%D9%A1", 400)],
+)
+def test_odd_versions_are_refused(http: httpx.Client, version: str, status: int) -> None:
     # Fails before: 500 for the superscript and the 5,000 digits; the rest were version 1.
     response = http.get(f"/v2/models/mlp/versions/{version}/ready")
-    assert response.status_code == 404
+    assert response.status_code == status
     assert "is not a version of model 'mlp'" in response.json()["error"]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, RepositoryPollFailed
 from gateway.repository.config import ModelConfig
 from gateway.repository.registry import ModelRegistry, ModelVersion
 from gateway.repository.scanning import ModelSource, is_valid_model_name, read_model
@@ -147,7 +147,10 @@ async def load_model(
     parameters = _parameters(body, {"config"})
     directory = root / name
     if not await asyncio.to_thread(directory.is_dir):
-        raise InvalidInput(f"failed to load '{name}': no such model in the model repository")
+        raise RepositoryPollFailed(
+            f"failed to load '{name}', failed to poll from model repository: no directory "
+            f"'{name}' in it"
+        )
     source = await asyncio.to_thread(read_model, directory)
     if "config" in parameters:
         config = config_override(name, parameters["config"], source.config)

@@ -1,9 +1,11 @@
 """Domain errors as gRPC status codes (docs/grpc.md#errors has the table).
 
 Each error maps from its HTTP status (``gateway.errors.status_for``), so that REST and
-gRPC always agree on what an error is. A refusal that says when to come back (a full
-queue, a rate limit) carries it in the trailing metadata twice: ``retry-after`` in
-seconds, as on REST, and ``grpc-retry-pushback-ms``, which gRPC's own retry policy reads.
+gRPC always agree on what an error is; the one exception is a load naming no model
+directory, ``INTERNAL`` as Triton answers it (``CODE_BY_ERROR``). A refusal that says
+when to come back (a full queue, a rate limit) carries it in the trailing metadata twice:
+``retry-after`` in seconds, as on REST, and ``grpc-retry-pushback-ms``, which gRPC's own
+retry policy reads.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 
 import grpc
 
-from gateway.errors import GatewayError, Overloaded, RateLimited, status_for
+from gateway.errors import GatewayError, Overloaded, RateLimited, RepositoryPollFailed, status_for
 
 CODE_BY_STATUS: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -45,7 +47,13 @@ def retry_metadata(error: GatewayError) -> tuple[tuple[str, str], ...]:
     )
 
 
+CODE_BY_ERROR: dict[type[GatewayError], grpc.StatusCode] = {
+    RepositoryPollFailed: grpc.StatusCode.INTERNAL,
+}
+"""The errors whose gRPC code is Triton's rather than their HTTP status's."""
+
+
 def error_status(error: GatewayError) -> tuple[int, grpc.StatusCode]:
     """The HTTP status and the gRPC code of a domain error."""
     status = status_for(error)
-    return status, code_for(status)
+    return status, CODE_BY_ERROR.get(type(error)) or code_for(status)

@@ -95,8 +95,9 @@ def decode_infer_request(message: pb.ModelInferRequest, rules: DecodingRules) ->
         if raw:
             if tensor.HasField("contents"):
                 raise InvalidInput(
-                    f"input '{shown(inp.name)}' has both contents and raw_input_contents; "
-                    "send one or the other"
+                    "contents field must not be specified when using raw_input_contents "
+                    f"for '{shown(inp.name)}' for model '{shown(message.model_name)}': "
+                    "send each input's data one way only"
                 )
             arrays[inp.name] = decode_binary_tensor(
                 inp,

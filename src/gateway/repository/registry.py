@@ -17,7 +17,7 @@ from backends.base import Backend, RuntimeOptions, inline_infer
 from backends.errors import ModelLoadError
 from gateway.batching.batcher import Batcher
 from gateway.batching.policy import BatchPolicy
-from gateway.errors import ModelNotFound, ModelNotReady
+from gateway.errors import InvalidInput, ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
 from gateway.repository.routing import Routing
 from gateway.repository.scanning import Fingerprint, ModelSource, scan_repository
@@ -331,10 +331,20 @@ class ModelRegistry:
             labels = ", ".join(f"{k}={v}" for k, v in sorted(entry.routing.labels.items()))
             if number is None:
                 odd = f"'{shown(version)}'"
-                raise ModelNotFound(
-                    f"{unknown_model(name, odd)}: {odd} is not a version of model '{name}': "
+                expected = (
                     f"a version is {VERSION_FORMAT}, or a label ({labels or 'none defined'}); "
                     f"known versions: {known}"
+                )
+                if not (version.isascii() and version.isdigit()):
+                    # Triton's wording for a version that is not a number, which its
+                    # clients match on (triton-inference-server/core).
+                    raise InvalidInput(
+                        "failed to get model version from specified version string "
+                        f"{odd}: it is not a version of model '{name}': {expected}"
+                    )
+                raise ModelNotFound(
+                    f"{unknown_model(name, odd)}: {odd} is not a version of model '{name}': "
+                    f"{expected}"
                 )
             named = "" if version == str(number) else f" (label '{version}')"
             raise ModelNotFound(f"{unknown_model(name, number)}{named}; known versions: {known}")

@@ -106,13 +106,23 @@ async def test_a_labels_file_shows_as_the_outputs_label_filename(repository: Pat
     [
         "/v2/models/nope/config",
         "/v2/models/digits/versions/9/config",
-        "/v2/models/digits/versions/x/config",
+        "/v2/models/digits/versions/01/config",
     ],
 )
 async def test_unknown_models_are_404(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 404
     assert "error" in response.json()
+
+
+async def test_a_version_that_is_not_a_number_is_400_in_tritons_words(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/v2/models/digits/versions/x/config")
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        "failed to get model version from specified version string 'x'"
+    )
 
 
 async def test_config_needs_models_read(client: httpx.AsyncClient, settings: Settings) -> None:

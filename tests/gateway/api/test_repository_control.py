@@ -194,7 +194,10 @@ async def test_an_invalid_model_name_is_400_before_the_filesystem(
 async def test_loading_what_the_repository_lacks_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/v2/repository/models/absent/load")
     assert response.status_code == 400
-    assert "failed to load 'absent'" in response.json()["error"]
+    # Triton's words, which model-control clients match on.
+    assert response.json()["error"].startswith(
+        "failed to load 'absent', failed to poll from model repository"
+    )
 
 
 async def test_load_and_unload_need_the_admin_scope(client: httpx.AsyncClient, root: Path) -> None:

@@ -137,6 +137,22 @@ async def test_errors_carry_the_mapped_codes_and_rest_words(tmp_path: Path) -> N
         assert caught.value.message() == rest.json()["error"]
 
 
+async def test_tritons_words_and_codes_where_its_clients_match_on_them(tmp_path: Path) -> None:
+    async with gateway(tmp_path) as gw:
+        with pytest.raises(InferenceServerException) as caught:
+            await gw.client.load_model("absent", headers=gw.headers)
+        assert caught.value.status() == "StatusCode.INTERNAL"
+        assert caught.value.message().startswith(
+            "failed to load 'absent', failed to poll from model repository"
+        )
+        with pytest.raises(InferenceServerException) as caught:
+            await gw.client.infer("echo", [echo_input()], model_version="x", headers=gw.headers)
+        assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+        assert caught.value.message().startswith(
+            "failed to get model version from specified version string 'x'"
+        )
+
+
 async def test_rest_and_grpc_requests_share_a_batch(tmp_path: Path) -> None:
     config = "batching:\n  max_batch_size: 8\n  max_queue_delay_ms: 1000\n"
     async with gateway(tmp_path, config) as gw:

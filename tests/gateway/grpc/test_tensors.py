@@ -94,6 +94,11 @@ def test_bytes_both_ways_and_bad_utf8_is_refused() -> None:
         (lambda r: setattr(r.inputs[1], "datatype", "FP64"), "datatype FP64 does not match"),
         (lambda r: r.outputs.add(name="nope"), "unknown output 'nope'"),
         (lambda r: r.inputs.add(name="a", datatype="FP32", shape=[1, 3]), "has 3 inputs"),
+        (  # Triton's words, which its qa tests match on
+            lambda r: r.inputs[1].contents.fp32_contents.append(1.0),
+            "^contents field must not be specified when using raw_input_contents for 'b' "
+            "for model 'adder'",
+        ),
     ],
 )
 def test_what_rest_refuses_grpc_refuses(change: object, expected: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backends.onnxruntime import OnnxRuntimeBackend
-from gateway.errors import ModelNotFound, ModelNotReady
+from gateway.errors import GatewayError, InvalidInput, ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
 from gateway.repository.registry import ModelRegistry, VersionState
 from support.paths import DEMO_MODELS
@@ -48,7 +48,11 @@ async def test_version_resolution(repo: Path) -> None:
         match=r"^Request for unknown model: 'digits' version 7 is not found; known versions: 1, 2",
     ):
         registry.resolve("digits", "7")
-    with pytest.raises(ModelNotFound, match="'x' is not a version of model 'digits'"):
+    with pytest.raises(
+        InvalidInput,
+        match=r"^failed to get model version from specified version string 'x': it is not a "
+        r"version of model 'digits'",
+    ):
         registry.resolve("digits", "x")
     with pytest.raises(ModelNotFound, match=r"^Request for unknown model: 'nope' is not found$"):
         registry.resolve("nope", None)
@@ -56,30 +60,35 @@ async def test_version_resolution(repo: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "shown"),
+    ("version", "shown", "error"),
     [
-        ("01", "01"),
-        ("\uff11", "\\uff11"),  # fullwidth one
-        ("\u0661", "\\u0661"),  # Arabic-Indic one
-        ("\u00b9", "\\xb9"),  # superscript one: int() raised ValueError (a 500)
-        ("1" * 5000, "1" * 32 + "..."),  # past int()'s 4,300 digits: a 500 too
-        ("0", "0"),
-        ("+1", "+1"),
-        (" 1", " 1"),
-        ("1\n", "1\\x0a"),
+        ("01", "01", ModelNotFound),
+        ("\uff11", "\\uff11", InvalidInput),  # fullwidth one
+        ("\u0661", "\\u0661", InvalidInput),  # Arabic-Indic one
+        ("\u00b9", "\\xb9", InvalidInput),  # superscript one: int() raised ValueError (a 500)
+        ("1" * 5000, "1" * 32 + "...", ModelNotFound),  # past int()'s 4,300 digits: a 500 too
+        ("0", "0", ModelNotFound),
+        ("+1", "+1", InvalidInput),
+        (" 1", " 1", InvalidInput),
+        ("1\n", "1\\x0a", InvalidInput),
     ],
 )
-async def test_only_plain_ascii_versions_resolve(repo: Path, version: str, shown: str) -> None:
+async def test_only_plain_ascii_versions_resolve(
+    repo: Path, version: str, shown: str, error: type[GatewayError]
+) -> None:
     # Fails before: "01", fullwidth and Arabic-Indic digits resolved to version 1, and the
-    # superscript and the 5,000 digits raised ValueError.
+    # superscript and the 5,000 digits raised ValueError. ASCII digits that name no version
+    # are a 404; anything else is not a number, a 400 in Triton's words.
     registry = ModelRegistry(OnnxRuntimeBackend.load)
     await registry.load_repository(repo)
-    with pytest.raises(ModelNotFound) as raised:
+    with pytest.raises(error) as raised:
         registry.find("digits", version)
-    assert raised.value.message.startswith(
-        f"Request for unknown model: 'digits' version '{shown}' is not found: "
-        f"'{shown}' is not a version of model 'digits'"
+    expected = (
+        f"Request for unknown model: 'digits' version '{shown}' is not found: '{shown}'"
+        if error is ModelNotFound
+        else f"failed to get model version from specified version string '{shown}': it"
     )
+    assert raised.value.message.startswith(f"{expected} is not a version of model 'digits'")
     assert "a version is a positive whole number in ASCII digits" in raised.value.message
     await registry.close()
 
