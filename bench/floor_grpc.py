@@ -21,8 +21,8 @@ import grpc
 import numpy as np
 
 from gateway.grpc.calls import SERVICE
-from gateway.grpc.proto import grpc_service_pb2 as pb
 from gateway.grpc.server import server_options
+from gateway.proto import grpc_service_pb2 as pb
 from gateway.settings import Settings
 
 

@@ -23,8 +23,8 @@ import grpc
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.grpc.proto import grpc_service_pb2 as pb
 from gateway.grpc.status import code_for
+from gateway.proto import grpc_service_pb2 as pb
 from h2load import GRPC_HEADERS, H2loadResult, grpc_frame, run_h2load
 from servers import Server
 from wrk import WrkResult

@@ -6,8 +6,8 @@ import numpy as np
 
 from binary_rows import BINARY_CONNECTIONS, ROWS, rows_of, run_count
 from floor_grpc import answer
-from gateway.grpc.proto import grpc_service_pb2 as pb
 from gateway.grpc.tensors import encode_infer_response
+from gateway.proto import grpc_service_pb2 as pb
 from results import GRPC_FLOOR
 
 

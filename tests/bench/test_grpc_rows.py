@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.grpc.proto import grpc_service_pb2 as pb
+from gateway.proto import grpc_service_pb2 as pb
 from grpc_rows import NOT_COUNTED, answers_by_status, floor_result, not_ok, write_frame
 from h2load import H2loadCounts, H2loadResult
 

@@ -24,9 +24,9 @@ from gateway.batching.observer import BatchTrace
 from gateway.dataplane.fairness import UNSHARED
 from gateway.errors import GatewayError, Overloaded, RateLimited
 from gateway.grpc.calls import Call, CallMetadata
-from gateway.grpc.proto import grpc_service_pb2 as pb
 from gateway.grpc.status import error_status, retry_metadata
 from gateway.grpc.tensors import decode_infer_request
+from gateway.proto import grpc_service_pb2 as pb
 from gateway.repository.routing import STICKY_SUBJECT
 
 logger = logging.getLogger(__name__)

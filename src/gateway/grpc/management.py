@@ -26,9 +26,9 @@ from gateway.dataplane.model_config import model_config
 from gateway.errors import GatewayError, ModelNotFound, ModelNotReady
 from gateway.grpc.calls import Call, CallMetadata
 from gateway.grpc.inference import CLIENT_CLOSED_REQUEST
-from gateway.grpc.proto import grpc_service_pb2 as pb
-from gateway.grpc.proto import model_config_pb2 as config_pb
 from gateway.grpc.status import error_status
+from gateway.proto import grpc_service_pb2 as pb
+from gateway.proto import model_config_pb2 as config_pb
 
 Context = grpc.aio.ServicerContext[Any, Any]
 M = TypeVar("M", bound=Message)

@@ -25,10 +25,10 @@ from gateway.grpc.calls import SERVICE
 from gateway.grpc.health_status import HealthStatus
 from gateway.grpc.inference import InferenceCalls
 from gateway.grpc.management import ManagementCalls
-from gateway.grpc.proto import grpc_service_pb2 as pb
-from gateway.grpc.proto.pool import POOL
 from gateway.grpc.streams import StreamCalls
 from gateway.grpc.tls import server_credentials
+from gateway.proto import grpc_service_pb2 as pb
+from gateway.proto.pool import POOL
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from gateway.api.state import AppState
 from gateway.errors import GatewayError, Overloaded, RateLimited
 from gateway.grpc.calls import Call, CallMetadata
 from gateway.grpc.inference import CLIENT_CLOSED_REQUEST, InferenceCalls, pace, refuse
-from gateway.grpc.proto import grpc_service_pb2 as pb
 from gateway.grpc.status import error_status
+from gateway.proto import grpc_service_pb2 as pb
 
 Context = grpc.aio.ServicerContext[pb.ModelInferRequest, bytes]
 _INFER_RESPONSE_TAG = b"\x12"  # ModelStreamInferResponse.infer_response: field 2, bytes

@@ -16,7 +16,7 @@ from backends.base import Array
 from backends.datatypes import from_numpy
 from gateway.dataplane.codecs import DecodedRequest, DecodingRules
 from gateway.errors import InvalidInput
-from gateway.grpc.proto import grpc_service_pb2 as pb
+from gateway.proto import grpc_service_pb2 as pb
 from gateway.protocol.binary_codec import decode_binary_tensor, tensor_bytes
 from gateway.protocol.classification import check_parameters, class_counts, classify
 from gateway.protocol.envelope import check_count, select_outputs

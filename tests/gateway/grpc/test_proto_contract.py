@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from tritonclient.grpc import model_config_pb2 as triton_model_config
 from tritonclient.grpc import service_pb2 as triton_service
 
-from gateway.grpc.proto import grpc_service_pb2, model_config_pb2
-from gateway.grpc.proto.pool import POOL
+from gateway.proto import grpc_service_pb2, model_config_pb2
+from gateway.proto.pool import POOL
 
 ROOT = Path(__file__).resolve().parents[3]
 GENERATOR = ROOT / "scripts" / "generate_grpc_stubs.py"
@@ -250,8 +250,8 @@ def test_our_stubs_and_tritonclients_live_in_separate_pools() -> None:
     name = "inference.ModelInferRequest"
     default: Any = descriptor_pool.Default()  # type: ignore[no-untyped-call]
     assert find_message(default, name).file.name == "grpc_service.proto"
-    assert find_message(POOL, name).file.name == "gateway/grpc/proto/grpc_service.proto"
+    assert find_message(POOL, name).file.name == "gateway/proto/grpc_service.proto"
     assert find_message(POOL, name) is grpc_service_pb2.ModelInferRequest.DESCRIPTOR
     assert find_message(POOL, "inference.ModelConfig") is model_config_pb2.ModelConfig.DESCRIPTOR
     with pytest.raises(KeyError):
-        default.FindFileByName("gateway/grpc/proto/grpc_service.proto")
+        default.FindFileByName("gateway/proto/grpc_service.proto")

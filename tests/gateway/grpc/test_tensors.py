@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from backends.base import ModelSignature, TensorSpec
 from gateway.dataplane.codecs import DecodingRules
 from gateway.errors import InvalidInput, PayloadTooLarge
-from gateway.grpc.proto import grpc_service_pb2 as pb
 from gateway.grpc.streams import stream_answer
 from gateway.grpc.tensors import decode_infer_request
+from gateway.proto import grpc_service_pb2 as pb
 
 ADDER = ModelSignature(
     inputs=(
