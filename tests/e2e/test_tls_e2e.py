@@ -68,7 +68,7 @@ def test_mutual_tls_requires_a_client_certificate(pki: Pki) -> None:
 def test_a_key_that_does_not_match_stops_serve_with_status_2(pki: Pki) -> None:
     env = {**os.environ, **_env(pki, mutual=False), "TENSORGATE_TLS__KEYFILE": str(pki.client_key)}
     done = subprocess.run(
-        [str(TENSORGATE), "serve", "--models", str(DEMO_MODELS), "--port", "0"],
+        [str(TENSORGATE), "serve", "--models", str(DEMO_MODELS), "--port", "0", "--grpc-port", "0"],
         env=env,
         capture_output=True,
         text=True,

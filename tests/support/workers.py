@@ -43,6 +43,8 @@ async def spawn_workers(
     TENSORGATE_*."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TENSORGATE_")}
     exe = Path(sys.executable).with_name("tensorgate")
+    # The default gRPC port, 8001, is one for the whole machine: none unless args name one.
+    args = args if "--grpc-port" in args else (*args, "--grpc-port", "0")
     return await asyncio.create_subprocess_exec(
         str(exe), "serve", "--models", str(models), "--port", str(port),
         "--workers", workers, "--log-level", "info", *args,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from gateway.api.exchange import exchange_of
@@ -21,9 +21,20 @@ from gateway.cluster.control import RepositoryControl
 from gateway.errors import Unauthorized
 from gateway.metrics import GatewayMetrics
 from gateway.repository.registry import ModelRegistry
+from gateway.repository.versions import VERSION_OR_LABEL_PATTERN
 from gateway.settings import Settings
 
 BEARER_SCHEME = "bearerAuth"
+
+VersionPath = Annotated[
+    str,
+    Path(
+        description="A version number (1, 12) or one of the model's version labels (canary)",
+        # In the schema only: the route's own check answers in Triton's words (400/404).
+        json_schema_extra={"pattern": VERSION_OR_LABEL_PATTERN},
+    ),
+]
+"""The ``{model_version}`` segment of a route."""
 
 # Declares the scheme in OpenAPI (Swagger UI's Authorize dialog); the header itself is
 # parsed by the Authenticator, so auto_error stays off and its result is unused.

@@ -80,6 +80,13 @@ METRICS_AUTH: Responses = {
 }
 
 MODEL_ROUTE: Responses = {**AUTH, **NOT_FOUND, **NOT_READY}
+VERSION_ROUTE: Responses = {
+    **MODEL_ROUTE,
+    400: _error(
+        "The version is neither a number nor a label (Triton's words: failed to get model "
+        "version from specified version string ...)"
+    ),
+}
 INFER_ROUTE: Responses = {
     **BAD_REQUEST,
     **AUTH,

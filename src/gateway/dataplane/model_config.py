@@ -6,26 +6,21 @@ from collections.abc import Mapping
 from typing import Literal
 
 from backends.base import TensorSpec
-from backends.datatypes import from_numpy
 from gateway.protocol.triton_wire import (
     DynamicBatching,
     InstanceGroup,
     ModelConfigResponse,
+    ModelInputConfig,
     ModelOutputConfig,
     ModelTensorConfig,
     QueuePolicy,
 )
 from gateway.repository.config import LatestVersions, ModelConfig, SpecificVersions
+from gateway.repository.declared import triton_data_type
 from gateway.repository.registry import ModelRegistry, batch_policy
 
 # Execution providers that run on a GPU; any other one is reported as KIND_CPU.
 _GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
-
-
-def triton_data_type(spec: TensorSpec) -> str:
-    """Triton's name of a tensor's datatype: ``TYPE_FP32``; BYTES is ``TYPE_STRING``."""
-    datatype = from_numpy(spec.dtype)
-    return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
 
 
 def _tensor(spec: TensorSpec, *, batched: bool) -> ModelTensorConfig:
@@ -59,6 +54,7 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
     backend = model.backend
     assert backend is not None
     signature = backend.signature
+    declaration = model.config.declaration
     batched = all(spec.has_dynamic_batch for spec in signature.inputs)
     policy = batch_policy(model, backend)
     section = model.config.batching
@@ -82,7 +78,13 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
         backend="onnxruntime",
         version_policy=_version_policy(model.config),
         max_batch_size=policy.max_batch_size if batched else 0,
-        input=[_tensor(spec, batched=batched) for spec in signature.inputs],
+        input=[
+            ModelInputConfig(
+                **_tensor(spec, batched=batched).model_dump(),
+                format=declaration.format_of(spec.name) if declaration else "FORMAT_NONE",
+            )
+            for spec in signature.inputs
+        ],
         output=[
             ModelOutputConfig(
                 **_tensor(spec, batched=batched).model_dump(),

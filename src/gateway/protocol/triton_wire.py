@@ -22,6 +22,14 @@ class ModelTensorConfig(BaseModel):
     """The shape without the batch axis when ``max_batch_size`` > 0; -1 for a free axis."""
 
 
+class ModelInputConfig(ModelTensorConfig):
+    """One input of a model's configuration."""
+
+    format: str = Field(default="FORMAT_NONE", examples=["FORMAT_NONE", "FORMAT_NCHW"])
+    """The layout ``config.pbtxt`` declares (``FORMAT_NCHW``, ``FORMAT_NHWC``), which
+    Triton's image clients read; ``FORMAT_NONE`` otherwise."""
+
+
 class ModelOutputConfig(ModelTensorConfig):
     """One output of a model's configuration."""
 
@@ -67,7 +75,7 @@ class ModelConfigResponse(BaseModel):
     )
     max_batch_size: int
     """Most rows of one backend call; 0 when the model has no batch axis to merge on."""
-    input: list[ModelTensorConfig]
+    input: list[ModelInputConfig]
     output: list[ModelOutputConfig]
     dynamic_batching: DynamicBatching | None = None
     instance_group: list[InstanceGroup]

@@ -28,14 +28,21 @@ from gateway.repository.confinement import (
     OutsideModelDirectory,
     confined_path,
 )
+from gateway.repository.declared import Declaration
 from gateway.repository.placement import CudaConfig, RemoteConfig
 from gateway.repository.section import ConfigSection
-from gateway.repository.versions import parse_version
+from gateway.repository.triton_config import (
+    PBTXT_FILE,
+    TritonConfigError,
+    map_triton,
+    read_pbtxt,
+)
+from gateway.repository.versions import LABEL_PATTERN, parse_version
 from gateway.settings import LimitRule, unique_rule_names
 from gateway.validation import describe_errors
 
 CONFIG_FILE = "config.yaml"
-Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+Label = Annotated[str, Field(pattern=f"^{LABEL_PATTERN}$")]
 """A version label: a lower-case letter, then up to 31 lower-case letters, digits, _ or -."""
 ROUTING_FIELDS = frozenset({"version_labels", "traffic", "version_policy", "limits"})
 """Fields that only choose versions, route or admit requests: changing them reloads no
@@ -210,11 +217,22 @@ class ModelConfig(ConfigSection):
     """Request-rate and concurrency limits for this model, checked before the server-wide
     ones (``limits.rules``); their buckets are this model's own (docs/limits.md)."""
     _class_labels: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    _declaration: Declaration | None = PrivateAttr(default=None)
 
     @property
     def class_labels(self) -> dict[str, tuple[str, ...]]:
         """The labels read from the ``labels`` files, by output name."""
         return self._class_labels
+
+    @property
+    def declaration(self) -> Declaration | None:
+        """The inputs and outputs a Triton configuration (``config.pbtxt``, or one sent
+        with a load request) declares; each version is checked against it at load."""
+        return self._declaration
+
+    def declare(self, declaration: Declaration | None) -> None:
+        """Record what a Triton configuration declares (``declaration``)."""
+        self._declaration = declaration
 
     @model_validator(mode="after")
     def _split_targets_exist(self) -> ModelConfig:
@@ -309,15 +327,46 @@ def parse_model_config(raw: Any, source: str) -> ModelConfig:
 
 
 def load_model_config(model_dir: Path) -> ModelConfig:
-    """Read ``<model_dir>/config.yaml``; defaults when the file does not exist."""
-    path = model_dir / CONFIG_FILE
-    if not path.exists():
+    """Read ``<model_dir>/config.yaml`` or Triton's ``config.pbtxt`` (never both), then
+    the files it names; defaults when there is neither."""
+    path, pbtxt = model_dir / CONFIG_FILE, model_dir / PBTXT_FILE
+    if path.exists() and pbtxt.exists():
+        raise ConfigError(
+            f"{model_dir}: has both {CONFIG_FILE} and {PBTXT_FILE}; keep the one to serve"
+        )
+    if pbtxt.exists():
+        config = _read_pbtxt(pbtxt, model_dir.name)
+        source = pbtxt
+    elif path.exists():
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
+        config = parse_model_config(raw, str(path))
+        source = path
+    else:
         return ModelConfig()
+    read_config_files(config, model_dir, str(source))
+    return config
+
+
+def _read_pbtxt(path: Path, model: str) -> ModelConfig:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
-    config = parse_model_config(raw, str(path))
+        mapped = map_triton(
+            read_pbtxt(path), ModelConfig().model_dump(), model=model, complete=True
+        )
+        config = ModelConfig.model_validate(mapped.fields)
+    except (OSError, TritonConfigError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_errors(exc.errors())}") from None
+    config.declare(mapped.declaration)
+    return config
+
+
+def read_config_files(config: ModelConfig, model_dir: Path, source: str) -> None:
+    """Check that the files ``config`` names stay inside ``model_dir`` and read its class
+    labels into it; ``ConfigError`` naming ``source`` and the field otherwise (blocking)."""
     try:
         if config.warmup is not None:
             for name, file in config.warmup.inputs.items():
@@ -327,17 +376,16 @@ def load_model_config(model_dir: Path) -> ModelConfig:
             for output, name in config.labels.items()
         }
     except OutsideModelDirectory as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{source}: {exc}") from None
     for output, labels_path in labels_paths.items():
         name = config.labels[output]
         try:
             text = labels_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(
-                f"{path}: labels of output '{output}': cannot read {name}: {exc}"
+                f"{source}: labels of output '{output}': cannot read {name}: {exc}"
             ) from exc
         config.class_labels[output] = tuple(text.splitlines())
-    return config
 
 
 def config_json_schema() -> dict[str, Any]:

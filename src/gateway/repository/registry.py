@@ -21,7 +21,7 @@ from gateway.errors import InvalidInput, ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
 from gateway.repository.routing import Routing
 from gateway.repository.scanning import Fingerprint, ModelSource, scan_repository
-from gateway.repository.versions import VERSION_FORMAT
+from gateway.repository.versions import VERSION_FORMAT, is_label_form
 from gateway.repository.warmup import WarmupError, warm_up_version
 from gateway.settings import LimitRule
 from gateway.validation import shown
@@ -41,6 +41,15 @@ def unknown_model(name: str, version: int | str | None = None) -> str:
     if version is None:
         return f"Request for unknown model: '{name}' is not found"
     return f"Request for unknown model: '{name}' version {version} is not found"
+
+
+def _check_declaration(version: ModelVersion, backend: Backend) -> None:
+    """``ModelLoadError`` when the model does not fit the tensors its config declares."""
+    declaration = version.config.declaration
+    mismatch = declaration.mismatch(backend.signature) if declaration else None
+    if mismatch is not None:
+        logger.error("%s does not fit its config: %s", version.label, mismatch)
+        raise ModelLoadError(mismatch)
 
 
 def batch_policy(version: ModelVersion, backend: Backend) -> BatchPolicy:
@@ -241,10 +250,11 @@ class ModelRegistry:
             logger.exception("model %s version %d failed to load", name, version)
         else:
             try:
+                _check_declaration(model_version, backend)
                 await warm_up_version(
                     model_version.config.warmup, backend, path.parent.parent, model_version.label
                 )
-            except WarmupError as exc:
+            except (WarmupError, ModelLoadError) as exc:
                 model_version.state, model_version.reason = VersionState.FAILED, str(exc)
                 await backend.close()
             else:
@@ -337,11 +347,15 @@ class ModelRegistry:
                 )
                 if not (version.isascii() and version.isdigit()):
                     # Triton's wording for a version that is not a number, which its
-                    # clients match on (triton-inference-server/core).
-                    raise InvalidInput(
+                    # clients match on (triton-inference-server/core); a 404 when it has
+                    # the form of a label, which may yet be defined.
+                    message = (
                         "failed to get model version from specified version string "
                         f"{odd}: it is not a version of model '{name}': {expected}"
                     )
+                    if is_label_form(version):
+                        raise ModelNotFound(message)
+                    raise InvalidInput(message)
                 raise ModelNotFound(
                     f"{unknown_model(name, odd)}: {odd} is not a version of model '{name}': "
                     f"{expected}"

@@ -38,7 +38,9 @@ class ModelSource:
     def fingerprints(self) -> dict[int, Fingerprint]:
         """What each selected version would be loaded from (blocking: run it in a thread);
         a version whose file cannot be read is left out."""
-        settings = self.config.model_dump_json(exclude=set(ROUTING_FIELDS))
+        settings = self.config.model_dump_json(exclude=set(ROUTING_FIELDS)) + repr(
+            self.config.declaration
+        )
         labels = tuple(sorted(self.config.class_labels.items()))
         found: dict[int, Fingerprint] = {}
         for version in self.versions:

@@ -157,7 +157,10 @@ async def test_a_config_in_the_body_overrides_config_yaml(
 @pytest.mark.parametrize(
     ("body", "named"),
     [
-        ({"parameters": {"config": json.dumps({"input": []})}}, "config.input"),
+        (
+            {"parameters": {"config": json.dumps({"input": [{"name": "x", "reshape": {}}]})}},
+            "config.input[0].reshape",
+        ),
         ({"parameters": {"config": json.dumps({"platform": "tensorrt_plan"})}}, "platform"),
         ({"parameters": {"config": json.dumps({"name": "other"})}}, "config.name"),
         ({"parameters": {"config": json.dumps({"max_batch_size": -1})}}, "max_batch_size"),

@@ -37,6 +37,8 @@ class Server:
                 str(workers),
                 "--models",
                 str(DEMO_MODELS),
+                "--grpc-port",
+                "0",  # the default, 8001, is one for the whole machine
             ],
             env=env,
             stdout=subprocess.PIPE,  # the access log

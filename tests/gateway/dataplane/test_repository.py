@@ -52,15 +52,18 @@ def test_max_batch_size_zero_turns_batching_off_and_latest_maps() -> None:
 @pytest.mark.parametrize(
     ("triton", "named"),
     [
-        ({"output": []}, "config.output"),
+        ({"output": [{"name": "y", "is_shape_tensor": True}]}, "config.output[0].is_shape_tensor"),
         ({"sequence_batching": {}}, "config.sequence_batching"),
         ({"backend": "python"}, "config.backend"),
-        ({"instance_group": [{"count": 1, "kind": "KIND_GPU"}]}, "KIND_GPU"),
-        ({"instance_group": [{"count": 1, "gpus": [0]}]}, "config.instance_group.gpus"),
+        ({"instance_group": [{"count": 1, "kind": "KIND_MODEL"}]}, "KIND_MODEL"),
+        ({"instance_group": [{"count": 1, "gpus": [0, 1]}]}, "names several GPUs"),
         ({"instance_group": [{"count": 1}, {"count": 1}]}, "exactly one group"),
         ({"version_policy": {"newest": {}}}, "config.version_policy.newest"),
         ({"instance_group": [{"count": 0}]}, "parameters.config"),
-        ({"dynamic_batching": {"max_queue_delay_microseconds": "soon"}}, "max_queue_delay_ms"),
+        (
+            {"dynamic_batching": {"max_queue_delay_microseconds": "soon"}},
+            "max_queue_delay_microseconds must be a whole number",
+        ),
         ([], "must be a JSON object"),
     ],
 )
@@ -68,3 +71,38 @@ def test_what_does_not_map_is_refused_naming_it(triton: Any, named: str) -> None
     with pytest.raises(InvalidInput) as refused:
         config_override("m", json.dumps(triton), ModelConfig())
     assert named in refused.value.message
+
+
+def test_a_gpu_instance_asks_for_cuda_on_its_device_and_keeps_the_cpu_to_fall_back_on() -> None:
+    config = override({"instance_group": [{"count": 2, "kind": "KIND_GPU", "gpus": [1]}]})
+    assert config.execution_providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert config.cuda.device_id == 1
+    assert config.instances == 2
+    tensorrt = {"gpu_execution_accelerator": [{"name": "tensorrt"}]}
+    accelerated = override({"optimization": {"execution_accelerators": tensorrt}})
+    assert accelerated.execution_providers[:2] == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+    ]
+
+
+def test_queue_policy_and_onnxruntime_parameters_map() -> None:
+    config = override(
+        {
+            "dynamic_batching": {
+                "default_queue_policy": {
+                    "max_queue_size": 7,
+                    "default_timeout_microseconds": "2500",
+                    "timeout_action": "REJECT",
+                }
+            },
+            "parameters": {"intra_op_thread_count": {"string_value": "3"}},
+        }
+    )
+    assert config.batching.max_queue_size == 7
+    assert config.batching.default_timeout_ms == 2.5
+    assert config.intra_op_threads == 3
+    with pytest.raises(InvalidInput, match="REJECT"):
+        override({"dynamic_batching": {"default_queue_policy": {"timeout_action": "DELAY"}}})
+    with pytest.raises(InvalidInput, match=r"config\.parameters\.execution_mode"):
+        override({"parameters": {"execution_mode": {"string_value": "1"}}})

@@ -146,10 +146,10 @@ async def test_tritons_words_and_codes_where_its_clients_match_on_them(tmp_path:
             "failed to load 'absent', failed to poll from model repository"
         )
         with pytest.raises(InferenceServerException) as caught:
-            await gw.client.infer("echo", [echo_input()], model_version="x", headers=gw.headers)
+            await gw.client.infer("echo", [echo_input()], model_version="1.5", headers=gw.headers)
         assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
         assert caught.value.message().startswith(
-            "failed to get model version from specified version string 'x'"
+            "failed to get model version from specified version string '1.5'"
         )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from backends.base import RuntimeOptions
 from backends.errors import InferenceError
-from gateway.errors import InvalidInput, ModelNotFound
+from gateway.errors import ModelNotFound
 from gateway.repository.registry import ModelRegistry, ModelVersion, VersionState
 from gateway.repository.scanning import read_model
 from support.fake_backend import FakeBackend, FakeLoader
@@ -176,7 +176,7 @@ async def test_labels_name_versions_and_unknown_ones_say_what_exists(tmp_path: P
     assert registry.resolve("m", "canary").version == 2
     with pytest.raises(ModelNotFound, match=r"version 3 is not found \(label 'next'\)"):
         registry.resolve("m", "next")
-    with pytest.raises(InvalidInput, match=r"or a label \(canary=2, next=3, stable=1\)"):
+    with pytest.raises(ModelNotFound, match=r"or a label \(canary=2, next=3, stable=1\)"):
         registry.resolve("m", "beta")
     await registry.close()
 

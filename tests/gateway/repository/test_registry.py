@@ -49,11 +49,13 @@ async def test_version_resolution(repo: Path) -> None:
     ):
         registry.resolve("digits", "7")
     with pytest.raises(
-        InvalidInput,
+        ModelNotFound,  # the form of a label, undefined
         match=r"^failed to get model version from specified version string 'x': it is not a "
         r"version of model 'digits'",
     ):
         registry.resolve("digits", "x")
+    with pytest.raises(InvalidInput, match=r"^failed to get model version .* '1\.5'"):
+        registry.resolve("digits", "1.5")
     with pytest.raises(ModelNotFound, match=r"^Request for unknown model: 'nope' is not found$"):
         registry.resolve("nope", None)
     await registry.close()

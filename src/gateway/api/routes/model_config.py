@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.api.dependencies import REQUIRE_READ, RegistryDep
-from gateway.api.responses import MODEL_ROUTE
+from gateway.api.dependencies import REQUIRE_READ, RegistryDep, VersionPath
+from gateway.api.responses import MODEL_ROUTE, VERSION_ROUTE
 from gateway.dataplane.model_config import model_config
 from gateway.protocol.triton_wire import ModelConfigResponse
 
@@ -27,11 +27,11 @@ async def model_configuration(model_name: str, registry: RegistryDep) -> ModelCo
 @router.get(
     "/v2/models/{model_name}/versions/{model_version}/config",
     operation_id="model_version_config",
-    responses=MODEL_ROUTE,
+    responses=VERSION_ROUTE,
     response_model_exclude_none=True,
 )
 async def model_version_configuration(
-    model_name: str, model_version: str, registry: RegistryDep
+    model_name: str, model_version: VersionPath, registry: RegistryDep
 ) -> ModelConfigResponse:
     """Triton-style configuration of one version of a model."""
     return model_config(registry, model_name, model_version)

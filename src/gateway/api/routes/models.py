@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.api.dependencies import REQUIRE_READ, RegistryDep
-from gateway.api.responses import MODEL_ROUTE
+from gateway.api.dependencies import REQUIRE_READ, RegistryDep, VersionPath
+from gateway.api.responses import MODEL_ROUTE, VERSION_ROUTE
 from gateway.dataplane import metadata
 from gateway.protocol.wire import ModelMetadataResponse, ModelReadyResponse
 
@@ -21,10 +21,10 @@ async def model_metadata(model_name: str, registry: RegistryDep) -> ModelMetadat
 @router.get(
     "/v2/models/{model_name}/versions/{model_version}",
     operation_id="model_version_metadata",
-    responses=MODEL_ROUTE,
+    responses=VERSION_ROUTE,
 )
 async def model_version_metadata(
-    model_name: str, model_version: str, registry: RegistryDep
+    model_name: str, model_version: VersionPath, registry: RegistryDep
 ) -> ModelMetadataResponse:
     """Inputs and outputs of one version of a model."""
     return metadata.model_metadata(registry, model_name, model_version)
@@ -39,10 +39,10 @@ async def model_ready(model_name: str, registry: RegistryDep) -> ModelReadyRespo
 @router.get(
     "/v2/models/{model_name}/versions/{model_version}/ready",
     operation_id="model_version_ready",
-    responses=MODEL_ROUTE,
+    responses=VERSION_ROUTE,
 )
 async def model_version_ready(
-    model_name: str, model_version: str, registry: RegistryDep
+    model_name: str, model_version: VersionPath, registry: RegistryDep
 ) -> ModelReadyResponse:
     """200 when this version is ready, 503 when not, 404 when unknown."""
     return metadata.model_ready(registry, model_name, model_version)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.api.dependencies import REQUIRE_READ, ControlDep
-from gateway.api.responses import AUTH, MODEL_ROUTE
+from gateway.api.dependencies import REQUIRE_READ, ControlDep, VersionPath
+from gateway.api.responses import AUTH, MODEL_ROUTE, VERSION_ROUTE
 from gateway.protocol.triton_wire import ModelStatisticsResponse
 
 router = APIRouter(tags=["models"], dependencies=[REQUIRE_READ])
@@ -31,10 +31,10 @@ async def statistics_of_model(model_name: str, control: ControlDep) -> ModelStat
 @router.get(
     "/v2/models/{model_name}/versions/{model_version}/stats",
     operation_id="model_version_statistics",
-    responses=MODEL_ROUTE,
+    responses=VERSION_ROUTE,
 )
 async def statistics_of_version(
-    model_name: str, model_version: str, control: ControlDep
+    model_name: str, model_version: VersionPath, control: ControlDep
 ) -> ModelStatisticsResponse:
     """Statistics of one ready version of a model."""
     return await control.statistics(model_name, model_version)
