@@ -86,8 +86,12 @@ def test_load_with_a_config_and_its_refusals(
     client.load_model("digits", headers=auth(repository), config=config)
     assert client.is_model_ready("digits", headers=auth(repository))
     with pytest.raises(InferenceServerException) as refused:
-        client.load_model("digits", headers=auth(repository), config=json.dumps({"input": []}))
-    assert "config.input" in refused.value.message()
+        client.load_model(
+            "digits", headers=auth(repository), config=json.dumps({"sequence_batching": {}})
+        )
+    assert "config.sequence_batching: sequence batching is not served yet" in (
+        refused.value.message()
+    )
     assert client.is_model_ready("digits", headers=auth(repository))  # still serving
 
 
