@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flood_process import FLOWING
-from paced_client import PacedResult, closed_run
+from paced_client import UNANSWERED, PacedResult, closed_run
 from progress import Progress
 from results import ON, TWO_WORKERS, TwoSubjects
 from servers import HOST, Server, running, tensorgate
@@ -124,6 +124,9 @@ def two_subject_rows(
                     process.kill()
                     process.wait()
             flood.append(Counter({int(k): v for k, v in json.loads(out).items()}))
+            lost = flood[-1][UNANSWERED] + beside[-1].statuses[UNANSWERED]
+            if lost:
+                print(f"{step}: {lost} request(s) unanswered after 30 s", file=sys.stderr)
             progress.finish(f"{step}: beside the flood")
         rows.append(_row(label, alone, beside, flood, rounds * (seconds + FLOOD_MARGIN_S)))
     return rows

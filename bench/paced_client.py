@@ -12,6 +12,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+UNANSWERED = -1
+"""The status counted for a request with no answer within ``ANSWER_TIMEOUT_S``."""
+ANSWER_TIMEOUT_S = 30.0
+"""Longest wait for one answer: a run always ends, and a lost request is counted."""
+
 
 @dataclass
 class PacedResult:
@@ -90,7 +95,10 @@ class _Client:
             started = time.perf_counter()
             result.attempts += 1
             try:
-                status, retry_after = await self._exchange()
+                status, retry_after = await asyncio.wait_for(self._exchange(), ANSWER_TIMEOUT_S)
+            except TimeoutError:  # its connection is dropped with the cancelled exchange
+                result.statuses[UNANSWERED] += 1
+                return
             except _NoConnection:
                 result.attempts -= 1
                 result.dropped += 1
