@@ -17,14 +17,13 @@ from backends.base import Backend, RuntimeOptions, inline_infer
 from backends.errors import ModelLoadError
 from gateway.batching.batcher import Batcher
 from gateway.batching.policy import BatchPolicy
-from gateway.errors import InvalidInput, ModelNotFound, ModelNotReady
+from gateway.errors import ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
+from gateway.repository.lookup_errors import unknown_model, version_not_found
 from gateway.repository.routing import Routing
 from gateway.repository.scanning import Fingerprint, ModelSource, scan_repository
-from gateway.repository.versions import VERSION_FORMAT, is_label_form
 from gateway.repository.warmup import WarmupError, warm_up_version
 from gateway.settings import LimitRule
-from gateway.validation import shown
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +32,6 @@ BackendLoader = Callable[[Path, RuntimeOptions, str], Backend]
 
 RegistryListener = Callable[["ModelVersion"], None]
 """Told about a version whose state changed (loaded, failed or unloaded); quick, no I/O."""
-
-
-def unknown_model(name: str, version: int | str | None = None) -> str:
-    """Triton's wording for an unknown model or version, which Triton clients match on
-    (triton-inference-server/core ``model_repository_manager.cc``)."""
-    if version is None:
-        return f"Request for unknown model: '{name}' is not found"
-    return f"Request for unknown model: '{name}' version {version} is not found"
 
 
 def _check_declaration(version: ModelVersion, backend: Backend) -> None:
@@ -337,31 +328,7 @@ class ModelRegistry:
         number = entry.routing.version_of(version)
         found = entry.versions.get(number) if number is not None else None
         if found is None:
-            known = ", ".join(str(v) for v in sorted(entry.versions)) or "none"
-            labels = ", ".join(f"{k}={v}" for k, v in sorted(entry.routing.labels.items()))
-            if number is None:
-                odd = f"'{shown(version)}'"
-                expected = (
-                    f"a version is {VERSION_FORMAT}, or a label ({labels or 'none defined'}); "
-                    f"known versions: {known}"
-                )
-                if not (version.isascii() and version.isdigit()):
-                    # Triton's wording for a version that is not a number, which its
-                    # clients match on (triton-inference-server/core); a 404 when it has
-                    # the form of a label, which may yet be defined.
-                    message = (
-                        "failed to get model version from specified version string "
-                        f"{odd}: it is not a version of model '{name}': {expected}"
-                    )
-                    if is_label_form(version):
-                        raise ModelNotFound(message)
-                    raise InvalidInput(message)
-                raise ModelNotFound(
-                    f"{unknown_model(name, odd)}: {odd} is not a version of model '{name}': "
-                    f"{expected}"
-                )
-            named = "" if version == str(number) else f" (label '{version}')"
-            raise ModelNotFound(f"{unknown_model(name, number)}{named}; known versions: {known}")
+            raise version_not_found(name, version, number, entry.versions, entry.routing.labels)
         return found
 
     def resolve(self, name: str, version: str | None) -> ModelVersion:
