@@ -89,6 +89,7 @@ def _row(
         beside_ok_share=ok_share(beside),
         flood_ok_per_s=sum(c[200] for c in flood) / flood_s if flood_s else 0.0,
         flood_503_share=sum(c[503] for c in flood) / flood_total if flood_total else 0.0,
+        unanswered=sum(c[UNANSWERED] for c in flood) + sum(r.statuses[UNANSWERED] for r in beside),
     )
 
 

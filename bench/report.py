@@ -141,16 +141,17 @@ def _two_subjects_section(report: Report) -> list[str]:
         f"runs of {rows[0].seconds:g} s; {rows[0].rounds} "
         f"round{'s' if rows[0].rounds != 1 else ''} of alone then beside, medians; the 200 "
         "share counts every round. p99 is of the polite "
-        "caller's 200 answers, measured by its client.",
+        "caller's 200 answers, measured by its client. `unanswered` counts the requests of "
+        "both callers, beside the flood in every round, that had no answer within 30 s.",
         "",
         "| server | alone: ok req/s | p99 ms | 200 share | beside the flood: ok req/s | "
-        "p99 ms | 200 share | kept | flood ok req/s | flood 503 share |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "p99 ms | 200 share | kept | flood ok req/s | flood 503 share | unanswered |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {r.server} | {r.alone_ok_per_s:,.0f} | {r.alone_p99_ms:.1f} | "
             f"{r.alone_ok_share:.1%} | {r.beside_ok_per_s:,.0f} | {r.beside_p99_ms:.1f} | "
             f"{r.beside_ok_share:.1%} | {r.goodput_kept:.0%} | {r.flood_ok_per_s:,.0f} | "
-            f"{r.flood_503_share:.0%} |"
+            f"{r.flood_503_share:.0%} | {r.unanswered} |"
             for r in rows
         ),
         "",

@@ -20,7 +20,7 @@ import pytest
 
 from gateway.auth.principal import MODELS_INFER
 from support.app import TEST_SECRET, bearer, make_settings
-from support.closed_loop import ClosedLoopResult, closed_loop
+from support.closed_loop import UNANSWERED, ClosedLoopResult, closed_loop
 from support.paths import DEMO_MODELS, TESTS
 from support.workers import free_port, spawn_workers, workers_started
 
@@ -91,6 +91,10 @@ async def test_a_polite_caller_is_served_beside_a_flood(workers: str, tmp_path: 
     )
     sys.stdout.write(figures + "\n")  # in pytest's captured output (-s shows it)
     assert beside.ok_share >= 0.95, figures
+    # Every request that arrived is answered, the flood's too: with --workers 2, a
+    # worker whose flood connections were all held once kept them unread for over 30 s.
+    assert str(UNANSWERED) not in flood_statuses, figures
+    assert beside.statuses[UNANSWERED] == 0, figures
     # First come, first served gave it 4% of its goodput alone (issue 20). With two
     # workers the shares are the server's (fed by the workers' views): 32-100%, median
     # 68%, in 11 runs here; per-process shares gave 11-53%, median 31%, in 9. One worker

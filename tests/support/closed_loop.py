@@ -4,6 +4,10 @@ CPU per request, which on a 2-core machine is taken from the server under test).
 ``python -m support.closed_loop PORT PATH BODY_FILE TOKEN CONNECTIONS SECONDS`` runs a
 flood in a process of its own: each connection resends at once after every answer,
 503s included (it ignores Retry-After), and prints its status counts as JSON at the end.
+
+An answer is awaited ``ANSWER_TIMEOUT_S`` at most: past it the request is counted as
+``UNANSWERED`` and its connection closed, so that a request a server leaves unread (or
+unanswered) fails the test that counts it instead of only slowing the run.
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+UNANSWERED = -1
+"""The status counted for a request with no answer within ``ANSWER_TIMEOUT_S``."""
+ANSWER_TIMEOUT_S = 20.0
+"""Far past any answer of a run of a few seconds, however loaded the machine."""
 
 
 @dataclass
@@ -87,7 +96,12 @@ async def closed_loop(
             while time.monotonic() < deadline:
                 sent = time.perf_counter()
                 try:
-                    status = await _exchange(reader, writer, request)
+                    status = await asyncio.wait_for(
+                        _exchange(reader, writer, request), ANSWER_TIMEOUT_S
+                    )
+                except TimeoutError:
+                    result.statuses[UNANSWERED] += 1
+                    return
                 except (ConnectionError, asyncio.IncompleteReadError):
                     result.statuses[0] += 1
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -1,6 +1,6 @@
 """The fair-share views the worker processes of one server send each other: each worker's
-requests in progress per caller and its active callers' weights (issue 20;
-docs/operations.md#fair-share).
+requests in progress per caller, its connections left unread per caller, and its active
+callers' weights (issue 20; docs/operations.md#fair-share).
 
 Each worker binds a Unix datagram socket in the run directory (``shares-<pid>.sock``) and,
 on a timer of its event loop (never per request), sends its view to every sibling when
@@ -46,23 +46,25 @@ _MAX_DATAGRAM = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """One worker's share of the load: requests in progress per caller, and the callers
-    active there with their weights."""
+    """One worker's share of the load: requests in progress per caller, the callers
+    active there with their weights, and its connections left unread per caller."""
 
     in_progress: dict[str, int] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    waiting: dict[str, int] = field(default_factory=dict)
 
 
 def encode_view(view: View) -> bytes:
     """``view`` as one datagram (its ``MAX_FLOWS`` busiest callers)."""
-    in_progress, weights = view.in_progress, view.weights
-    if len(weights) > MAX_FLOWS or len(in_progress) > MAX_FLOWS:
+    in_progress, weights, waiting = view.in_progress, view.weights, view.waiting
+    if len(weights) > MAX_FLOWS or len(in_progress) > MAX_FLOWS or len(waiting) > MAX_FLOWS:
         busiest = sorted(in_progress, key=in_progress.__getitem__, reverse=True)[:MAX_FLOWS]
         in_progress = {flow: in_progress[flow] for flow in busiest}
         kept = [flow for flow in busiest if flow in weights]
         kept += [flow for flow in weights if flow not in in_progress][: MAX_FLOWS - len(kept)]
         weights = {flow: weights[flow] for flow in kept}
-    return orjson.dumps({"n": in_progress, "w": weights})
+        waiting = {flow: waiting[flow] for flow in kept if flow in waiting}
+    return orjson.dumps({"n": in_progress, "w": weights, "h": waiting})
 
 
 def decode_view(data: bytes) -> View | None:
@@ -73,12 +75,13 @@ def decode_view(data: bytes) -> View | None:
         return None
     if not isinstance(message, dict):
         return None
-    counts, weights = message.get("n"), message.get("w")
-    if not isinstance(counts, dict) or not isinstance(weights, dict):
+    counts, weights, held = message.get("n"), message.get("w"), message.get("h", {})
+    if not isinstance(counts, dict) or not isinstance(weights, dict) or not isinstance(held, dict):
         return None
     in_progress = {k: v for k, v in counts.items() if type(v) is int and v > 0}
     shares = {k: float(v) for k, v in weights.items() if type(v) in (int, float) and v > 0}
-    return View(in_progress, shares)
+    waiting = {k: v for k, v in held.items() if type(v) is int and v > 0}
+    return View(in_progress, shares, waiting)
 
 
 def socket_path(directory: Path, pid: int) -> Path:

@@ -127,3 +127,71 @@ def test_each_decision_is_the_servers_share_of_the_servers_load(
         share = max(1.0, capacity * active[flow] / sum(active.values()))
         expected = contended and in_progress[flow] >= share
         assert reads.holds_back(group[0].share) is expected
+
+
+class _Worker:
+    """One worker of a simulated ``--workers 2`` server: its fair reads and connections,
+    closed-loop clients (a connection read again sends its next request at once)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.reads = FairReads(capacity=capacity)
+        self.connections: list[Connection] = []
+        self.served: dict[Connection, int] = {}
+
+    def open(self, flow: str, count: int) -> list[Connection]:
+        group = crowd(self.reads, flow, count)
+        self.connections += group
+        for connection in group:
+            connection.busy = True
+            self.served[connection] = 0
+        return group
+
+    def answer_all(self) -> None:
+        """Every request in progress is answered; each connection not held sends again."""
+        for connection in [c for c in self.connections if c.busy]:
+            self.served[connection] += 1
+            connection.answer()
+            if not connection.held:
+                connection.begin()  # its next request is read at once
+        for connection in self.connections:
+            if not connection.busy and not connection.held:
+                connection.begin()  # resumed, with a slot kept for its request
+
+
+def _exchange(one: _Worker, other: _Worker) -> None:
+    one.reads.see([other.reads.view()])
+    other.reads.see([one.reads.view()])
+
+
+def test_a_callers_connections_held_in_one_worker_are_served_while_another_serves_it() -> None:
+    # The scene of make bench's --workers 2 rows: the flood's connections in both
+    # workers, the polite caller's in one. The worker whose flood request ends must not
+    # take every freed place: the other worker's held flood connections would then wait
+    # for a place that is never free when its view comes.
+    busy, quiet = _Worker(capacity=8), _Worker(capacity=8)
+    busy.open("polite", 4)
+    flood_busy = busy.open("flood", 30)
+    flood_quiet = quiet.open("flood", 30)
+    for _ in range(200):
+        busy.answer_all()
+        _exchange(busy, quiet)
+        quiet.answer_all()
+        _exchange(busy, quiet)
+    served_quiet = sum(quiet.served[c] for c in flood_quiet)
+    served_busy = sum(busy.served[c] for c in flood_busy)
+    assert all(quiet.served[c] > 0 for c in flood_quiet)
+    # The flood's share is split by what each worker has of it: neither takes it all.
+    assert 0.5 < served_quiet / served_busy < 2.0
+    # And the flood never holds more than its share of the server for long: the polite
+    # caller keeps its 4 in progress.
+    assert all(busy.served[c] >= 190 for c in busy.connections if c.share.share.flow == "polite")
+
+
+def test_the_view_sent_counts_the_connections_held() -> None:
+    reads = FairReads(capacity=4)
+    flood = crowd(reads, "flood", 10)
+    crowd(reads, "polite", 2)
+    for connection in flood:
+        connection.answer()
+    assert reads.view().waiting == {"flood": sum(1 for c in flood if c.held)}
+    assert reads.view().waiting["flood"] > 0
