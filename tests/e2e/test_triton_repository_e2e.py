@@ -1,7 +1,8 @@
 """A Triton model repository served as it is: Triton's example models with their
 ``config.pbtxt`` (no config.yaml), called the way Triton's own client examples call them
 (simple_http_infer_client.py, simple_grpc_infer_client.py, simple_grpc_string_infer_client.py,
-simple_http_model_control.py), over HTTP and gRPC."""
+simple_http_model_control.py, and image_client.py's checks and classification request against
+an image model configured as densenet_onnx is), over HTTP and gRPC."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from support.grpc_calls import TOKEN, Served, serve
-from support.triton_examples import EXAMPLES, triton_example_repository
+from support.triton_examples import (
+    EXAMPLES,
+    IMAGE_CLASSES,
+    IMAGE_SIDE,
+    image_repository,
+    triton_example_repository,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +34,7 @@ NUMPY = {"simple": np.int32, "simple_int8": np.int8}
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = triton_example_repository(tmp_path_factory.mktemp("triton"))
+    image_repository(root)
     assert not list(root.glob("*/config.yaml"))
     return root
 
@@ -117,3 +125,42 @@ def test_model_control_answers_in_tritons_words(served: Served, repo: Path) -> N
         assert "failed to load 'unknown_model', failed to poll from model repository" in (
             missing.value.message()
         )
+
+
+def _image_request(module: Any) -> tuple[list[Any], list[Any]]:
+    """What image_client.py sends for one NCHW image with ``-c 2``: the green channel
+    brightest, so ``green`` ranks first."""
+    image = np.full((3, IMAGE_SIDE, IMAGE_SIDE), 0.2, dtype=np.float32)
+    image[1] = 0.7
+    tensor = module.InferInput("data_0", [3, IMAGE_SIDE, IMAGE_SIDE], "FP32")
+    tensor.set_data_from_numpy(image)
+    return [tensor], [module.InferRequestedOutput("fc6_1", class_count=2)]
+
+
+def _check_as_image_client_does(metadata: dict[str, Any], config: dict[str, Any]) -> None:
+    """image_client.py's parse_model: one input and one FP32 output, an input of rank 3
+    (no batch axis), and a format it can lay an image out in."""
+    assert len(metadata["inputs"]) == 1
+    assert len(metadata["outputs"]) == 1
+    assert metadata["outputs"][0]["datatype"] == "FP32"
+    assert config.get("max_batch_size", 0) == 0
+    assert len(metadata["inputs"][0]["shape"]) == 3
+    assert config["input"][0]["format"] == "FORMAT_NCHW"
+    assert [int(d) for d in config["input"][0]["reshape"]["shape"]] == [1, 3, 8, 8]
+
+
+def test_image_client_classifies_with_a_reshaped_model(served: Served) -> None:
+    expected = [f"0.700000:1:{IMAGE_CLASSES[1]}", f"0.200000:0:{IMAGE_CLASSES[0]}"]
+    client = http_client(served)
+    metadata = client.get_model_metadata("image", headers=dict(HEADERS))
+    _check_as_image_client_does(metadata, client.get_model_config("image", headers=dict(HEADERS)))
+    inputs, outputs = _image_request(httpclient)
+    result = client.infer("image", inputs, outputs=outputs, headers=dict(HEADERS))
+    assert [v.decode() for v in result.as_numpy("fc6_1")] == expected
+    with grpcclient.InferenceServerClient(served.url) as grpc_client:
+        metadata = grpc_client.get_model_metadata("image", headers=HEADERS, as_json=True)
+        config = grpc_client.get_model_config("image", headers=HEADERS, as_json=True)["config"]
+        _check_as_image_client_does(metadata, config)
+        inputs, outputs = _image_request(grpcclient)
+        result = grpc_client.infer("image", inputs, outputs=outputs, headers=HEADERS)
+        assert [v.decode() for v in result.as_numpy("fc6_1")] == expected

@@ -1,6 +1,8 @@
 """Triton's documented example models (``simple``, ``simple_int8``, ``simple_string``),
 rebuilt as ONNX with their ``config.pbtxt`` as Triton's docs write it (the platform made
-``onnxruntime_onnx``): two inputs of 16 elements, their sum and difference out."""
+``onnxruntime_onnx``): two inputs of 16 elements, their sum and difference out; and an
+image classifier configured as Triton's ``densenet_onnx`` example is (``reshape`` on
+both tensors, ``format: FORMAT_NCHW``, a labels file), small enough for a test."""
 
 from __future__ import annotations
 
@@ -83,3 +85,53 @@ def triton_example_repository(root: Path) -> Path:
         onnx.save(_add_sub(elem), root / name / "1" / "model.onnx")
         (root / name / "config.pbtxt").write_text(_PBTXT.format(name=name, data_type=data_type))
     return root
+
+
+IMAGE_CLASSES = ("red", "green", "blue")
+IMAGE_SIDE = 8
+IMAGE_PBTXT = """name: "image"
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [
+  {{
+    name: "data_0"
+    data_type: TYPE_FP32
+    format: FORMAT_NCHW
+    dims: [ 3, {side}, {side} ]
+    reshape {{ shape: [ 1, 3, {side}, {side} ] }}
+  }}
+]
+output [
+  {{
+    name: "fc6_1"
+    data_type: TYPE_FP32
+    dims: [ 3 ]
+    reshape {{ shape: [ 1, 3, 1, 1 ] }}
+    label_filename: "labels.txt"
+  }}
+]
+"""
+
+
+def image_model() -> onnx.ModelProto:
+    """``densenet_onnx``'s tensors at a small size: ``data_0`` FP32 [1, 3, side, side] in,
+    ``fc6_1`` [1, 3, 1, 1] out, each channel's mean (so the brightest channel wins)."""
+    side = IMAGE_SIDE
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["data_0"], ["fc6_1"])],
+        "image",
+        [helper.make_tensor_value_info("data_0", TensorProto.FLOAT, [1, 3, side, side])],
+        [helper.make_tensor_value_info("fc6_1", TensorProto.FLOAT, [1, 3, 1, 1])],
+    )
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=8)
+
+
+def image_repository(root: Path, pbtxt: str | None = None) -> Path:
+    """``root/image``: the model, its labels and its ``config.pbtxt`` (``IMAGE_PBTXT``
+    unless another is given)."""
+    (root / "image" / "1").mkdir(parents=True)
+    onnx.save(image_model(), root / "image" / "1" / "model.onnx")
+    (root / "image" / "labels.txt").write_text("\n".join(IMAGE_CLASSES) + "\n")
+    text = IMAGE_PBTXT.format(side=IMAGE_SIDE) if pbtxt is None else pbtxt
+    (root / "image" / "config.pbtxt").write_text(text)
+    return root / "image"

@@ -14,9 +14,10 @@ from gateway.protocol.triton_wire import (
     ModelOutputConfig,
     ModelTensorConfig,
     QueuePolicy,
+    TensorReshape,
 )
 from gateway.repository.config import LatestVersions, ModelConfig, SpecificVersions
-from gateway.repository.declared import triton_data_type
+from gateway.repository.declared import Declaration, triton_data_type
 from gateway.repository.registry import ModelRegistry, batch_policy
 
 # Execution providers that run on a GPU; any other one is reported as KIND_CPU.
@@ -80,15 +81,17 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
         max_batch_size=policy.max_batch_size if batched else 0,
         input=[
             ModelInputConfig(
-                **_tensor(spec, batched=batched).model_dump(),
+                **_tensor(spec, batched=batched).model_dump(exclude={"reshape"}),
                 format=declaration.format_of(spec.name) if declaration else "FORMAT_NONE",
+                reshape=_reshape(declaration, spec.name),
             )
             for spec in signature.inputs
         ],
         output=[
             ModelOutputConfig(
-                **_tensor(spec, batched=batched).model_dump(),
+                **_tensor(spec, batched=batched).model_dump(exclude={"reshape"}),
                 label_filename=model.config.labels.get(spec.name, ""),
+                reshape=_reshape(declaration, spec.name),
             )
             for spec in signature.outputs
         ],
@@ -96,3 +99,8 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
         instance_group=[InstanceGroup(name=name, kind=kind, count=policy.instances, gpus=gpus)],
         parameters=_parameters(backend.metadata),
     )
+
+
+def _reshape(declaration: Declaration | None, name: str) -> TensorReshape | None:
+    shape = declaration.reshape_of(name) if declaration else None
+    return None if shape is None else TensorReshape(shape=list(shape))

@@ -12,6 +12,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class TensorReshape(BaseModel):
+    """The model's own shape of a tensor served with other ``dims``."""
+
+    shape: list[int]
+
+
 class ModelTensorConfig(BaseModel):
     """One input or output of a model's configuration."""
 
@@ -20,6 +26,9 @@ class ModelTensorConfig(BaseModel):
     """Triton's datatype name: ``TYPE_`` + the protocol datatype, ``TYPE_STRING`` for BYTES."""
     dims: list[int]
     """The shape without the batch axis when ``max_batch_size`` > 0; -1 for a free axis."""
+    reshape: TensorReshape | None = None
+    """Present when ``config.pbtxt`` reshapes the tensor: the model's own shape (without
+    the batch axis when it batches), which clients never see."""
 
 
 class ModelInputConfig(ModelTensorConfig):

@@ -20,6 +20,7 @@ from gateway.batching.policy import BatchPolicy
 from gateway.errors import ModelNotFound, ModelNotReady
 from gateway.repository.config import ModelConfig
 from gateway.repository.lookup_errors import unknown_model, version_not_found
+from gateway.repository.reshaped import with_reshapes
 from gateway.repository.routing import Routing
 from gateway.repository.scanning import Fingerprint, ModelSource, scan_repository
 from gateway.repository.warmup import WarmupError, warm_up_version
@@ -242,6 +243,7 @@ class ModelRegistry:
         else:
             try:
                 _check_declaration(model_version, backend)
+                backend = with_reshapes(backend, model_version.config.declaration)
                 await warm_up_version(
                     model_version.config.warmup, backend, path.parent.parent, model_version.label
                 )

@@ -38,13 +38,12 @@ _ONNXRUNTIME_PARAMETERS = {
     "inter_op_thread_count": "inter_op_threads",
 }
 _GPU_ACCELERATORS = {"tensorrt": "TensorrtExecutionProvider"}
-_INPUT_FIELDS = {"name", "data_type", "dims", "format"}
-_OUTPUT_FIELDS = {"name", "data_type", "dims", "label_filename"}
+_INPUT_FIELDS = {"name", "data_type", "dims", "format", "reshape"}
+_OUTPUT_FIELDS = {"name", "data_type", "dims", "label_filename", "reshape"}
 _WHY_NOT = {
     "sequence_batching": "sequence batching is not served yet",
     "ensemble_scheduling": "ensembles are not served",
     "model_warmup": "write the warm-up in config.yaml's warmup section",
-    "reshape": "reshaping a tensor between the request and the model is not served yet",
     "optional": "optional inputs are not served yet",
     "is_shape_tensor": "shape tensors are a TensorRT feature",
     "allow_ragged_batch": "ragged batches are not served",
@@ -312,14 +311,26 @@ def _tensor(value: Any, path: str, allowed: set[str]) -> DeclaredTensor:
     name = tensor.get("name")
     if not isinstance(name, str) or not name:
         raise TritonConfigError(f"{path}.name must name a tensor of the model")
-    dims = tuple(_signed(d, f"{path}.dims") for d in _list(tensor.get("dims", []), f"{path}.dims"))
+    dims = _shape(tensor.get("dims", []), f"{path}.dims")
+    reshape = None
+    if "reshape" in tensor:
+        where = f"{path}.reshape"
+        fields = _object(tensor["reshape"], where)
+        for key in fields.keys() - {"shape"}:
+            raise TritonConfigError(f"unsupported field {where}.{key}")
+        reshape = _shape(fields.get("shape", []), f"{where}.shape")
     return DeclaredTensor(
         name=name,
         data_type=str(tensor.get("data_type", "TYPE_INVALID")),
         dims=dims,
         format=str(tensor.get("format", "FORMAT_NONE")),
         label_filename=str(tensor.get("label_filename", "")),
+        reshape=reshape,
     )
+
+
+def _shape(value: Any, path: str) -> tuple[int, ...]:
+    return tuple(_signed(d, path) for d in _list(value, path))
 
 
 def _signed(value: Any, path: str) -> int:

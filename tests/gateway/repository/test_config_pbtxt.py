@@ -69,8 +69,8 @@ def test_absent_fields_take_tritons_defaults(tmp_path: Path) -> None:
         ("ensemble_scheduling { }\n", "config.ensemble_scheduling"),
         ('model_warmup [ { name: "w" batch_size: 1 } ]\n', "config.model_warmup"),
         (
-            'input [ { name: "a" data_type: TYPE_FP32 dims: [ 3 ] reshape: { shape: [ 3 ] } } ]\n',
-            "config.input[0].reshape",
+            'input [ { name: "a" data_type: TYPE_FP32 dims: [ 3 ] is_shape_tensor: true } ]\n',
+            "config.input[0].is_shape_tensor",
         ),
         (
             'input [ { name: "a" data_type: TYPE_FP32 dims: [ 3 ] optional: true } ]\n',
