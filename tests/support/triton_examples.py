@@ -2,7 +2,8 @@
 rebuilt as ONNX with their ``config.pbtxt`` as Triton's docs write it (the platform made
 ``onnxruntime_onnx``): two inputs of 16 elements, their sum and difference out; and an
 image classifier configured as Triton's ``densenet_onnx`` example is (``reshape`` on
-both tensors, ``format: FORMAT_NCHW``, a labels file), small enough for a test."""
+both tensors, ``format: FORMAT_NCHW``, a labels file), with a ``model_warmup`` sample,
+small enough for a test."""
 
 from __future__ import annotations
 
@@ -108,6 +109,16 @@ output [
     dims: [ 3 ]
     reshape {{ shape: [ 1, 3, 1, 1 ] }}
     label_filename: "labels.txt"
+  }}
+]
+model_warmup [
+  {{
+    name: "black image"
+    batch_size: 0
+    inputs {{
+      key: "data_0"
+      value: {{ data_type: TYPE_FP32 dims: [ 3, {side}, {side} ] zero_data: true }}
+    }}
   }}
 ]
 """

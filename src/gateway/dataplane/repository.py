@@ -19,7 +19,8 @@ from gateway.errors import InvalidInput, RepositoryPollFailed
 from gateway.repository.config import ConfigError, ModelConfig, read_config_files
 from gateway.repository.registry import ModelRegistry, ModelVersion
 from gateway.repository.scanning import ModelSource, is_valid_model_name, read_model
-from gateway.repository.triton_config import TritonConfigError, map_triton
+from gateway.repository.triton_config import map_triton
+from gateway.repository.triton_fields import TritonConfigError
 from gateway.repository.versions import parse_version
 from gateway.validation import describe_errors, shown
 

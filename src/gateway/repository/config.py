@@ -31,13 +31,10 @@ from gateway.repository.confinement import (
 from gateway.repository.declared import Declaration
 from gateway.repository.placement import CudaConfig, RemoteConfig
 from gateway.repository.section import ConfigSection
-from gateway.repository.triton_config import (
-    PBTXT_FILE,
-    TritonConfigError,
-    map_triton,
-    read_pbtxt,
-)
+from gateway.repository.triton_config import PBTXT_FILE, map_triton, read_pbtxt
+from gateway.repository.triton_fields import TritonConfigError
 from gateway.repository.versions import LABEL_PATTERN, parse_version
+from gateway.repository.warmup_config import WarmupConfig
 from gateway.settings import LimitRule, unique_rule_names
 from gateway.validation import describe_errors
 
@@ -141,24 +138,6 @@ class TrafficConfig(ConfigSection):
         if sum(split.values()) == 0:
             raise ValueError("needs at least one target with a weight above 0")
         return split
-
-
-_BatchSizes = Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)]
-
-
-class WarmupConfig(ConfigSection):
-    """Runs a new version makes before it takes traffic (docs/operations.md)."""
-
-    runs: Annotated[int, Field(ge=0, le=1000)] = 1
-    """Backend calls per batch size; 0 turns warm-up off."""
-    # A plain default so that the JSON Schema shows it; pydantic copies it per instance.
-    batch_sizes: _BatchSizes = [1]  # noqa: RUF012
-    """Rows per warm-up call, each input generated: random values of its type and shape,
-    1 for dynamic axes other than the batch axis. Ignored when ``inputs`` names files."""
-    inputs: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
-    """``.npy`` files by input name, relative to the model directory, used as they are
-    (with their own batch size) instead of generated inputs; every input must be named.
-    A name must stay inside the model directory: no absolute path, ``..`` or link out."""
 
 
 class ModelConfig(ConfigSection):
@@ -369,8 +348,8 @@ def read_config_files(config: ModelConfig, model_dir: Path, source: str) -> None
     labels into it; ``ConfigError`` naming ``source`` and the field otherwise (blocking)."""
     try:
         if config.warmup is not None:
-            for name, file in config.warmup.inputs.items():
-                confined_path(model_dir, file, f"warmup.inputs.{name}")
+            for field, file in config.warmup.files().items():
+                confined_path(model_dir, file, field)
         labels_paths = {
             output: confined_path(model_dir, name, f"labels.{output}")
             for output, name in config.labels.items()

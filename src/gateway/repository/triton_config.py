@@ -19,6 +19,9 @@ from google.protobuf import json_format, text_format
 
 from gateway.proto import model_config_pb2 as config_pb
 from gateway.repository.declared import Declaration, DeclaredTensor
+from gateway.repository.triton_fields import TritonConfigError, integer, list_field, object_field
+from gateway.repository.triton_fields import shape_field as _shape
+from gateway.repository.triton_warmup import model_warmup
 
 PBTXT_FILE = "config.pbtxt"
 MAX_PBTXT_BYTES = 1 << 20
@@ -43,7 +46,6 @@ _OUTPUT_FIELDS = {"name", "data_type", "dims", "label_filename", "reshape"}
 _WHY_NOT = {
     "sequence_batching": "sequence batching is not served yet",
     "ensemble_scheduling": "ensembles are not served",
-    "model_warmup": "write the warm-up in config.yaml's warmup section",
     "optional": "optional inputs are not served yet",
     "is_shape_tensor": "shape tensors are a TensorRT feature",
     "allow_ragged_batch": "ragged batches are not served",
@@ -52,10 +54,6 @@ _WHY_NOT = {
     "batch_input": "batch inputs are not served",
     "batch_output": "batch outputs are not served",
 }
-
-
-class TritonConfigError(ValueError):
-    """A configuration field tensorgate cannot honour; the message names it and says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +123,8 @@ def _check_top_level(triton: dict[str, Any], model: str) -> None:
 
 
 def _declaration(triton: dict[str, Any], fields: dict[str, Any]) -> Declaration:
-    inputs = _list(triton.get("input", []), "config.input")
-    outputs = _list(triton.get("output", []), "config.output")
+    inputs = list_field(triton.get("input", []), "config.input")
+    outputs = list_field(triton.get("output", []), "config.output")
     return Declaration(
         batched=_batch_size(triton, fields) > 0,
         inputs=tuple(_tensor(t, f"config.input[{i}]", _INPUT_FIELDS) for i, t in enumerate(inputs)),
@@ -141,37 +139,16 @@ def _refused(path: str, key: str) -> TritonConfigError:
     return TritonConfigError(f"unsupported field {path}: {why}")
 
 
-def _list(value: Any, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise TritonConfigError(f"{path} must be a list")
-    return value
-
-
-def _object(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TritonConfigError(f"{path} must be an object")
-    return value
-
-
-def _integer(value: Any, path: str) -> int:
-    """An integer field; protobuf's JSON form writes 64-bit ones as strings (``"2000"``)."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise TritonConfigError(f"{path} must be a whole number, got {value!r}")
-
-
 def _batch_size(triton: dict[str, Any], fields: dict[str, Any]) -> int:
     """The rows of one call, as Triton counts them: 0 when the model has no batch axis."""
     if "max_batch_size" in triton:
-        return _integer(triton["max_batch_size"], "config.max_batch_size")
+        return integer(triton["max_batch_size"], "config.max_batch_size")
     batching = fields["batching"]
     return int(batching.get("max_batch_size", 1)) if batching.get("enabled", True) else 0
 
 
 def _max_batch_size(value: Any, fields: dict[str, Any]) -> None:
-    size = _integer(value, "config.max_batch_size")
+    size = integer(value, "config.max_batch_size")
     if size == 0:
         fields["batching"]["enabled"] = False
     else:
@@ -181,14 +158,16 @@ def _max_batch_size(value: Any, fields: dict[str, Any]) -> None:
 
 def _dynamic_batching(value: Any, fields: dict[str, Any]) -> None:
     batching = fields["batching"]
-    for key, setting in _object(value, "config.dynamic_batching").items():
+    for key, setting in object_field(value, "config.dynamic_batching").items():
         path = f"config.dynamic_batching.{key}"
         if key == "max_queue_delay_microseconds":
-            batching["max_queue_delay_ms"] = _integer(setting, path) / 1000
+            batching["max_queue_delay_ms"] = integer(setting, path) / 1000
         elif key == "preferred_batch_size":
-            batching["preferred_batch_sizes"] = [_integer(s, path) for s in _list(setting, path)]
+            batching["preferred_batch_sizes"] = [
+                integer(s, path) for s in list_field(setting, path)
+            ]
         elif key == "default_queue_policy":
-            _queue_policy(_object(setting, path), batching)
+            _queue_policy(object_field(setting, path), batching)
         elif key == "preserve_ordering":
             continue  # answers always go back to their own request, in any order
         else:
@@ -206,9 +185,9 @@ def _queue_policy(policy: dict[str, Any], batching: dict[str, Any]) -> None:
         if key not in _QUEUE_POLICY and key != "allow_timeout_override":
             raise TritonConfigError(f"unsupported field {path}")
         if key == "max_queue_size":
-            batching["max_queue_size"] = _integer(value, path)
+            batching["max_queue_size"] = integer(value, path)
         elif key == "default_timeout_microseconds":
-            microseconds = _integer(value, path)
+            microseconds = integer(value, path)
             batching["default_timeout_ms"] = microseconds / 1000 if microseconds else None
         elif key == "timeout_action" and value != "REJECT":
             raise TritonConfigError(
@@ -218,15 +197,15 @@ def _queue_policy(policy: dict[str, Any], batching: dict[str, Any]) -> None:
 
 
 def _instance_group(value: Any, fields: dict[str, Any]) -> None:
-    groups = _list(value, "config.instance_group")
+    groups = list_field(value, "config.instance_group")
     if len(groups) != 1:
         raise TritonConfigError("config.instance_group must hold exactly one group")
-    group = _object(groups[0], "config.instance_group[0]")
+    group = object_field(groups[0], "config.instance_group[0]")
     for key in sorted(set(group) - {"count", "kind", "name", "gpus"}):
         raise TritonConfigError(f"unsupported field config.instance_group[0].{key}")
-    fields["instances"] = _integer(group.get("count", 1), "config.instance_group[0].count")
+    fields["instances"] = integer(group.get("count", 1), "config.instance_group[0].count")
     kind = group.get("kind", "KIND_AUTO")
-    gpus = [_integer(g, "config.instance_group[0].gpus") for g in group.get("gpus", [])]
+    gpus = [integer(g, "config.instance_group[0].gpus") for g in group.get("gpus", [])]
     if kind == "KIND_GPU" or gpus:
         if kind not in ("KIND_GPU", "KIND_AUTO"):
             raise TritonConfigError("config.instance_group[0].gpus needs kind KIND_GPU")
@@ -244,7 +223,7 @@ def _instance_group(value: Any, fields: dict[str, Any]) -> None:
 
 
 def _version_policy(value: Any, fields: dict[str, Any]) -> None:
-    policy = _object(value, "config.version_policy")
+    policy = object_field(value, "config.version_policy")
     if len(policy) != 1:
         raise TritonConfigError("config.version_policy must have one of all, latest, specific")
     ((kind, setting),) = policy.items()
@@ -253,39 +232,39 @@ def _version_policy(value: Any, fields: dict[str, Any]) -> None:
     if kind == "all":
         fields["version_policy"] = "all"
     elif kind == "latest":
-        fields["version_policy"] = {"latest": _integer(setting.get("num_versions", 0), path)}
+        fields["version_policy"] = {"latest": integer(setting.get("num_versions", 0), path)}
     elif kind == "specific":
-        versions = _list(setting.get("versions", []), path)
-        fields["version_policy"] = {"specific": [_integer(v, path) for v in versions]}
+        versions = list_field(setting.get("versions", []), path)
+        fields["version_policy"] = {"specific": [integer(v, path) for v in versions]}
     else:
         raise TritonConfigError(f"unsupported field {path}")
 
 
 def _parameters(value: Any, fields: dict[str, Any]) -> None:
-    for key, entry in _object(value, "config.parameters").items():
+    for key, entry in object_field(value, "config.parameters").items():
         path = f"config.parameters.{key}"
         if key not in _ONNXRUNTIME_PARAMETERS:
             raise TritonConfigError(
                 f"unsupported field {path}: the ONNX Runtime parameters served are "
                 f"{', '.join(sorted(_ONNXRUNTIME_PARAMETERS))}"
             )
-        text = _object(entry, path).get("string_value", "")
-        fields[_ONNXRUNTIME_PARAMETERS[key]] = _integer(text, f"{path}.string_value")
+        text = object_field(entry, path).get("string_value", "")
+        fields[_ONNXRUNTIME_PARAMETERS[key]] = integer(text, f"{path}.string_value")
 
 
 def _optimization(value: Any, fields: dict[str, Any]) -> None:
-    for key, setting in _object(value, "config.optimization").items():
+    for key, setting in object_field(value, "config.optimization").items():
         path = f"config.optimization.{key}"
         if key != "execution_accelerators":
             raise TritonConfigError(f"unsupported field {path}")
-        for kind, accelerators in _object(setting, path).items():
+        for kind, accelerators in object_field(setting, path).items():
             if kind != "gpu_execution_accelerator":
                 raise TritonConfigError(
                     f"unsupported field {path}.{kind}: only GPU accelerators (tensorrt)"
                 )
-            for index, accelerator in enumerate(_list(accelerators, f"{path}.{kind}")):
+            for index, accelerator in enumerate(list_field(accelerators, f"{path}.{kind}")):
                 where = f"{path}.{kind}[{index}]"
-                name = _object(accelerator, where).get("name", "")
+                name = object_field(accelerator, where).get("name", "")
                 if name not in _GPU_ACCELERATORS or set(accelerator) - {"name"}:
                     raise TritonConfigError(
                         f"unsupported {where}: {name!r} without parameters is what is served "
@@ -304,7 +283,7 @@ def _optimization(value: Any, fields: dict[str, Any]) -> None:
 
 
 def _tensor(value: Any, path: str, allowed: set[str]) -> DeclaredTensor:
-    tensor = _object(value, path)
+    tensor = object_field(value, path)
     for key in tensor:
         if key not in allowed:
             raise _refused(f"{path}.{key}", key)
@@ -315,7 +294,7 @@ def _tensor(value: Any, path: str, allowed: set[str]) -> DeclaredTensor:
     reshape = None
     if "reshape" in tensor:
         where = f"{path}.reshape"
-        fields = _object(tensor["reshape"], where)
+        fields = object_field(tensor["reshape"], where)
         for key in fields.keys() - {"shape"}:
             raise TritonConfigError(f"unsupported field {where}.{key}")
         reshape = _shape(fields.get("shape", []), f"{where}.shape")
@@ -329,19 +308,6 @@ def _tensor(value: Any, path: str, allowed: set[str]) -> DeclaredTensor:
     )
 
 
-def _shape(value: Any, path: str) -> tuple[int, ...]:
-    return tuple(_signed(d, path) for d in _list(value, path))
-
-
-def _signed(value: Any, path: str) -> int:
-    if isinstance(value, str) and value.startswith("-"):
-        return -_integer(value[1:], path)
-    number = _integer(value, path) if not (isinstance(value, int) and value < 0) else value
-    if number < -1:
-        raise TritonConfigError(f"{path}: {number} is not a dimension (-1 for any size)")
-    return number
-
-
 _APPLY: dict[str, Callable[[Any, dict[str, Any]], None]] = {
     "max_batch_size": _max_batch_size,
     "dynamic_batching": _dynamic_batching,
@@ -349,6 +315,7 @@ _APPLY: dict[str, Callable[[Any, dict[str, Any]], None]] = {
     "version_policy": _version_policy,
     "parameters": _parameters,
     "optimization": _optimization,
+    "model_warmup": model_warmup,
     "input": lambda _value, _fields: None,  # declared tensors: read below
     "output": lambda _value, _fields: None,
 }

@@ -2,7 +2,9 @@
 its first requests do not pay for ONNX Runtime's lazy allocations and kernel choices.
 
 Inputs are generated from the signature (random values of each input's type, the batch
-axis at each configured size, other dynamic axes at 1) or read from ``.npy`` files.
+axis at each configured size, other dynamic axes at 1), read from ``.npy`` files, or made
+as explicit samples say (Triton's ``model_warmup``: a shape per input, random values,
+zeros or a file of raw bytes).
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from backends.base import Array, Backend, ModelSignature, TensorSpec
-from gateway.repository.config import WarmupConfig
+from backends.datatypes import from_numpy
+from gateway.errors import InvalidInput
+from gateway.protocol.binary_codec import decode_binary_tensor
+from gateway.protocol.wire import RequestInput
 from gateway.repository.confinement import OutsideModelDirectory, confined_path
+from gateway.repository.warmup_config import WarmupConfig, WarmupSample, WarmupTensor
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +39,7 @@ def _generated(spec: TensorSpec, rows: int, rng: np.random.Generator) -> Array:
         (rows if axis == 0 and spec.has_dynamic_batch else 1) if dim is None else dim
         for axis, dim in enumerate(spec.shape)
     )
-    kind = spec.dtype.kind
-    if kind == "f":
-        return rng.uniform(0, 1, shape).astype(spec.dtype)
-    if kind in "iu":
-        return rng.integers(0, 2, shape).astype(spec.dtype)
-    if kind == "b":
-        return rng.integers(0, 2, shape).astype(bool)
-    return rng.choice(_WORDS, shape)  # BYTES: object arrays of bytes
+    return _generated_shape(spec, shape, rng)
 
 
 def generated_batches(signature: ModelSignature, config: WarmupConfig) -> list[dict[str, Array]]:
@@ -87,10 +86,95 @@ def file_batch(
     return batch
 
 
+def sample_batches(
+    signature: ModelSignature, samples: list[WarmupSample], model_dir: Path
+) -> list[tuple[dict[str, Array], int]]:
+    """Each sample's inputs, made as it says, with its count (blocking when a sample
+    names a file: call it in a thread)."""
+    rng = np.random.default_rng(0)
+    made = []
+    for index, sample in enumerate(samples):
+        where = f"warmup.samples[{index}]" + (f" ({sample.name!r})" if sample.name else "")
+        names = {spec.name for spec in signature.inputs}
+        missing, unknown = sorted(names - set(sample.inputs)), sorted(set(sample.inputs) - names)
+        if missing or unknown:
+            raise WarmupError(
+                f"{where}.inputs must name every input of the model and nothing else: "
+                f"missing {missing}, unknown {unknown}"
+            )
+        batch = {
+            spec.name: _sample_input(spec, sample.inputs[spec.name], f"{where}.inputs.{spec.name}",
+                                     model_dir, rng)
+            for spec in signature.inputs
+        }  # fmt: skip
+        made.append((batch, sample.count))
+    return made
+
+
+def _sample_input(
+    spec: TensorSpec, tensor: WarmupTensor, where: str, model_dir: Path, rng: np.random.Generator
+) -> Array:
+    datatype = from_numpy(spec.dtype)
+    if tensor.datatype is not None and tensor.datatype != datatype:
+        raise WarmupError(f"{where}: datatype {tensor.datatype}, the input's is {datatype}")
+    shape = tuple(tensor.shape)
+    fits = len(shape) == len(spec.shape) and all(
+        dim is None or dim == size for dim, size in zip(spec.shape, shape, strict=True)
+    )
+    if not fits:
+        expected = [-1 if d is None else d for d in spec.shape]
+        raise WarmupError(f"{where}: shape {list(shape)}, the input takes {expected}")
+    if tensor.file is not None:
+        return _raw_file(spec, tensor.file, shape, f"{where}.file", model_dir)
+    if tensor.values == "zeros":
+        return (
+            np.full(shape, b"", dtype=object)
+            if datatype == "BYTES"
+            else np.zeros(shape, spec.dtype)
+        )
+    return _generated_shape(spec, shape, rng)
+
+
+def _raw_file(
+    spec: TensorSpec, name: str, shape: tuple[int, ...], where: str, model_dir: Path
+) -> Array:
+    """A tensor from a file of its raw bytes, read and checked as binary tensor data is."""
+    try:
+        path = confined_path(model_dir, name, where)
+        raw = path.read_bytes()
+    except OutsideModelDirectory as exc:
+        raise WarmupError(str(exc)) from None
+    except OSError as exc:
+        raise WarmupError(f"{where}: cannot read {name}: {exc}") from None
+    described = RequestInput.model_construct(
+        name=spec.name, shape=list(shape), datatype=from_numpy(spec.dtype), parameters=None, data=[]
+    )
+    try:
+        return decode_binary_tensor(described, spec, memoryview(raw), allow_non_finite=True)
+    except InvalidInput as exc:
+        raise WarmupError(f"{where}: {exc.message}") from None
+
+
+def _generated_shape(spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator) -> Array:
+    kind = spec.dtype.kind
+    if kind == "f":
+        return rng.uniform(0, 1, shape).astype(spec.dtype)
+    if kind in "iu":
+        return rng.integers(0, 2, shape).astype(spec.dtype)
+    if kind == "b":
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.choice(_WORDS, shape)  # BYTES: object arrays of bytes
+
+
 async def warm_up(backend: Backend, batches: list[dict[str, Array]], runs: int) -> float:
     """Run every batch ``runs`` times on ``backend``; returns the seconds it took."""
+    return await warm_up_counted(backend, [(batch, runs) for batch in batches])
+
+
+async def warm_up_counted(backend: Backend, batches: list[tuple[dict[str, Array], int]]) -> float:
+    """Run each batch its count of times on ``backend``; returns the seconds it took."""
     started = time.perf_counter()
-    for batch in batches:
+    for batch, runs in batches:
         for _ in range(runs):
             try:
                 await backend.infer(batch)
@@ -110,16 +194,18 @@ async def warm_up_version(
     went; ``WarmupError`` when it failed, and the version must not serve."""
     if config is None or config.runs == 0:
         return
+    signature = backend.signature
     try:
-        if config.inputs:
-            batch = await asyncio.to_thread(file_batch, backend.signature, config.inputs, model_dir)
-            batches = [batch]
+        if config.samples:
+            counted = await asyncio.to_thread(sample_batches, signature, config.samples, model_dir)
+        elif config.inputs:
+            batch = await asyncio.to_thread(file_batch, signature, config.inputs, model_dir)
+            counted = [(batch, config.runs)]
         else:
-            batches = generated_batches(backend.signature, config)
-        seconds = await warm_up(backend, batches, config.runs)
+            counted = [(batch, config.runs) for batch in generated_batches(signature, config)]
+        seconds = await warm_up_counted(backend, counted)
     except WarmupError as exc:
         logger.error("%s failed its warm-up: %s", label, exc)
         raise
-    logger.info(
-        "%s warmed up: %d call(s) in %.0f ms", label, len(batches) * config.runs, seconds * 1000
-    )
+    calls = sum(count for _batch, count in counted)
+    logger.info("%s warmed up: %d call(s) in %.0f ms", label, calls, seconds * 1000)

@@ -67,7 +67,7 @@ def test_absent_fields_take_tritons_defaults(tmp_path: Path) -> None:
         ('platform: "tensorrt_plan"\n', "config.platform 'tensorrt_plan' is not served"),
         ("sequence_batching { }\n", "sequence batching is not served yet"),
         ("ensemble_scheduling { }\n", "config.ensemble_scheduling"),
-        ('model_warmup [ { name: "w" batch_size: 1 } ]\n', "config.model_warmup"),
+        ('model_warmup [ { name: "w" batch_size: 2 } ]\n', "config.model_warmup[0].batch_size"),
         (
             'input [ { name: "a" data_type: TYPE_FP32 dims: [ 3 ] is_shape_tensor: true } ]\n',
             "config.input[0].is_shape_tensor",
