@@ -5,6 +5,7 @@
     │   └── RepositoryPollFailed  a load names no directory in the repository (400)
     ├── PayloadTooLarge       the body is over the configured cap (413)
     ├── ModelNotFound         no such model or version (404)
+    ├── RegionNotFound        no shared-memory region of that name (404)
     ├── ModelNotReady         the model or version exists but cannot serve now (503)
     ├── Overloaded            the queue is full; ``retry_after_s`` says when to retry (503)
     ├── RateLimited           the caller is over a limit rule; ``retry_after_s`` too (429)
@@ -46,6 +47,10 @@ class PayloadTooLarge(GatewayError):
 
 class ModelNotFound(GatewayError):
     """No model or version of that name is known."""
+
+
+class RegionNotFound(GatewayError):
+    """No shared-memory region of that name is registered."""
 
 
 class ModelNotReady(GatewayError):
@@ -131,6 +136,7 @@ STATUS_BY_ERROR: dict[type[GatewayError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     ModelNotFound: 404,
+    RegionNotFound: 404,
     PayloadTooLarge: 413,
     RateLimited: 429,
     BackendError: 500,

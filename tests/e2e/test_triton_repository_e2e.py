@@ -164,3 +164,18 @@ def test_image_client_classifies_with_a_reshaped_model(served: Served) -> None:
         inputs, outputs = _image_request(grpcclient)
         result = grpc_client.infer("image", inputs, outputs=outputs, headers=HEADERS)
         assert [v.decode() for v in result.as_numpy("fc6_1")] == expected
+
+
+def test_grpc_shared_memory_answers_as_triton_and_refuses_registration(served: Served) -> None:
+    with grpcclient.InferenceServerClient(served.url) as client:
+        client.unregister_system_shared_memory(headers=HEADERS)
+        client.unregister_cuda_shared_memory(headers=HEADERS)
+        assert not client.get_system_shared_memory_status(headers=HEADERS).regions
+        assert not client.get_cuda_shared_memory_status(headers=HEADERS).regions
+        with pytest.raises(InferenceServerException) as refused:
+            client.register_system_shared_memory("input_data", "/input_simple", 64, headers=HEADERS)
+        assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+        with pytest.raises(InferenceServerException) as missing:
+            client.get_system_shared_memory_status("input_data", headers=HEADERS)
+        assert missing.value.status() == "StatusCode.NOT_FOUND"
+        assert "Unable to find system shared memory region: 'input_data'" in missing.value.message()

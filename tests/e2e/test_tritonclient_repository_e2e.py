@@ -105,15 +105,22 @@ def test_unknown_version_uses_tritons_wording(
     )
 
 
-def test_shared_memory_is_refused_naming_the_extension(
+def test_shared_memory_answers_as_triton_and_refuses_registration(
     client: triton.InferenceServerClient, repository: Path
 ) -> None:
+    # What simple_http_shm_client.py and simple_http_cudashm_client.py do first.
+    client.unregister_system_shared_memory(headers=auth(repository))
+    client.unregister_cuda_shared_memory(headers=auth(repository))
+    assert client.get_system_shared_memory_status(headers=auth(repository)) == []
+    assert client.get_cuda_shared_memory_status(headers=auth(repository)) == []
     with pytest.raises(InferenceServerException) as refused:
-        client.get_system_shared_memory_status(headers=auth(repository))
-    assert "(systemsharedmemory) is not supported" in refused.value.message()
-    with pytest.raises(InferenceServerException) as refused:
-        client.unregister_cuda_shared_memory(headers=auth(repository))
-    assert "(cudasharedmemory) is not supported" in refused.value.message()
+        client.register_system_shared_memory(
+            "input_data", "/input_simple", 64, headers=auth(repository)
+        )
+    assert "failed to register system shared memory region 'input_data'" in refused.value.message()
+    with pytest.raises(InferenceServerException) as missing:
+        client.get_cuda_shared_memory_status("output_data", headers=auth(repository))
+    assert missing.value.message() == "Unable to find cuda shared memory region: 'output_data'"
 
 
 def test_load_needs_the_admin_scope(client: triton.InferenceServerClient, repository: Path) -> None:

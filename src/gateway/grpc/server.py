@@ -51,8 +51,8 @@ def _unary(
 def service_handler(
     state: AppState, inference: InferenceCalls, streams: StreamCalls
 ) -> grpc.GenericRpcHandler:
-    """``inference.GRPCInferenceService``'s implemented methods; the others (shared memory,
-    trace and log settings) answer ``UNIMPLEMENTED``."""
+    """``inference.GRPCInferenceService``'s implemented methods; the others (trace and log
+    settings) answer ``UNIMPLEMENTED``."""
     manage = ManagementCalls(state)
     methods = {
         "ServerLive": _unary(manage.server_live, pb.ServerLiveRequest),
@@ -66,6 +66,24 @@ def service_handler(
         "RepositoryModelLoad": _unary(manage.repository_model_load, pb.RepositoryModelLoadRequest),
         "RepositoryModelUnload": _unary(
             manage.repository_model_unload, pb.RepositoryModelUnloadRequest
+        ),
+        "SystemSharedMemoryStatus": _unary(
+            manage.system_shared_memory_status, pb.SystemSharedMemoryStatusRequest
+        ),
+        "SystemSharedMemoryRegister": _unary(
+            manage.system_shared_memory_register, pb.SystemSharedMemoryRegisterRequest
+        ),
+        "SystemSharedMemoryUnregister": _unary(
+            manage.system_shared_memory_unregister, pb.SystemSharedMemoryUnregisterRequest
+        ),
+        "CudaSharedMemoryStatus": _unary(
+            manage.cuda_shared_memory_status, pb.CudaSharedMemoryStatusRequest
+        ),
+        "CudaSharedMemoryRegister": _unary(
+            manage.cuda_shared_memory_register, pb.CudaSharedMemoryRegisterRequest
+        ),
+        "CudaSharedMemoryUnregister": _unary(
+            manage.cuda_shared_memory_unregister, pb.CudaSharedMemoryUnregisterRequest
         ),
         # The inference answers are serialised by their codec (bytes pass through).
         "ModelInfer": _unary(inference.model_infer, pb.ModelInferRequest, serialize=False),

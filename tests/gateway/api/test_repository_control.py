@@ -213,24 +213,27 @@ async def test_load_and_unload_need_the_admin_scope(client: httpx.AsyncClient, r
     assert (await client.post("/v2/repository/index", headers=reader)).status_code == 200
 
 
-@pytest.mark.parametrize("extension", ["systemsharedmemory", "cudasharedmemory"])
 @pytest.mark.parametrize(
-    ("method", "tail"),
-    [
-        ("GET", "status"),
-        ("GET", "region/r0/status"),
-        ("POST", "region/r0/register"),
-        ("POST", "unregister"),
-        ("POST", "region/r0/unregister"),
-    ],
+    ("extension", "kind"), [("systemsharedmemory", "system"), ("cudasharedmemory", "cuda")]
 )
-async def test_shared_memory_routes_name_the_unsupported_extension(
-    client: httpx.AsyncClient, extension: str, method: str, tail: str
+async def test_shared_memory_routes_answer_as_triton_with_no_region(
+    client: httpx.AsyncClient, extension: str, kind: str
 ) -> None:
-    # Fails before: 404 "no such route".
-    response = await client.request(method, f"/v2/{extension}/{tail}", json={})
-    assert response.status_code == 400
-    assert f"({extension}) is not supported" in response.json()["error"]
+    # Triton's shared-memory examples unregister everything first: that must succeed.
+    # Before, every route answered 400 "not supported".
+    status = await client.get(f"/v2/{extension}/status")
+    assert (status.status_code, status.json()) == (200, [])
+    for tail in ("unregister", "region/r0/unregister"):
+        assert (await client.post(f"/v2/{extension}/{tail}")).status_code == 200
+    missing = await client.get(f"/v2/{extension}/region/r0/status")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == f"Unable to find {kind} shared memory region: 'r0'"
+    body = {"key": "/r0", "offset": 0, "byte_size": 64}
+    refused = await client.post(f"/v2/{extension}/region/r0/register", json=body)
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith(
+        f"failed to register {kind} shared memory region 'r0': "
+    )
 
 
 async def test_the_body_is_json_whatever_its_content_type(client: httpx.AsyncClient) -> None:

@@ -1,50 +1,62 @@
-"""Triton's shared-memory extensions, which tensorgate does not implement: a clear 400.
-
-A client probing ``/v2/systemsharedmemory/...`` or ``/v2/cudasharedmemory/...`` learns
-that the extension is unsupported, rather than "no such route".
+"""Triton's shared-memory routes (``/v2/systemsharedmemory/...``, ``/v2/cudasharedmemory/...``):
+status and unregister answer as Triton does with no region registered, and a registration
+is refused saying why (``gateway.dataplane.shared_memory``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from gateway.api.dependencies import REQUIRE_READ
-from gateway.errors import InvalidInput
+from gateway.dataplane.shared_memory import (
+    Kind,
+    refuse_registration,
+    region_status,
+    unregister,
+)
 
 router = APIRouter(tags=["shared memory"], dependencies=[REQUIRE_READ])
-_EXTENSIONS = {"systemsharedmemory": "system", "cudasharedmemory": "CUDA"}
+_EXTENSIONS: dict[str, Kind] = {"systemsharedmemory": "system", "cudasharedmemory": "cuda"}
 
 
-def _unsupported(extension: str) -> InvalidInput:
-    kind = _EXTENSIONS[extension]
-    return InvalidInput(
-        f"the {kind} shared-memory extension ({extension}) is not supported by tensorgate: "
-        "send tensors in the request body (JSON or binary tensor data); GET /v2 lists the "
-        "extensions this server implements"
+def _add(extension: str, kind: Kind) -> None:
+    async def status_all() -> list[dict[str, Any]]:
+        return region_status(kind, None)
+
+    async def status_one(region_name: str) -> list[dict[str, Any]]:
+        return region_status(kind, region_name)
+
+    async def unregister_all() -> dict[str, Any]:
+        unregister(kind, None)
+        return {}
+
+    async def unregister_one(region_name: str) -> dict[str, Any]:
+        unregister(kind, region_name)
+        return {}
+
+    async def register(region_name: str) -> None:
+        raise refuse_registration(kind, region_name)
+
+    routes = (
+        ("status", "GET", "", status_all),
+        ("status", "GET", "/region/{region_name}", status_one),
+        ("unregister", "POST", "", unregister_all),
+        ("unregister", "POST", "/region/{region_name}", unregister_one),
+        ("register", "POST", "/region/{region_name}", register),
     )
+    for action, method, region, handler in routes:
+        router.add_api_route(
+            f"/v2/{extension}{region}/{action}",
+            handler,
+            methods=[method],
+            operation_id=f"{extension}_{action}{'_region' if region else ''}",
+            summary=f"{action} ({extension})",
+            # Triton's routes for Triton's clients, not operations to try in Swagger UI.
+            include_in_schema=False,
+        )
 
 
-def _add(extension: str) -> None:
-    async def refuse() -> None:
-        raise _unsupported(extension)
-
-    async def refuse_region(region_name: str) -> None:  # noqa: ARG001 (declares the path)
-        raise _unsupported(extension)
-
-    for action, method in (("status", "GET"), ("register", "POST"), ("unregister", "POST")):
-        for region, handler in (("", refuse), ("/region/{region_name}", refuse_region)):
-            suffix = "_region" if region else ""
-            router.add_api_route(
-                f"/v2/{extension}{region}/{action}",
-                handler,
-                methods=[method],
-                operation_id=f"{extension}_{action}{suffix}",
-                summary=f"{action} ({extension}): not supported, always 400",
-                status_code=400,
-                # Not operations of this server: undocumented, as Triton's unused routes.
-                include_in_schema=False,
-            )
-
-
-for _extension in _EXTENSIONS:
-    _add(_extension)
+for _extension, _kind in _EXTENSIONS.items():
+    _add(_extension, _kind)
