@@ -28,6 +28,7 @@ from asgi_lifespan import LifespanManager
 
 from gateway.api.app import create_app
 from gateway.api.pipeline.endpoint import SERVER_REQUESTS
+from gateway.settings import FairShareSettings
 from support.app import bearer, make_settings, post_scope
 from support.paths import DEMO_MODELS
 
@@ -100,9 +101,10 @@ class CallCounter:
             self.calls += 1
 
 
-async def calls_per_request(repository: Path, family: str) -> float:
-    """The mean count of ``COUNTED`` requests of ``family``, one after another."""
-    settings = make_settings(repository)
+async def calls_per_request(repository: Path, family: str, **overrides: Any) -> float:
+    """The mean count of ``COUNTED`` requests of ``family``, one after another; settings
+    at their defaults unless ``overrides`` says otherwise."""
+    settings = make_settings(repository, **overrides)
     path, extra_headers, body = ROUTE_FAMILIES[family]()
     scope = post_scope(path, bearer(settings))
     scope["headers"] += [*extra_headers, (b"content-length", str(len(body)).encode())]
@@ -162,6 +164,23 @@ def test_one_request_stays_within_its_call_budget(repository: Path, family: str)
         "version, per batch, per loop turn), or raise the budget in "
         f"{BUDGET_FILE.name} with the reason."
     )
+
+
+def test_fair_share_costs_a_lone_caller_at_most_two_percent_of_the_calls(
+    repository: Path,
+) -> None:
+    # Issue 20: fair admission may cost one caller at most 3% of its req/s. Timed by make
+    # bench-ab that is within the noise (6.8% in one run, 2.3% in the next, spreads
+    # overlapping); counted here it is exact. The serving layer's share of it (fair reads,
+    # a few calls per answer) is held by test_fair_reads.py.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        on = runner.run(calls_per_request(repository, "protocol_json"))
+        off = runner.run(
+            calls_per_request(
+                repository, "protocol_json", fair_share=FairShareSettings(enabled=False)
+            )
+        )
+    assert on <= off * 1.02, f"fair share on: {on:.0f} calls per request, off: {off:.0f}"
 
 
 def test_every_route_family_has_a_reasoned_budget() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from types import FrameType
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,3 +149,29 @@ def test_counts_stay_true_and_nothing_stays_held_once_the_load_stops(
             break
     assert reads.in_progress == 0
     assert not any(connection.held for connection in connections.values())
+
+
+def test_a_lone_caller_costs_a_few_calls_per_answer() -> None:
+    # Issue 20's cost target for one caller: what fair reads add to each answer of the
+    # serving protocol (its end, the hold check and the next begin), counted exactly.
+    reads = FairReads(capacity=8)
+    connections = crowd(reads, "solo", 64)
+    calls = 0
+
+    def count(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal calls
+        del frame, arg
+        if event in ("call", "c_call"):
+            calls += 1
+
+    answers = 640
+    sys.setprofile(count)
+    try:
+        for index in range(answers):
+            share = connections[index % 64].share
+            reads.end(share)
+            assert not reads.holds_back(share)
+            reads.begin(share)
+    finally:
+        sys.setprofile(None)
+    assert calls / answers <= 8
