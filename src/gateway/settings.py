@@ -114,11 +114,12 @@ class FairShareSettings(BaseModel):
     weight_claim: str | None = None
     """A numeric claim carrying the caller's weight (0.001 to 1000), read when the key
     value has no entry in ``weights``."""
-    loop_concurrency: Annotated[int, Field(ge=2, le=100_000)] = 8
+    loop_concurrency: Annotated[int, Field(ge=2, le=100_000)] | Literal["auto"] = "auto"
     """Requests in progress in the server (with ``--workers N``, all workers together)
     beyond which, with two callers or more, a caller over its share of them has its
     connections' next requests left unread until it is back under its share (each
-    caller's share: this times its weight over the callers' total)."""
+    caller's share: this times its weight over the callers' total); ``auto``: 4 per
+    worker process (one process: 4, ``--workers 2``: 8)."""
     workers_view_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
     """With ``--workers N``: how often each worker sends the others its requests in
     progress per caller, so that shares are the server's rather than each process's (a

@@ -14,6 +14,9 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
+
+MAX_WORKERS = 64
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SELF_CGROUP = Path("/proc/self/cgroup")
@@ -126,3 +129,9 @@ def _v1_quota(directory: Path) -> float | None:
     if quota is None or period is None:
         return None
     return _ratio(quota, period)
+
+
+def process_count(workers: int | Literal["auto"]) -> int:
+    """Worker processes for the ``workers`` setting: the number, or with ``auto`` one per
+    CPU this process may use, at most ``MAX_WORKERS``."""
+    return min(available_cpus(), MAX_WORKERS) if workers == "auto" else workers

@@ -13,7 +13,7 @@ from gateway.api.app import create_app
 from gateway.cluster.group import WORKERS_DIR_ENV
 from gateway.grpc.server import grpc_server
 from gateway.metrics import MULTIPROC_ENV
-from gateway.serving.cpus import available_cpus
+from gateway.serving.cpus import process_count
 from gateway.serving.descriptors import raise_descriptor_limit
 from gateway.serving.draining import on_serving_ready
 from gateway.serving.listening import OnListening, serve_one, serve_workers
@@ -24,15 +24,10 @@ from gateway.settings import Settings
 logger = logging.getLogger("gateway")
 
 
-MAX_WORKERS = 64
-
-
 def worker_count(settings: Settings) -> int:
     """The number of worker processes: ``workers``, or with ``auto`` one per CPU this
     process may use (``gateway.serving.cpus``), at most ``MAX_WORKERS``."""
-    if settings.workers == "auto":
-        return min(available_cpus(), MAX_WORKERS)
-    return settings.workers
+    return process_count(settings.workers)
 
 
 def run_server(settings: Settings, on_listening: OnListening) -> None:

@@ -15,19 +15,20 @@ from gateway.cli import main
 from gateway.serving import run
 from gateway.serving.coalescing import CoalescingHttpToolsProtocol
 from gateway.serving.connection_limits import ConnectionLimits, LimitedHttpToolsProtocol
+from gateway.serving.cpus import available_cpus
 from gateway.serving.descriptors import (
     RESERVED_DESCRIPTORS,
     connection_cap,
     raise_descriptor_limit,
 )
-from gateway.serving.options import uvicorn_options
-from gateway.settings import Settings
+from gateway.serving.options import fair_reads_capacity, uvicorn_options
+from gateway.settings import FairShareSettings, Settings
 
 DEMO = Path(__file__).resolve().parents[3] / "models"
 
 
 def test_coalescing_is_the_default_and_carries_the_limits() -> None:
-    factory = uvicorn_options(Settings())["http"]
+    factory = uvicorn_options(Settings(workers=2))["http"]
     assert factory.func is CoalescingHttpToolsProtocol
     assert factory.keywords["limits"] == ConnectionLimits(
         header_timeout_s=10.0,
@@ -35,9 +36,26 @@ def test_coalescing_is_the_default_and_carries_the_limits() -> None:
         max_header_bytes=65536,
         max_connections=4096,
         shutdown_idle_close_s=0.5,
-        fair_reads_capacity=8,
+        fair_reads_capacity=8,  # auto: 4 per worker process
         fair_reads_view_s=0.005,
     )
+
+
+@pytest.mark.parametrize(
+    ("fair_share", "workers", "capacity"),
+    [
+        (FairShareSettings(), 1, 4),
+        (FairShareSettings(), 3, 12),
+        (FairShareSettings(loop_concurrency=16), 2, 16),
+        (FairShareSettings(enabled=False), 2, None),
+    ],
+)
+def test_fair_reads_hold_back_past_four_requests_per_worker_unless_set(
+    fair_share: FairShareSettings, workers: int, capacity: int | None
+) -> None:
+    settings = Settings(fair_share=fair_share, workers=workers)
+    assert fair_reads_capacity(settings) == capacity
+    assert fair_reads_capacity(Settings()) == 4 * min(available_cpus(), 64)
 
 
 def test_stock_httptools_gets_the_same_limits() -> None:
