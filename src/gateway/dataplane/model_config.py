@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from backends.base import TensorSpec
+from gateway.dataplane.warmup_answer import warmup_samples
 from gateway.protocol.triton_wire import (
     DynamicBatching,
     InstanceGroup,
@@ -98,6 +99,7 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
         dynamic_batching=dynamic,
         instance_group=[InstanceGroup(name=name, kind=kind, count=policy.instances, gpus=gpus)],
         parameters=_parameters(backend.metadata),
+        model_warmup=warmup_samples(model.config.warmup, signature, batched=batched),
     )
 
 

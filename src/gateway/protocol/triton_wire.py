@@ -73,6 +73,26 @@ class InstanceGroup(BaseModel):
     """The GPU a KIND_GPU group runs on (``cuda.device_id``); left out for the CPU."""
 
 
+class WarmupInput(BaseModel):
+    """One input of a warm-up sample, as Triton prints it: one of ``zero_data``,
+    ``random_data`` or ``input_data_file``."""
+
+    data_type: str
+    dims: list[int]
+    zero_data: bool | None = None
+    random_data: bool | None = None
+    input_data_file: str | None = None
+
+
+class ModelWarmup(BaseModel):
+    """One warm-up sample a new version runs before it takes traffic."""
+
+    name: str
+    batch_size: int
+    inputs: dict[str, WarmupInput]
+    count: int
+
+
 class ModelConfigResponse(BaseModel):
     """A model's configuration, in Triton's JSON form."""
 
@@ -91,6 +111,10 @@ class ModelConfigResponse(BaseModel):
     parameters: dict[str, dict[str, str]] = Field(default_factory=dict)
     """Triton's form of free parameters: here the execution provider in use
     (``execution_provider``), the one asked for and the GPU (``device_id``)."""
+    model_warmup: list[ModelWarmup] = Field(default_factory=list)
+    """The warm-up a new version runs: ``config.pbtxt``'s ``model_warmup``, or
+    ``config.yaml``'s ``warmup`` in that form (generated inputs as ``random_data``); empty
+    without one, and for warm-up inputs from ``.npy`` files, which it has no form for."""
 
 
 class StatDuration(BaseModel):

@@ -28,6 +28,8 @@ from gateway.repository.warmup_config import WarmupConfig, WarmupSample, WarmupT
 logger = logging.getLogger(__name__)
 
 _WORDS = np.array([b"warm", b"up", b""], dtype=object)
+MAX_SAMPLE_FILE_BYTES = 1 << 28
+"""A warm-up sample's file is refused past this size, before it is read."""
 
 
 class WarmupError(Exception):
@@ -141,6 +143,9 @@ def _raw_file(
     """A tensor from a file of its raw bytes, read and checked as binary tensor data is."""
     try:
         path = confined_path(model_dir, name, where)
+        size = path.stat().st_size
+        if size > MAX_SAMPLE_FILE_BYTES:
+            raise WarmupError(f"{where}: {name} is {size} bytes, over {MAX_SAMPLE_FILE_BYTES}")
         raw = path.read_bytes()
     except OutsideModelDirectory as exc:
         raise WarmupError(str(exc)) from None

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gateway.repository.section import ConfigSection
 
 _BatchSizes = Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1)]
 _Size = Annotated[int, Field(ge=0, le=1 << 24)]
+MAX_SAMPLE_ELEMENTS = 1 << 24
+"""Elements of one warm-up input at most (64 MiB of FP32): a sample is made in memory
+when the version loads, so its size is bounded before anything is allocated."""
 WarmupDatatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
     "FP16", "FP32", "FP64", "BYTES",
@@ -31,6 +34,18 @@ class WarmupTensor(ConfigSection):
     """Instead of generated values, a file of the tensor's raw bytes (little-endian
     numbers; BYTES as 4-byte lengths and their bytes), relative to the model directory,
     staying inside it."""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> WarmupTensor:
+        elements = 1
+        for size in self.shape:
+            elements *= size
+        if elements > MAX_SAMPLE_ELEMENTS:
+            raise ValueError(
+                f"shape {self.shape} holds {elements} elements; a warm-up input holds at "
+                f"most {MAX_SAMPLE_ELEMENTS}"
+            )
+        return self
 
 
 class WarmupSample(ConfigSection):

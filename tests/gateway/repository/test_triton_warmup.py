@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gateway.repository import warmup
 from gateway.repository.config import ConfigError, load_model_config
 from support.app import make_settings, open_client
 from support.onnx_models import adder_model, write_model
@@ -130,6 +131,11 @@ async def test_a_sample_that_does_not_fit_fails_the_load_naming_it(
         ),
         (
             'model_warmup [ { batch_size: 1 inputs { key: "a" value: { data_type: TYPE_FP32 '
+            "dims: [ 4096, 4096, 4096 ] zero_data: true } } } ]",
+            "holds 68719476736 elements; a warm-up input holds at most 16777216",
+        ),
+        (
+            'model_warmup [ { batch_size: 1 inputs { key: "a" value: { data_type: TYPE_FP32 '
             'dims: [ 3 ] input_data_file: "../../../etc/passwd" } } } ]',
             "warmup.samples[0].inputs.a.file",
         ),
@@ -141,3 +147,53 @@ def test_a_sample_that_cannot_be_honoured_is_refused(
     with pytest.raises(ConfigError) as caught:
         load_model_config(adder(tmp_path, HEAD + sample))
     assert message in str(caught.value)
+
+
+async def test_a_sample_file_over_the_bound_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warmup, "MAX_SAMPLE_FILE_BYTES", 8)
+    adder(tmp_path, HEAD + SAMPLES, np.arange(3, dtype="<f4").tobytes())
+    async with open_client(make_settings(tmp_path)) as http:
+        index = (await http.post("/v2/repository/index")).json()
+    (entry,) = [e for e in index if e["name"] == "adder"]
+    assert entry["state"] == "UNAVAILABLE"
+    assert "a.raw is 12 bytes, over 8" in entry["reason"]
+
+
+async def test_the_config_answer_prints_the_samples_as_triton_does(tmp_path: Path) -> None:
+    adder(tmp_path, HEAD + SAMPLES, np.arange(3, dtype="<f4").tobytes())
+    async with open_client(make_settings(tmp_path)) as http:
+        config = (await http.get("/v2/models/adder/config")).json()
+    zeros, files = config["model_warmup"]
+    assert zeros == {
+        "name": "zeros",
+        "batch_size": 2,
+        "count": 3,
+        "inputs": {
+            "a": {"data_type": "TYPE_FP32", "dims": [3], "zero_data": True},
+            "b": {"data_type": "TYPE_FP32", "dims": [3], "random_data": True},
+        },
+    }
+    assert files["inputs"]["a"] == {
+        "data_type": "TYPE_FP32",
+        "dims": [3],
+        "input_data_file": "a.raw",
+    }
+    assert files["count"] == 1
+
+
+async def test_generated_warmup_prints_as_random_data_and_none_prints_empty(tmp_path: Path) -> None:
+    write_model(tmp_path, "adder", adder_model())
+    (tmp_path / "adder" / "config.yaml").write_text("warmup: {runs: 2, batch_sizes: [1, 4]}\n")
+    write_model(tmp_path, "plain", adder_model())
+    async with open_client(make_settings(tmp_path)) as http:
+        generated = (await http.get("/v2/models/adder/config")).json()["model_warmup"]
+        plain = (await http.get("/v2/models/plain/config")).json()["model_warmup"]
+    assert [(w["batch_size"], w["count"]) for w in generated] == [(1, 2), (4, 2)]
+    assert generated[0]["inputs"]["a"] == {
+        "data_type": "TYPE_FP32",
+        "dims": [3],
+        "random_data": True,
+    }
+    assert plain == []
