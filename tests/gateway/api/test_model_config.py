@@ -47,6 +47,7 @@ async def test_config_of_a_demo_model_follows_triton(client: httpx.AsyncClient) 
             "execution_provider": {"string_value": "CPUExecutionProvider"},
             "execution_provider_requested": {"string_value": "CPUExecutionProvider"},
         },
+        "model_warmup": [],
     }
     versioned = await client.get("/v2/models/digits/versions/1/config")
     assert versioned.json() == response.json()
