@@ -14,6 +14,7 @@ from gateway.errors import InvalidInput, RegionNotFound
 from gateway.validation import shown
 
 Kind = Literal["system", "cuda"]
+SharedMemoryAction = Literal["status", "register", "unregister"]
 
 _WHY_NOT = {
     "system": "system shared memory is not served yet",

@@ -24,7 +24,13 @@ from gateway.api.state import AppState
 from gateway.auth.principal import ADMIN, MODELS_READ
 from gateway.dataplane.metadata import check_server_ready, model_metadata, repository_index
 from gateway.dataplane.model_config import model_config
-from gateway.dataplane.shared_memory import refuse_registration, region_status, unregister
+from gateway.dataplane.shared_memory import (
+    Kind,
+    SharedMemoryAction,
+    refuse_registration,
+    region_status,
+    unregister,
+)
 from gateway.errors import GatewayError, ModelNotFound, ModelNotReady
 from gateway.grpc.calls import Call, CallMetadata
 from gateway.grpc.inference import CLIENT_CLOSED_REQUEST
@@ -204,69 +210,30 @@ class ManagementCalls:
 
         return await self._answer("RepositoryModelUnload", context, ADMIN, answer)
 
-    async def system_shared_memory_status(
-        self, request: pb.SystemSharedMemoryStatusRequest, context: Context
+    async def shared_memory(
+        self,
+        method: str,
+        kind: Kind,
+        action: SharedMemoryAction,
+        response: type[M],
+        request: Message,
+        context: Context,
     ) -> Message:
-        """The registered system shared-memory regions: none (``region_status``)."""
+        """A ``*SharedMemoryStatus``, ``Register`` or ``Unregister`` call (``method``) of
+        the ``kind`` extension: no region registered (``gateway.dataplane.shared_memory``),
+        so an empty status, an unregister with nothing to do, a registration refused."""
+        name: str = getattr(request, "name", "")
 
-        async def answer() -> pb.SystemSharedMemoryStatusResponse:
-            region_status("system", request.name)
-            return pb.SystemSharedMemoryStatusResponse()
+        async def answer() -> M:
+            if action == "register":
+                raise refuse_registration(kind, name)
+            if action == "status":
+                region_status(kind, name)
+            else:
+                unregister(kind, name)
+            return response()
 
-        return await self._answer("SystemSharedMemoryStatus", context, MODELS_READ, answer)
-
-    async def system_shared_memory_register(
-        self, request: pb.SystemSharedMemoryRegisterRequest, context: Context
-    ) -> Message:
-        """Refused, saying why."""
-
-        async def answer() -> pb.SystemSharedMemoryRegisterResponse:
-            raise refuse_registration("system", request.name)
-
-        return await self._answer("SystemSharedMemoryRegister", context, MODELS_READ, answer)
-
-    async def system_shared_memory_unregister(
-        self, request: pb.SystemSharedMemoryUnregisterRequest, context: Context
-    ) -> Message:
-        """Nothing registered: nothing to do, as Triton answers."""
-
-        async def answer() -> pb.SystemSharedMemoryUnregisterResponse:
-            unregister("system", request.name)
-            return pb.SystemSharedMemoryUnregisterResponse()
-
-        return await self._answer("SystemSharedMemoryUnregister", context, MODELS_READ, answer)
-
-    async def cuda_shared_memory_status(
-        self, request: pb.CudaSharedMemoryStatusRequest, context: Context
-    ) -> Message:
-        """The registered CUDA shared-memory regions: none."""
-
-        async def answer() -> pb.CudaSharedMemoryStatusResponse:
-            region_status("cuda", request.name)
-            return pb.CudaSharedMemoryStatusResponse()
-
-        return await self._answer("CudaSharedMemoryStatus", context, MODELS_READ, answer)
-
-    async def cuda_shared_memory_register(
-        self, request: pb.CudaSharedMemoryRegisterRequest, context: Context
-    ) -> Message:
-        """Refused, saying why."""
-
-        async def answer() -> pb.CudaSharedMemoryRegisterResponse:
-            raise refuse_registration("cuda", request.name)
-
-        return await self._answer("CudaSharedMemoryRegister", context, MODELS_READ, answer)
-
-    async def cuda_shared_memory_unregister(
-        self, request: pb.CudaSharedMemoryUnregisterRequest, context: Context
-    ) -> Message:
-        """Nothing registered: nothing to do."""
-
-        async def answer() -> pb.CudaSharedMemoryUnregisterResponse:
-            unregister("cuda", request.name)
-            return pb.CudaSharedMemoryUnregisterResponse()
-
-        return await self._answer("CudaSharedMemoryUnregister", context, MODELS_READ, answer)
+        return await self._answer(method, context, MODELS_READ, answer)
 
 
 def _repository_body(parameters: Mapping[str, pb.ModelRepositoryParameter]) -> dict[str, Any]:

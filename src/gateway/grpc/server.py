@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import grpc
@@ -21,6 +22,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.api.state import AppState
+from gateway.dataplane.shared_memory import Kind, SharedMemoryAction
 from gateway.grpc.calls import SERVICE
 from gateway.grpc.health_status import HealthStatus
 from gateway.grpc.inference import InferenceCalls
@@ -67,24 +69,6 @@ def service_handler(
         "RepositoryModelUnload": _unary(
             manage.repository_model_unload, pb.RepositoryModelUnloadRequest
         ),
-        "SystemSharedMemoryStatus": _unary(
-            manage.system_shared_memory_status, pb.SystemSharedMemoryStatusRequest
-        ),
-        "SystemSharedMemoryRegister": _unary(
-            manage.system_shared_memory_register, pb.SystemSharedMemoryRegisterRequest
-        ),
-        "SystemSharedMemoryUnregister": _unary(
-            manage.system_shared_memory_unregister, pb.SystemSharedMemoryUnregisterRequest
-        ),
-        "CudaSharedMemoryStatus": _unary(
-            manage.cuda_shared_memory_status, pb.CudaSharedMemoryStatusRequest
-        ),
-        "CudaSharedMemoryRegister": _unary(
-            manage.cuda_shared_memory_register, pb.CudaSharedMemoryRegisterRequest
-        ),
-        "CudaSharedMemoryUnregister": _unary(
-            manage.cuda_shared_memory_unregister, pb.CudaSharedMemoryUnregisterRequest
-        ),
         # The inference answers are serialised by their codec (bytes pass through).
         "ModelInfer": _unary(inference.model_infer, pb.ModelInferRequest, serialize=False),
         "ModelStreamInfer": grpc.stream_stream_rpc_method_handler(
@@ -93,6 +77,18 @@ def service_handler(
             response_serializer=None,
         ),
     }
+    kinds: tuple[tuple[Kind, str], ...] = (
+        ("system", "SystemSharedMemory"),
+        ("cuda", "CudaSharedMemory"),
+    )
+    actions: tuple[SharedMemoryAction, ...] = ("status", "register", "unregister")
+    for kind, prefix in kinds:
+        for action in actions:
+            method = f"{prefix}{action.title()}"
+            answer = partial(
+                manage.shared_memory, method, kind, action, getattr(pb, f"{method}Response")
+            )
+            methods[method] = _unary(answer, getattr(pb, f"{method}Request"))
     return grpc.method_handlers_generic_handler(SERVICE, methods)
 
 
