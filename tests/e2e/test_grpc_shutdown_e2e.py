@@ -96,8 +96,9 @@ async def test_sigterm_answers_every_call_in_flight_and_exits_0(tmp_path: Path) 
             await aio.close()
         code = await asyncio.to_thread(process.stop)
     assert [r.as_numpy("y").tolist() for r in results] == [[[300_000.0]]] * calls
-    assert code == 0
-    assert "Traceback" not in "".join(process.lines)
+    log = "".join(process.lines)
+    assert code == 0, log
+    assert "Traceback" not in log, log
 
 
 def test_a_stream_answers_what_it_sent_before_sigterm_then_ends_unavailable(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -43,18 +45,33 @@ def run_server(settings: Settings, on_listening: OnListening) -> None:
     if workers > 1:
         _run_workers(settings, workers, on_listening)
         return
-    # uvicorn re-raises the signal it shut down on once it is done, so that the process
-    # dies of it (status -15). SIGTERM is how an orchestrator stops a healthy server:
-    # after the graceful shutdown it ends with status 0, as the --workers supervisor does.
-    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
-    try:
+    with sigterm_exits_0():
         app = create_app(settings, on_ready=on_serving_ready(settings), transports=grpc_server)
         serve_one(app, uvicorn_options(settings), on_listening)
+
+
+@contextlib.contextmanager
+def sigterm_exits_0() -> Iterator[None]:
+    """SIGTERM raises ``SystemExit(0)``, once.
+
+    uvicorn re-raises the signal it shut down on once it is done, so that the process
+    dies of it (status -15). SIGTERM is how an orchestrator stops a healthy server: after
+    the graceful shutdown it ends with status 0, as the --workers supervisor does. From
+    then on SIGTERM is ignored: a second one (``docker stop`` and a supervisor both
+    sending it) would otherwise interrupt the event loop's last clean-up, which then
+    closes the loop under the thread shutting its executor down (a traceback, status 1).
+    The handler found is put back only if SIGTERM never came.
+    """
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is _exit_cleanly:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(0)
 
 
