@@ -268,6 +268,20 @@ class LimitsSettings(BaseModel):
         return unique_rule_names(rules)
 
 
+class SharedMemorySettings(BaseModel):
+    """Triton's system shared-memory extension (docs/protocol.md#shared-memory)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    system: bool = True
+    """Callers on this host may register POSIX shared-memory objects (``/dev/shm``) and
+    name them for tensors; off: every registration is refused."""
+    max_regions: Annotated[int, Field(ge=1, le=4096)] = 64
+    """The most regions one token subject may hold at once."""
+    max_regions_total: Annotated[int, Field(ge=1, le=65536)] = 1024
+    """The most regions the server holds at once, all subjects together."""
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway; docs/configuration.md documents each one."""
 
@@ -371,3 +385,5 @@ class Settings(BaseSettings):
     """Fair service between callers (``TENSORGATE_FAIR_SHARE__*``)."""
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     """Request-rate and concurrency limits per caller (``TENSORGATE_LIMITS__*``)."""
+    shared_memory: SharedMemorySettings = Field(default_factory=SharedMemorySettings)
+    """Shared-memory regions (``TENSORGATE_SHARED_MEMORY__*``)."""

@@ -166,7 +166,9 @@ def test_image_client_classifies_with_a_reshaped_model(served: Served) -> None:
         assert [v.decode() for v in result.as_numpy("fc6_1")] == expected
 
 
-def test_grpc_shared_memory_answers_as_triton_and_refuses_registration(served: Served) -> None:
+def test_grpc_shared_memory_answers_as_triton_before_any_region_and_refuses_a_missing_object(
+    served: Served,
+) -> None:
     with grpcclient.InferenceServerClient(served.url) as client:
         client.unregister_system_shared_memory(headers=HEADERS)
         client.unregister_cuda_shared_memory(headers=HEADERS)

@@ -105,7 +105,7 @@ def test_unknown_version_uses_tritons_wording(
     )
 
 
-def test_shared_memory_answers_as_triton_and_refuses_registration(
+def test_shared_memory_answers_as_triton_before_any_region_and_refuses_a_missing_object(
     client: triton.InferenceServerClient, repository: Path
 ) -> None:
     # What simple_http_shm_client.py and simple_http_cudashm_client.py do first.
@@ -117,7 +117,9 @@ def test_shared_memory_answers_as_triton_and_refuses_registration(
         client.register_system_shared_memory(
             "input_data", "/input_simple", 64, headers=auth(repository)
         )
-    assert "failed to register system shared memory region 'input_data'" in refused.value.message()
+    message = refused.value.message()
+    assert message.startswith("failed to register system shared memory region 'input_data': ")
+    assert "Unable to open shared memory region: '/input_simple'" in message
     with pytest.raises(InferenceServerException) as missing:
         client.get_cuda_shared_memory_status("output_data", headers=auth(repository))
     assert missing.value.message() == "Unable to find cuda shared memory region: 'output_data'"

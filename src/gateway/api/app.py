@@ -50,6 +50,7 @@ from gateway.limits.local import LocalLimits
 from gateway.limits.redis_client import redis_client, redis_location
 from gateway.limits.shared import SharedBuckets
 from gateway.metrics import GatewayMetrics, LimitMetrics
+from gateway.protocol.shm_table import SharedMemoryTable
 from gateway.repository.polling import RepositoryWatcher
 from gateway.repository.registry import (
     BackendLoader,
@@ -111,7 +112,14 @@ def create_app(
                     registry, settings.model_repository, settings.repository_poll_s
                 )
                 await watcher.baseline()
-            control = await _control(registry, settings, workers_dir, stack)
+            regions = SharedMemoryTable(
+                enabled=settings.shared_memory.system,
+                max_regions=settings.shared_memory.max_regions,
+                max_regions_total=settings.shared_memory.max_regions_total,
+                max_read_bytes=settings.max_request_body_bytes,
+            )
+            stack.callback(regions.close)  # every region unmapped at shutdown
+            control = await _control(registry, settings, workers_dir, stack, regions)
             limiter = await _limiter(
                 settings, registry, collectors, workers_dir, stack, limits_clock
             )
@@ -127,7 +135,9 @@ def create_app(
                 settings=settings,
                 registry=registry,
                 control=control,
-                inference=InferenceService(registry, FairShares(settings.fair_share), limiter),
+                inference=InferenceService(
+                    registry, FairShares(settings.fair_share), limiter, regions
+                ),
                 metrics=collectors,
                 authenticator=await _authenticator(settings.auth, stack),
                 lifecycle=Lifecycle(),
@@ -185,17 +195,22 @@ def _record_version(collectors: GatewayMetrics, version: ModelVersion) -> None:
 
 
 async def _control(
-    registry: ModelRegistry, settings: Settings, workers_dir: Path | None, stack: AsyncExitStack
+    registry: ModelRegistry,
+    settings: Settings,
+    workers_dir: Path | None,
+    stack: AsyncExitStack,
+    regions: SharedMemoryTable,
 ) -> RepositoryControl:
-    """This process's registry alone, or (several workers) this worker's group membership,
-    its endpoint closed before the registry."""
+    """This process's registry and regions alone, or (several workers) this worker's
+    group membership, its endpoint closed before the registry."""
     if workers_dir is None:
-        return RepositoryControl(registry, settings.model_repository)
+        return RepositoryControl(registry, settings.model_repository, regions)
     group = WorkerGroup(
         registry,
         settings.model_repository,
         workers_dir,
         timeout_s=settings.workers_sync_timeout_s,
+        regions=regions,
     )
     return await stack.enter_async_context(group)
 

@@ -4,8 +4,12 @@ the pipeline."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import TypeVar
 
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,6 +17,7 @@ from gateway.api.compression import decompress
 from gateway.api.exception_handlers import gateway_error_response
 from gateway.api.exchange import note_error
 from gateway.errors import GatewayError, InvalidInput, PayloadTooLarge
+from gateway.validation import describe_errors
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
@@ -138,3 +143,20 @@ async def _read_raw(receive: Receive, max_bytes: int) -> bytes:
             raise body_too_large(received, max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+async def json_body(request: Request, model: type[_Body]) -> _Body | None:
+    """A route's optional JSON body as ``model``, whatever its Content-Type (tritonclient
+    sends none); None when the body is empty."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return model.model_validate(json.loads(raw))
+    except ValueError as exc:
+        if isinstance(exc, ValidationError):
+            raise InvalidInput(describe_errors(exc.errors())) from None
+        raise InvalidInput(f"the body is not JSON: {exc}") from None

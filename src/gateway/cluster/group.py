@@ -30,10 +30,13 @@ from pydantic import ValidationError
 from gateway.cluster.changes import Change, changes_lock, read_changes, record_change
 from gateway.cluster.control import RepositoryControl
 from gateway.cluster.endpoint import ControlEndpoint, socket_path
+from gateway.cluster.regions_record import read_regions, record_regions
 from gateway.cluster.siblings import Reply, Siblings
 from gateway.cluster.statistics import merge_statistics
 from gateway.cluster.wire import ProtocolError
 from gateway.errors import GatewayError, WorkerSyncError
+from gateway.protocol.shm_regions import RegionSpec
+from gateway.protocol.shm_table import Kind, SharedMemoryTable
 from gateway.protocol.triton_wire import ModelStatisticsResponse
 from gateway.repository.registry import ModelRegistry
 from gateway.repository.scanning import scan_repository
@@ -60,8 +63,9 @@ class WorkerGroup(RepositoryControl):
         *,
         timeout_s: float,
         pid: int | None = None,
+        regions: SharedMemoryTable | None = None,
     ) -> None:
-        super().__init__(registry, root)
+        super().__init__(registry, root, regions)
         self.directory = directory
         self.name = f"worker {os.getpid() if pid is None else pid}"
         path = socket_path(directory, os.getpid() if pid is None else pid)
@@ -88,6 +92,7 @@ class WorkerGroup(RepositoryControl):
     async def load_repository(self) -> None:
         """Load the repository as the recorded changes say, then the changes sent since."""
         changes = await asyncio.to_thread(read_changes, self.directory)
+        await self._register_recorded_regions()
         for source in await asyncio.to_thread(scan_repository, self.root):
             change = changes.get(source.name)
             if change is None or (change.action == "load" and change.body is None):
@@ -126,6 +131,47 @@ class WorkerGroup(RepositoryControl):
             replies = await self._siblings.ask_all({"op": "unload", "model": name, "body": body})
             _check(replies, f"model '{name}' unloaded on {self.name}")
 
+    async def register_region(self, kind: Kind, subject: str, spec: RegionSpec) -> None:
+        """Register here, then on every sibling, and record it for workers started later;
+        undone everywhere if a sibling cannot."""
+        async with self._one_at_a_time, changes_lock(self.directory):
+            await super().register_region(kind, subject, spec)
+            request = {"op": "register_region", "kind": kind, "subject": subject}
+            replies = await self._siblings.ask_all({**request, **spec.status()})
+            try:
+                _check(replies, f"shared memory region '{spec.name}' registered on {self.name}")
+            except WorkerSyncError:
+                await self._unregister_everywhere(kind, subject, spec.name)
+                raise
+            finally:
+                await self._record_regions()
+
+    async def unregister_region(self, kind: Kind, subject: str, name: str | None) -> None:
+        """Unregister here, then on every sibling, and record what remains."""
+        async with self._one_at_a_time, changes_lock(self.directory):
+            try:
+                await self._unregister_everywhere(kind, subject, name)
+            finally:
+                await self._record_regions()
+
+    async def _unregister_everywhere(self, kind: Kind, subject: str, name: str | None) -> None:
+        await super().unregister_region(kind, subject, name)
+        request = {"op": "unregister_region", "kind": kind, "subject": subject, "name": name}
+        _check(await self._siblings.ask_all(request), f"unregistered on {self.name}")
+
+    async def _record_regions(self) -> None:
+        await asyncio.to_thread(record_regions, self.directory, self.regions.registrations())
+
+    async def _register_recorded_regions(self) -> None:
+        """The regions registered before this worker started (a sibling that died and was
+        replaced); one whose object is gone is logged and left out."""
+        for subject, spec in await asyncio.to_thread(read_regions, self.directory):
+            try:
+                self.regions.register("system", subject, spec)
+            except GatewayError as exc:
+                if "already in manager" not in exc.message:
+                    logger.warning("recorded region left out: %s", exc.message)
+
     async def statistics(self, name: str | None, version: str | None) -> ModelStatisticsResponse:
         """This worker's statistics plus every sibling's."""
         own = self.statistics_here(name, version)  # an unknown model fails here, as alone
@@ -145,6 +191,9 @@ class WorkerGroup(RepositoryControl):
         op = request.get("op")
         if op == "statistics":
             return self._statistics_reply(request)
+        if op in ("register_region", "unregister_region"):
+            self._apply_region(request)
+            return None
         if op not in ("load", "unload"):
             raise ProtocolError(f"unknown operation {op!r}")
         name, body = request.get("model"), request.get("body")
@@ -155,6 +204,20 @@ class WorkerGroup(RepositoryControl):
             return None
         await self._apply(request)
         return None
+
+    def _apply_region(self, request: dict[str, Any]) -> None:
+        """A sibling's registration (or unregistration) of a region, made here too."""
+        try:
+            kind, subject, name = request["kind"], request["subject"], request["name"]
+            if request["op"] == "unregister_region":
+                self.regions.unregister(kind, subject, name)
+                return
+            spec = RegionSpec(name, request["key"], request["offset"], request["byte_size"])
+        except (KeyError, TypeError):
+            raise ProtocolError(
+                "a region change needs kind, subject, name, key, offset and byte_size"
+            ) from None
+        self.regions.register(kind, subject, spec)  # InvalidInput: the error replied
 
     def _statistics_reply(self, request: dict[str, Any]) -> Any:
         name, version = request.get("model"), request.get("version")

@@ -17,6 +17,7 @@ from gateway.protocol.request_codec import (
     decode_protocol_request,
     encode_protocol_response,
 )
+from gateway.protocol.shm_table import SharedMemoryTable
 from gateway.protocol.sliced_request import decode_large_request
 from gateway.typed.codec import decode_typed_request, encode_typed_response
 
@@ -45,6 +46,8 @@ class DecodingRules:
     """Most rows on the batch axis (``PayloadTooLarge`` past it, checked before the data)."""
     labels: Mapping[str, Sequence[str]] | None = None
     """Class labels by output name, for the classification extension."""
+    regions: SharedMemoryTable | None = None
+    """The callers' shared-memory regions (None: no tensor can be in shared memory)."""
 
 
 class RequestCodec(Protocol):
@@ -60,9 +63,11 @@ class RequestCodec(Protocol):
         body: bytes,
         headers: Mapping[str, str],
         model: DecodingRules,
+        subject: str | None = None,
     ) -> DecodedRequest:
         """The request's arrays and outputs; ``InvalidInput`` when it does not fit the
-        ``model``'s rules, ``PayloadTooLarge`` past its ``max_rows``."""
+        ``model``'s rules, ``PayloadTooLarge`` past its ``max_rows``. ``subject``: the
+        caller, whose shared-memory regions the request may name."""
         ...
 
     async def decode_large(
@@ -71,6 +76,7 @@ class RequestCodec(Protocol):
         headers: Mapping[str, str],
         model: DecodingRules,
         slicing: Slicing,
+        subject: str | None = None,
     ) -> DecodedRequest:
         """What ``decode`` returns (or raises) for a large body, giving the event loop
         back while it works where the codec can (``slicing``)."""
@@ -98,16 +104,19 @@ class ProtocolJsonCodec:
         body: bytes,
         headers: Mapping[str, str],
         model: DecodingRules,
+        subject: str | None = None,
     ) -> DecodedRequest:
-        """Decode the envelope and tensors (JSON or binary); the response echoes the
-        request id, sends the outputs asked for as binary data that way, and those asked
-        for as classifications as their top-k classes (with ``labels``)."""
+        """Decode the envelope and tensors (JSON, binary or in the ``subject``'s shared
+        memory); the response echoes the request id, sends the outputs asked for as binary
+        data that way, those asked for as classifications as their top-k classes (with
+        ``labels``), and writes those named in shared memory there."""
         request = decode_protocol_request(
             body,
             headers,
             model.signature,
             allow_non_finite=model.allow_non_finite,
             max_rows=model.max_rows,
+            callers=(model.regions, subject),
         )
         return _answered(request, model.labels)
 
@@ -117,6 +126,7 @@ class ProtocolJsonCodec:
         headers: Mapping[str, str],
         model: DecodingRules,
         slicing: Slicing,
+        subject: str | None = None,
     ) -> DecodedRequest:
         """``decode``, with each large JSON ``data`` array decoded in slices."""
         request = await decode_large_request(
@@ -127,6 +137,7 @@ class ProtocolJsonCodec:
             max_rows=model.max_rows,
             slice_bytes=slicing.slice_bytes,
             abandoned=slicing.abandoned,
+            callers=(model.regions, subject),
         )
         return _answered(request, model.labels)
 
@@ -136,11 +147,11 @@ def _answered(
 ) -> DecodedRequest:
     """A decoded protocol request, with the response encoder its answer needs."""
     request_id, outputs, binary = request.id, request.outputs, request.binary_outputs
-    classifications = request.classifications
+    classifications, regions = request.classifications, request.regions
 
     def encode(name: str, version: int, results: Mapping[str, Array]) -> bytes:
         return encode_protocol_response(
-            name, version, request_id, outputs, results, binary, classifications, labels
+            name, version, request_id, outputs, results, binary, classifications, labels, regions
         )
 
     return DecodedRequest(request.inputs, outputs, request.parameters, encode)
@@ -156,9 +167,11 @@ class TypedJsonCodec:
         body: bytes,
         headers: Mapping[str, str],
         model: DecodingRules,
+        subject: str | None = None,
     ) -> DecodedRequest:
-        """Decode ``{"inputs": {name: nested lists}}``; no header changes how."""
-        del headers
+        """Decode ``{"inputs": {name: nested lists}}``; no header changes how, and no
+        tensor is in shared memory."""
+        del headers, subject
         inputs, outputs = decode_typed_request(
             body, model.signature, allow_non_finite=model.allow_non_finite, max_rows=model.max_rows
         )
@@ -174,9 +187,10 @@ class TypedJsonCodec:
         headers: Mapping[str, str],
         model: DecodingRules,
         slicing: Slicing,
+        subject: str | None = None,
     ) -> DecodedRequest:
         """``decode``: typed bodies are not sliced yet (their arrays are keyed by name)."""
-        del slicing
+        del slicing, subject
         return self.decode(body, headers, model)
 
 

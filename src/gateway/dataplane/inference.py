@@ -23,6 +23,7 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.limits.limiter import Limiter
+from gateway.protocol.shm_table import SharedMemoryTable
 from gateway.repository.registry import ModelRegistry, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -144,12 +145,15 @@ class InferenceService:
         registry: ModelRegistry,
         shares: FairShares | None = None,
         limits: Limiter | None = None,
+        shared_memory: SharedMemoryTable | None = None,
     ) -> None:
         self._registry = registry
         self.shares = shares
         """Callers' shares of a contended server (None: first come, first served)."""
         self.limits = Limiter() if limits is None else limits
         """The limit rules (``gateway.limits``); inactive when none is configured."""
+        self.shared_memory = SharedMemoryTable() if shared_memory is None else shared_memory
+        """The callers' shared-memory regions."""
         # What each version's requests are checked against, made once per version: the
         # same for every request (keyed by identity; the version is kept to hold the key).
         self._rules: dict[int, tuple[ModelVersion, DecodingRules]] = {}
@@ -181,9 +185,11 @@ class InferenceService:
         trace: BatchTrace | None = None,
         *,
         alone: bool = False,
+        subject: str | None = None,
     ) -> PendingInference:
         """Decode one admitted request with ``codec`` and queue it; raises at once when
-        it cannot be queued. ``headers`` maps lower-case names to values (the codec's, and
+        it cannot be queued; ``subject``, the caller, names whose shared-memory regions
+        it may use. ``headers`` maps lower-case names to values (the codec's, and
         ``X-Request-Timeout-Ms``, else the model's default deadline applies); ``trace``
         learns the request's time in queue and batch size; ``alone``: the transport knows
         that no other request is being answered (``Batcher.submit``).
@@ -192,7 +198,7 @@ class InferenceService:
         what the request names now, so that a reload fails no request.
         """
         model = self._current(admission)
-        request = codec.decode(body, headers, self.decoding_rules(model))
+        request = codec.decode(body, headers, self.decoding_rules(model), subject)
         timeout = request_timeout_s(
             request.parameters,
             headers.get(TIMEOUT_HEADER),
@@ -264,6 +270,7 @@ class InferenceService:
             config.allow_non_finite,
             rows_limit(batcher.policy),
             config.class_labels,
+            self.shared_memory,
         )
         if len(self._rules) >= _MAX_RULES:  # versions come and go with reloads
             self._rules.clear()

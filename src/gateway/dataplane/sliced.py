@@ -30,19 +30,28 @@ class _Decoded:
         return self._codec.route
 
     def decode(
-        self, body: bytes, headers: Mapping[str, str], model: DecodingRules
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        model: DecodingRules,
+        subject: str | None = None,
     ) -> DecodedRequest:
         """The request decoded before, when ``model`` is what it was decoded under."""
         if model == self._rules:
             return self._decoded
-        return self._codec.decode(body, headers, model)
+        return self._codec.decode(body, headers, model, subject)
 
     async def decode_large(
-        self, body: bytes, headers: Mapping[str, str], model: DecodingRules, slicing: Slicing
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        model: DecodingRules,
+        slicing: Slicing,
+        subject: str | None = None,
     ) -> DecodedRequest:
         """As ``decode``."""
         del slicing
-        return self.decode(body, headers, model)
+        return self.decode(body, headers, model, subject)
 
 
 async def submit_sliced(
@@ -53,6 +62,7 @@ async def submit_sliced(
     headers: Mapping[str, str],
     slicing: Slicing,
     trace: BatchTrace | None = None,
+    subject: str | None = None,
 ) -> PendingInference:
     """``service.submit`` for a large body, decoded with ``codec.decode_large`` first: the
     same answers and errors, with the event loop free while the tensors are decoded."""
@@ -60,5 +70,7 @@ async def submit_sliced(
     if not model.accepting:
         model = service.registry.route(admission.name, admission.version, admission.key)
     rules = service.decoding_rules(model)
-    decoded = await codec.decode_large(body, headers, rules, slicing)
-    return service.submit(_Decoded(codec, rules, decoded), admission, body, headers, trace)
+    decoded = await codec.decode_large(body, headers, rules, slicing, subject)
+    return service.submit(
+        _Decoded(codec, rules, decoded), admission, body, headers, trace, subject=subject
+    )

@@ -97,7 +97,7 @@ class InferenceCalls:
             exchange.trace = BatchTrace()
             pending = service.submit_decoded(
                 admission,
-                partial(decode_infer_request, request),
+                partial(decode_infer_request, request, subject=principal.subject),
                 deadline_s,
                 exchange.trace,
                 alone=self._in_flight == 1,

@@ -21,22 +21,17 @@ from pydantic import BaseModel
 
 from gateway.api.routes.health import SERVER_EXTENSIONS, server_version
 from gateway.api.state import AppState
-from gateway.auth.principal import ADMIN, MODELS_READ
+from gateway.auth.principal import ADMIN, MODELS_INFER, MODELS_READ, Principal
 from gateway.dataplane.metadata import check_server_ready, model_metadata, repository_index
 from gateway.dataplane.model_config import model_config
-from gateway.dataplane.shared_memory import (
-    Kind,
-    SharedMemoryAction,
-    refuse_registration,
-    region_status,
-    unregister,
-)
 from gateway.errors import GatewayError, ModelNotFound, ModelNotReady
 from gateway.grpc.calls import Call, CallMetadata
 from gateway.grpc.inference import CLIENT_CLOSED_REQUEST
 from gateway.grpc.status import error_status
 from gateway.proto import grpc_service_pb2 as pb
 from gateway.proto import model_config_pb2 as config_pb
+from gateway.protocol.shm_regions import RegionSpec
+from gateway.protocol.shm_table import Kind, SharedMemoryAction
 
 Context = grpc.aio.ServicerContext[Any, Any]
 M = TypeVar("M", bound=Message)
@@ -61,15 +56,26 @@ class ManagementCalls:
         answer: Callable[[], Awaitable[M]],
     ) -> M:
         """Authenticate (when ``scope`` is not None), answer, log; errors as gRPC codes."""
+        return await self._answer_caller(method, context, scope, lambda _caller: answer())
+
+    async def _answer_caller(
+        self,
+        method: str,
+        context: Context,
+        scope: str | None,
+        answer: Callable[[Principal | None], Awaitable[M]],
+    ) -> M:
+        """``_answer``, for an ``answer`` that needs the caller (None when ``scope`` is)."""
         state = self._state
         metadata = CallMetadata(context.invocation_metadata())
         call = Call(method, metadata, context.peer())
         try:
+            principal = None
             if scope is not None:
                 principal = await state.authenticator.authenticate(metadata.authorization)
                 call.exchange.subject = principal.subject
                 principal.require(scope)
-            result = await answer()
+            result = await answer(principal)
             call.exchange.status = 200
             return result
         except GatewayError as exc:
@@ -220,20 +226,27 @@ class ManagementCalls:
         context: Context,
     ) -> Message:
         """A ``*SharedMemoryStatus``, ``Register`` or ``Unregister`` call (``method``) of
-        the ``kind`` extension: no region registered (``gateway.dataplane.shared_memory``),
-        so an empty status, an unregister with nothing to do, a registration refused."""
+        the ``kind`` extension, on the caller's own regions (``gateway.protocol.shm_table``):
+        status needs ``models:read``, a change ``models:infer``."""
         name: str = getattr(request, "name", "")
+        control = self._state.control
 
-        async def answer() -> M:
+        async def answer(caller: Principal | None) -> M:
+            assert caller is not None  # a scope is required
+            subject = caller.subject
             if action == "register":
-                raise refuse_registration(kind, name)
-            if action == "status":
-                region_status(kind, name)
-            else:
-                unregister(kind, name)
-            return response()
+                key, offset = getattr(request, "key", ""), getattr(request, "offset", 0)
+                spec = RegionSpec(name, key, offset, getattr(request, "byte_size", 0))
+                await control.register_region(kind, subject, spec)
+                return response()
+            if action == "unregister":
+                await control.unregister_region(kind, subject, name)
+                return response()
+            regions = {str(s["name"]): s for s in control.regions.status(kind, subject, name)}
+            return json_format.ParseDict({"regions": regions}, response())
 
-        return await self._answer(method, context, MODELS_READ, answer)
+        scope = MODELS_READ if action == "status" else MODELS_INFER
+        return await self._answer_caller(method, context, scope, answer)
 
 
 def _repository_body(parameters: Mapping[str, pb.ModelRepositoryParameter]) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.api.state import AppState
-from gateway.dataplane.shared_memory import Kind, SharedMemoryAction
 from gateway.grpc.calls import SERVICE
 from gateway.grpc.health_status import HealthStatus
 from gateway.grpc.inference import InferenceCalls
@@ -31,6 +30,7 @@ from gateway.grpc.streams import StreamCalls
 from gateway.grpc.tls import server_credentials
 from gateway.proto import grpc_service_pb2 as pb
 from gateway.proto.pool import POOL
+from gateway.protocol.shm_table import Kind, SharedMemoryAction
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)

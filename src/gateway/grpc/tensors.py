@@ -21,6 +21,14 @@ from gateway.protocol.binary_codec import decode_binary_tensor, tensor_bytes
 from gateway.protocol.classification import check_parameters, class_counts, classify
 from gateway.protocol.envelope import check_count, select_outputs
 from gateway.protocol.json_codec import check_names, check_shared_dimensions, decode_tensor
+from gateway.protocol.shm_tensors import (
+    BYTE_SIZE,
+    REGION,
+    Callers,
+    RegionPart,
+    input_bytes,
+    output_regions,
+)
 from gateway.protocol.wire import InferenceRequest, RequestInput, RequestOutput
 from gateway.validation import shown
 
@@ -52,18 +60,15 @@ def parameters_of(parameters: Mapping[str, pb.InferParameter]) -> dict[str, Any]
     return values
 
 
-def decode_infer_request(message: pb.ModelInferRequest, rules: DecodingRules) -> DecodedRequest:
+def decode_infer_request(
+    message: pb.ModelInferRequest, rules: DecodingRules, subject: str | None = None
+) -> DecodedRequest:
     """The request's arrays checked against ``rules``, the outputs to compute, and the
-    encoder of its answer; ``InvalidInput`` (or ``PayloadTooLarge``) as on REST."""
+    encoder of its answer; ``InvalidInput`` (or ``PayloadTooLarge``) as on REST. Tensors
+    may be in the shared-memory regions of ``subject``, the caller."""
     signature = rules.signature
     check_count(list(message.inputs), "inputs", signature.inputs, list)
     check_count(list(message.outputs), "outputs", signature.outputs, list)
-    raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
-        raise InvalidInput(
-            f"request has {len(raw)} raw_input_contents for {len(message.inputs)} inputs; "
-            "with raw_input_contents every input has exactly one, in input order"
-        )
     inputs = [
         RequestInput.model_construct(
             name=tensor.name,
@@ -84,15 +89,28 @@ def decode_infer_request(message: pb.ModelInferRequest, rules: DecodingRules) ->
         inputs=inputs,
         outputs=outputs or None,
     )
+    callers = (rules.regions, subject)
+    in_regions = {inp.name for inp in inputs if inp.parameters and REGION in inp.parameters}
+    raw = message.raw_input_contents
+    if raw and len(raw) != len(inputs) - len(in_regions):
+        raise InvalidInput(
+            f"request has {len(raw)} raw_input_contents for {len(inputs) - len(in_regions)} "
+            "inputs not in shared memory; with raw_input_contents each of those has exactly "
+            "one, in input order"
+        )
     check_parameters(request)
     names = select_outputs(request.outputs, signature)
+    regions = output_regions(request.outputs, callers) if outputs else {}
     classifications = class_counts(request, signature)
     check_names(inputs, signature)
     arrays: dict[str, Array] = {}
-    for index, (inp, tensor) in enumerate(zip(inputs, message.inputs, strict=True)):
+    index = 0
+    for inp, tensor in zip(inputs, message.inputs, strict=True):
         spec = signature.input(inp.name)
         assert spec is not None  # check_names
-        if raw:
+        if inp.name in in_regions:
+            arrays[inp.name] = _region_input(inp, tensor, message.model_name, callers, rules)
+        elif raw:
             if tensor.HasField("contents"):
                 raise InvalidInput(
                     "contents field must not be specified when using raw_input_contents "
@@ -106,6 +124,7 @@ def decode_infer_request(message: pb.ModelInferRequest, rules: DecodingRules) ->
                 allow_non_finite=rules.allow_non_finite,
                 max_rows=rules.max_rows,
             )
+            index += 1
         else:
             inp.data = _typed_contents(inp, tensor)
             arrays[inp.name] = decode_tensor(
@@ -116,10 +135,36 @@ def decode_infer_request(message: pb.ModelInferRequest, rules: DecodingRules) ->
 
     def encode(name: str, version: int, results: Mapping[str, Array]) -> bytes:
         return encode_infer_response(
-            name, version, request_id, names, results, classifications, labels
+            name, version, request_id, names, results, classifications, labels, regions
         )
 
     return DecodedRequest(arrays, names, request.parameters, encode)
+
+
+def _region_input(
+    inp: RequestInput,
+    tensor: pb.ModelInferRequest.InferInputTensor,
+    model_name: str,
+    callers: Callers,
+    rules: DecodingRules,
+) -> Array:
+    """An input read from the caller's shared memory."""
+    if tensor.HasField("contents"):
+        raise InvalidInput(
+            "unexpected 'content' provided when using shared memory for input tensor "
+            f"'{shown(inp.name)}' for model '{shown(model_name)}'"
+        )
+    spec = rules.signature.input(inp.name)
+    assert spec is not None  # check_names
+    assert inp.parameters is not None  # it names the region
+    return decode_binary_tensor(
+        inp,
+        spec,
+        input_bytes(inp.parameters, callers, inp.name),
+        allow_non_finite=rules.allow_non_finite,
+        max_rows=rules.max_rows,
+        size_field=BYTE_SIZE,
+    )
 
 
 def _typed_contents(inp: RequestInput, tensor: pb.ModelInferRequest.InferInputTensor) -> list[Any]:
@@ -161,9 +206,11 @@ def encode_infer_response(
     results: Mapping[str, Array],
     classifications: Mapping[str, int],
     labels: Mapping[str, Sequence[str]] | None,
+    regions: Mapping[str, RegionPart] | None = None,
 ) -> bytes:
     """The serialised ``ModelInferResponse`` naming ``outputs`` in order, each tensor in
-    ``raw_output_contents``; an output in ``classifications`` as its top-k classes."""
+    ``raw_output_contents``; an output in ``classifications`` as its top-k classes, one
+    in ``regions`` written there (its raw contents empty, as Triton sends it)."""
     response = pb.ModelInferResponse(
         model_name=model_name, model_version=str(version), id=request_id
     )
@@ -173,5 +220,10 @@ def encode_infer_response(
         if k is not None:
             array = classify(array, k, (labels or {}).get(name))
         response.outputs.add(name=name, datatype=from_numpy(array.dtype), shape=array.shape)
-        response.raw_output_contents.append(tensor_bytes(array))
+        part = regions.get(name) if regions else None
+        if part is None:
+            response.raw_output_contents.append(tensor_bytes(array))
+            continue
+        part.write(name, tensor_bytes(array))
+        response.raw_output_contents.append(b"")
     return response.SerializeToString()

@@ -56,13 +56,16 @@ def split_body(body: bytes, headers: Mapping[str, str]) -> tuple[bytes, memoryvi
     return bytes(view[:length]), view[length:]
 
 
-def take_binary_sizes(raw: Any, binary: memoryview | None, max_inputs: int) -> dict[str, int]:
-    """The ``binary_data_size`` of each input of a parsed JSON header, by name, in order.
+def take_binary_sizes(
+    raw: Any, binary: memoryview | None, max_inputs: int, in_regions: list[str]
+) -> dict[str, int]:
+    """The ``binary_data_size`` of each input of a parsed JSON header, by name, in order;
+    the names of the inputs in shared memory are added to ``in_regions``.
 
-    Runs before the envelope is validated: each binary input gets an empty ``data``
-    placeholder (the protocol's JSON form requires one). Anything malformed that is not
-    about binary data (an input that is not an object, too many inputs) is left to the
-    envelope's validation, which names it.
+    Runs before the envelope is validated: each binary input and each input in shared
+    memory gets an empty ``data`` placeholder (the protocol's JSON form requires one).
+    Anything malformed that is not about binary data (an input that is not an object, too
+    many inputs) is left to the envelope's validation, which names it.
     """
     inputs = raw.get("inputs") if isinstance(raw, dict) else None
     if not isinstance(inputs, list) or len(inputs) > max_inputs:
@@ -70,7 +73,12 @@ def take_binary_sizes(raw: Any, binary: memoryview | None, max_inputs: int) -> d
     sizes: dict[str, int] = {}
     for item in inputs:
         parameters = item.get("parameters") if isinstance(item, dict) else None
-        if not isinstance(parameters, dict) or "binary_data_size" not in parameters:
+        if not isinstance(parameters, dict):
+            continue
+        if "shared_memory_region" in parameters:
+            _take_region_input(item, parameters, in_regions)
+            continue
+        if "binary_data_size" not in parameters:
             continue
         name = item.get("name")
         size = parameters["binary_data_size"]
@@ -79,22 +87,43 @@ def take_binary_sizes(raw: Any, binary: memoryview | None, max_inputs: int) -> d
                 f"{_label(name)}: parameters.binary_data_size must be a non-negative integer "
                 f"(its length in bytes), got {shown(repr(size)[:40])}"
             )
-        if "data" in item:
-            raise InvalidInput(
-                f"{_label(name)} has both data and parameters.binary_data_size; send its "
-                "tensor either as JSON data or as binary data, not both"
-            )
-        if binary is None:
-            raise InvalidInput(
-                f"{_label(name)} has parameters.binary_data_size but the request has no "
-                "Inference-Header-Content-Length header, so its body holds no binary data"
-            )
+        if "data" in item or binary is None:
+            raise _misplaced(name, "data" in item)
         if isinstance(name, str):
             if name in sizes:
                 raise InvalidInput(f"{_label(name)} is given more than once")
             sizes[name] = size
         item["data"] = []
     return sizes
+
+
+def _misplaced(name: object, with_data: bool) -> InvalidInput:
+    """Why an input's ``binary_data_size`` cannot be honoured."""
+    if with_data:
+        return InvalidInput(
+            f"{_label(name)} has both data and parameters.binary_data_size; send its "
+            "tensor either as JSON data or as binary data, not both"
+        )
+    return InvalidInput(
+        f"{_label(name)} has parameters.binary_data_size but the request has no "
+        "Inference-Header-Content-Length header, so its body holds no binary data"
+    )
+
+
+def _take_region_input(
+    item: dict[str, Any], parameters: dict[str, Any], in_regions: list[str]
+) -> None:
+    name = item.get("name")
+    if "data" in item or "binary_data_size" in parameters:
+        other = "'data'" if "data" in item else "'binary_data_size' in 'parameters'"
+        raise InvalidInput(
+            f"{_label(name)}: Input must set only one of the following fields: 'data', "
+            "'binary_data_size' in 'parameters', 'shared_memory_region' in 'parameters'. "
+            f"But set {other} and 'shared_memory_region'"
+        )
+    if isinstance(name, str):
+        in_regions.append(name)
+    item["data"] = []
 
 
 def _label(name: object) -> str:
@@ -128,18 +157,20 @@ def decode_binary_tensor(
     *,
     allow_non_finite: bool,
     max_rows: int | None = None,
+    size_field: str = "binary_data_size",
 ) -> Array:
     """One binary input as an array of the spec's dtype and the declared shape, a view on
-    the body where its bytes are aligned for the dtype."""
+    the body where its bytes are aligned for the dtype; ``size_field`` names the parameter
+    that gave the chunk's size, for the errors."""
     shape = check_declaration(inp, spec, max_rows)
     count = math.prod(shape)
     if spec.dtype.kind == "O":
-        return _decode_bytes(inp.name, chunk, shape, count)
+        return _decode_bytes(inp.name, chunk, shape, count, size_field)
     itemsize = spec.dtype.itemsize
     expected = count * itemsize
     if len(chunk) != expected:
         raise InvalidInput(
-            f"input '{inp.name}': binary_data_size is {len(chunk)} bytes; shape "
+            f"input '{inp.name}': {size_field} is {len(chunk)} bytes; shape "
             f"{list(shape)} of {inp.datatype} needs {expected} bytes ({count} x {itemsize})"
         )
     array = np.frombuffer(chunk, dtype=spec.dtype.newbyteorder("<"))
@@ -154,11 +185,13 @@ def decode_binary_tensor(
     return array.reshape(shape)
 
 
-def _decode_bytes(name: str, chunk: memoryview, shape: tuple[int, ...], count: int) -> Array:
+def _decode_bytes(
+    name: str, chunk: memoryview, shape: tuple[int, ...], count: int, size_field: str
+) -> Array:
     end = len(chunk)
     if count * _PREFIX.size > end:
         raise InvalidInput(
-            f"input '{name}': binary_data_size is {end} bytes; {count} BYTES elements of shape "
+            f"input '{name}': {size_field} is {end} bytes; {count} BYTES elements of shape "
             f"{list(shape)} need at least {count * _PREFIX.size} (a 4-byte length each)"
         )
     items: list[str] = []
@@ -183,7 +216,7 @@ def _decode_bytes(name: str, chunk: memoryview, shape: tuple[int, ...], count: i
         offset += length
     if offset != end:
         raise InvalidInput(
-            f"input '{name}': binary_data_size is {end} bytes but its {count} BYTES elements "
+            f"input '{name}': {size_field} is {end} bytes but its {count} BYTES elements "
             f"end at byte {offset}"
         )
     array = np.empty(count, dtype=object)

@@ -21,9 +21,10 @@ from gateway.validation import shown
 
 REQUEST_PARAMETERS = frozenset({"timeout", "binary_data_output"})
 """The request-level parameters tensorgate implements."""
-INPUT_PARAMETERS = frozenset({"binary_data_size"})
+_SHARED_MEMORY = {"shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"}
+INPUT_PARAMETERS = frozenset({"binary_data_size", *_SHARED_MEMORY})
 """The per-input parameters tensorgate implements."""
-OUTPUT_PARAMETERS = frozenset({"binary_data", "classification"})
+OUTPUT_PARAMETERS = frozenset({"binary_data", "classification", *_SHARED_MEMORY})
 """The per-output parameters tensorgate implements."""
 
 

@@ -28,6 +28,14 @@ from gateway.protocol.json_codec import (
     encode_tensor,
     parse_json,
 )
+from gateway.protocol.shm_tensors import (
+    BYTE_SIZE,
+    Callers,
+    RegionPart,
+    input_bytes,
+    output_regions,
+    written_output,
+)
 from gateway.protocol.wire import InferenceRequest, RequestInput
 
 
@@ -43,6 +51,8 @@ class ProtocolRequest:
     """The outputs to send as binary data."""
     classifications: Mapping[str, int] = field(default_factory=dict)
     """The outputs to send as their top-k classes, with k (the classification extension)."""
+    regions: Mapping[str, RegionPart] = field(default_factory=dict)
+    """The outputs to write to shared memory (the shared-memory extension)."""
 
 
 def decode_protocol_request(
@@ -52,9 +62,11 @@ def decode_protocol_request(
     *,
     allow_non_finite: bool,
     max_rows: int | None = None,
+    callers: Callers = (None, None),
 ) -> ProtocolRequest:
     """Parse, validate and decode one inference request (lower-case ``headers``), JSON or
-    with binary tensors; ``max_rows`` bounds the batch axis."""
+    with binary tensors or tensors in the ``callers``' shared memory; ``max_rows`` bounds
+    the batch axis."""
     header, binary = split_body(body, headers)
     try:
         raw = parse_json(header, allow_non_finite=allow_non_finite)
@@ -65,7 +77,8 @@ def decode_protocol_request(
             f"the JSON header (the first {len(header)} bytes, as Inference-Header-Content-Length "
             f"says): {exc.message}"
         ) from None
-    sizes = take_binary_sizes(raw, binary, len(signature.inputs))
+    in_regions: list[str] = []
+    sizes = take_binary_sizes(raw, binary, len(signature.inputs), in_regions)
     request = parse_request(raw, signature)
     if request.parameters is None and request.outputs is None and _plain(request):
         # No parameter anywhere, no output named: nothing to check, classify or send as
@@ -77,18 +90,29 @@ def decode_protocol_request(
         return ProtocolRequest(inputs, outputs, None, request.id)
     check_parameters(request)
     outputs = select_outputs(request.outputs, signature)
+    regions = output_regions(request.outputs, callers) if request.outputs else {}
     classifications = class_counts(request, signature)
     chunks = slice_binary(binary, sizes) if binary is not None else {}
+    if in_regions:
+        for inp in request.inputs:
+            if inp.name in in_regions and inp.parameters is not None:
+                chunks[inp.name] = input_bytes(inp.parameters, callers, inp.name)
     inputs = _decode_inputs(
-        request.inputs, signature, chunks, allow_non_finite=allow_non_finite, max_rows=max_rows
+        request.inputs,
+        signature,
+        chunks,
+        allow_non_finite=allow_non_finite,
+        max_rows=max_rows,
+        in_regions=in_regions,
     )
     return ProtocolRequest(
         inputs,
         outputs,
         request.parameters,
         request.id,
-        binary_outputs(request, outputs),
+        binary_outputs(request, outputs).difference(regions),
         classifications,
+        regions,
     )
 
 
@@ -103,6 +127,7 @@ def _decode_inputs(
     *,
     allow_non_finite: bool,
     max_rows: int | None,
+    in_regions: Sequence[str] = (),
 ) -> dict[str, Array]:
     check_names(inputs, signature)
     arrays: dict[str, Array] = {}
@@ -115,7 +140,12 @@ def _decode_inputs(
             decode_tensor(inp, spec, allow_non_finite=allow_non_finite, max_rows=max_rows)
             if chunk is None
             else decode_binary_tensor(
-                inp, spec, chunk, allow_non_finite=allow_non_finite, max_rows=max_rows
+                inp,
+                spec,
+                chunk,
+                allow_non_finite=allow_non_finite,
+                max_rows=max_rows,
+                size_field=BYTE_SIZE if inp.name in in_regions else "binary_data_size",
             )
         )
     check_shared_dimensions(arrays, signature)
@@ -131,10 +161,12 @@ def encode_protocol_response(
     binary: frozenset[str] = frozenset(),
     classifications: Mapping[str, int] | None = None,
     labels: Mapping[str, Sequence[str]] | None = None,
+    regions: Mapping[str, RegionPart] | None = None,
 ) -> bytes:
     """The response naming ``outputs`` in order: JSON, or a ``BinaryBody`` when any output
     is in ``binary``; an output in ``classifications`` is sent as its top-k classes, with
-    the ``labels`` of that output when there are some."""
+    the ``labels`` of that output when there are some; one in ``regions`` is written
+    there, its answer without data."""
     tensors: list[bytes] = []
     described: list[dict[str, Any]] = []
     for name in outputs:
@@ -142,6 +174,10 @@ def encode_protocol_response(
         k = (classifications or {}).get(name)
         if k is not None:
             array = classify(array, k, (labels or {}).get(name))
+        part = regions.get(name) if regions else None
+        if part is not None:
+            described.append(written_output(name, array, tensor_bytes(array), part))
+            continue
         if name not in binary:
             described.append(encode_tensor(name, array))
             continue

@@ -25,6 +25,7 @@ from gateway.protocol.json_codec import (
 )
 from gateway.protocol.json_spans import CutBody, cut_arrays, find_data_arrays
 from gateway.protocol.request_codec import ProtocolRequest, decode_protocol_request
+from gateway.protocol.shm_tensors import Callers, names_regions
 from gateway.protocol.sliced_tensor import decode_sliced
 
 
@@ -37,6 +38,7 @@ async def decode_large_request(
     max_rows: int | None,
     slice_bytes: int,
     abandoned: Callable[[], bool],
+    callers: Callers = (None, None),
 ) -> ProtocolRequest:
     """What ``decode_protocol_request`` returns (or raises) for this body, with each
     ``data`` array of at least ``slice_bytes`` decoded in slices of that size; raises
@@ -57,7 +59,12 @@ async def decode_large_request(
     if decoded is not None:
         return decoded
     return decode_protocol_request(
-        body, headers, signature, allow_non_finite=allow_non_finite, max_rows=max_rows
+        body,
+        headers,
+        signature,
+        allow_non_finite=allow_non_finite,
+        max_rows=max_rows,
+        callers=callers,
     )
 
 
@@ -75,8 +82,11 @@ async def _decode_cut(
     decoded in slices; None wherever the exact codec must decide."""
     try:
         raw = parse_json(cut.envelope, allow_non_finite=allow_non_finite)
-        take_binary_sizes(raw, None, len(signature.inputs))
+        in_regions: list[str] = []
+        take_binary_sizes(raw, None, len(signature.inputs), in_regions)
         request = parse_request(raw, signature)
+        if in_regions or names_regions(request.outputs):
+            return None  # shared memory: the exact codec reads and writes it
         check_parameters(request)
         outputs = select_outputs(request.outputs, signature)
         classifications = class_counts(request, signature)

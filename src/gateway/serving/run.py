@@ -41,7 +41,8 @@ def run_server(settings: Settings, on_listening: OnListening) -> None:
     """
     workers = worker_count(settings)
     settings = settings.model_copy(update={"workers": workers})
-    raise_descriptor_limit(settings.max_connections)
+    # Each shared-memory region keeps a descriptor open: room for them beside connections.
+    raise_descriptor_limit(settings.max_connections + settings.shared_memory.max_regions_total)
     if workers > 1:
         _run_workers(settings, workers, on_listening)
         return

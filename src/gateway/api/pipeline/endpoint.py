@@ -154,14 +154,27 @@ class InferenceEndpoint:
             exchange.trace = BatchTrace()
             if len(body) > self.sliced_body_bytes:
                 pending = await submit_sliced(
-                    state, target.codec, admission, body, headers, exchange.trace, receive
+                    state,
+                    target.codec,
+                    admission,
+                    body,
+                    headers,
+                    exchange.trace,
+                    receive,
+                    principal.subject,
                 )
             else:
                 # Alone in the process: nothing could join its batch, which can start at once.
                 busy = scope.get(SERVER_REQUESTS)
                 alone = busy is not None and len(busy) <= 1
                 pending = service.submit(
-                    target.codec, admission, body, headers, exchange.trace, alone=alone
+                    target.codec,
+                    admission,
+                    body,
+                    headers,
+                    exchange.trace,
+                    alone=alone,
+                    subject=principal.subject,
                 )
             exchange.version = str(pending.model.version)
             try:

@@ -28,6 +28,7 @@ async def submit_sliced(
     headers: Mapping[str, str],
     trace: BatchTrace,
     receive: Receive,
+    subject: str | None = None,
 ) -> PendingInference:
     """Decode and queue a large body as ``InferenceService.submit`` does, giving the loop
     back between slices; a client that leaves meanwhile stops the decode
@@ -41,7 +42,7 @@ async def submit_sliced(
     slicing = Slicing(settings.json_slice_bytes, lambda: watch.disconnected)
     try:
         return await submit_decoded(
-            state.inference, codec, admission, body, headers, slicing, trace
+            state.inference, codec, admission, body, headers, slicing, trace, subject
         )
     except Abandoned:
         raise ClientDisconnected from None

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from gateway.api.body import json_body
 from gateway.api.dependencies import REQUIRE_READ, ControlDep, RegistryDep, require_scopes
 from gateway.api.responses import AUTH, BAD_REQUEST, NOT_FOUND, Responses
 from gateway.auth.principal import ADMIN
 from gateway.dataplane import metadata
-from gateway.errors import InvalidInput
 from gateway.protocol.wire import RepositoryIndexEntry
-from gateway.validation import describe_errors
 
 router = APIRouter(tags=["repository"])
 _REQUIRE_ADMIN = require_scopes(ADMIN)
@@ -40,22 +38,6 @@ class IndexRequest(BaseModel):
     """List only ready versions."""
 
 
-_Body = TypeVar("_Body", bound=BaseModel)
-
-
-async def _read(request: Request, model: type[_Body]) -> _Body | None:
-    """The optional JSON body, whatever its Content-Type: tritonclient sends none."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return model.model_validate(json.loads(raw))
-    except ValueError as exc:
-        if isinstance(exc, ValidationError):
-            raise InvalidInput(describe_errors(exc.errors())) from None
-        raise InvalidInput(f"the body is not JSON: {exc}") from None
-
-
 def _declare(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema()
     return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
@@ -70,7 +52,7 @@ def _declare(model: type[BaseModel]) -> dict[str, Any]:
 )
 async def repository_index(request: Request, registry: RegistryDep) -> list[RepositoryIndexEntry]:
     """Every model version with its state and, when it cannot serve, the reason."""
-    body = await _read(request, IndexRequest)
+    body = await json_body(request, IndexRequest)
     entries = metadata.repository_index(registry)
     if body is not None and body.ready:
         entries = [entry for entry in entries if entry.state == "READY"]
@@ -90,7 +72,7 @@ async def repository_model_load(model_name: str, request: Request, control: Cont
     new one is ready); a Triton configuration in ``parameters.config`` overrides its
     ``config.yaml`` where the fields map, and anything else is a 400 naming it. With
     several worker processes it answers once every worker has loaded it."""
-    body = await _read(request, ModelControlRequest)
+    body = await json_body(request, ModelControlRequest)
     raw = None if body is None else body.model_dump()
     await control.load(model_name, raw)
     return Response(status_code=200)
@@ -109,7 +91,7 @@ async def repository_model_unload(
 ) -> Response:
     """Stop serving a model: queued requests still get their answers, then it closes (on
     every worker process, before this answers)."""
-    body = await _read(request, ModelControlRequest)
+    body = await json_body(request, ModelControlRequest)
     raw = None if body is None else body.model_dump()
     await control.unload(model_name, raw)
     return Response(status_code=200)

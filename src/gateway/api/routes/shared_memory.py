@@ -1,43 +1,74 @@
 """Triton's shared-memory routes (``/v2/systemsharedmemory/...``, ``/v2/cudasharedmemory/...``):
-status and unregister answer as Triton does with no region registered, and a registration
-is refused saying why (``gateway.dataplane.shared_memory``).
+a caller registers, lists and unregisters its own regions (``gateway.protocol.shm_table``);
+on several workers a change reaches every one before it is answered
+(``gateway.cluster.group``). Status needs ``models:read``, a change ``models:infer``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.api.dependencies import REQUIRE_READ
-from gateway.dataplane.shared_memory import (
-    Kind,
-    refuse_registration,
-    region_status,
-    unregister,
-)
+from gateway.api.body import json_body
+from gateway.api.dependencies import require_scopes
+from gateway.api.state import app_state
+from gateway.auth.principal import MODELS_INFER, MODELS_READ, Principal
+from gateway.errors import InvalidInput
+from gateway.protocol.shm_regions import RegionSpec
+from gateway.protocol.shm_table import Kind
+from gateway.validation import shown
 
-router = APIRouter(tags=["shared memory"], dependencies=[REQUIRE_READ])
+router = APIRouter(tags=["shared memory"])
 _EXTENSIONS: dict[str, Kind] = {"systemsharedmemory": "system", "cudasharedmemory": "cuda"}
+
+Reader = Annotated[Principal, require_scopes(MODELS_READ)]
+Changer = Annotated[Principal, require_scopes(MODELS_INFER)]
+
+
+class RegisterRegion(BaseModel):
+    """A registration's body: the shared-memory object's key and the region's part of it
+    (a CUDA registration's ``raw_handle`` and ``device_id`` are accepted, then refused)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str = Field(default="", max_length=1024)
+    offset: int = Field(default=0, ge=0, le=2**62)
+    byte_size: int = Field(ge=0, le=2**62)
 
 
 def _add(extension: str, kind: Kind) -> None:
-    async def status_all() -> list[dict[str, Any]]:
-        return region_status(kind, None)
+    async def status_all(request: Request, principal: Reader) -> list[dict[str, Any]]:
+        return app_state(request.scope).control.regions.status(kind, principal.subject, None)
 
-    async def status_one(region_name: str) -> list[dict[str, Any]]:
-        return region_status(kind, region_name)
+    async def status_one(
+        request: Request, region_name: str, principal: Reader
+    ) -> list[dict[str, Any]]:
+        regions = app_state(request.scope).control.regions
+        return regions.status(kind, principal.subject, region_name)
 
-    async def unregister_all() -> dict[str, Any]:
-        unregister(kind, None)
+    async def unregister_all(request: Request, principal: Changer) -> dict[str, Any]:
+        await app_state(request.scope).control.unregister_region(kind, principal.subject, None)
         return {}
 
-    async def unregister_one(region_name: str) -> dict[str, Any]:
-        unregister(kind, region_name)
+    async def unregister_one(
+        request: Request, region_name: str, principal: Changer
+    ) -> dict[str, Any]:
+        control = app_state(request.scope).control
+        await control.unregister_region(kind, principal.subject, region_name)
         return {}
 
-    async def register(region_name: str) -> None:
-        raise refuse_registration(kind, region_name)
+    async def register(request: Request, region_name: str, principal: Changer) -> dict[str, Any]:
+        body = await json_body(request, RegisterRegion)
+        if body is None:
+            raise InvalidInput(
+                f"failed to register {kind} shared memory region '{shown(region_name)}': the "
+                'body must be {"key": ..., "offset": ..., "byte_size": ...}'
+            )
+        spec = RegionSpec(region_name, body.key, body.offset, body.byte_size)
+        await app_state(request.scope).control.register_region(kind, principal.subject, spec)
+        return {}
 
     routes = (
         ("status", "GET", "", status_all),
