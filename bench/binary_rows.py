@@ -1,15 +1,25 @@
 """The binary tensor data rows of ``make bench``: the same model and input sent as JSON, as
 binary (Triton's binary tensor extension, as ``tritonclient.http`` sends by default) and
 as unary gRPC calls (bench/grpc_rows.py), alternating in every round, against one
-tensorgate server; on ``mlp`` the gRPC floor (bench/floor_grpc.py) takes its turn too.
+tensorgate server; on ``mlp`` the gRPC floor (bench/floor_grpc.py) takes its turn too, on
+``image`` the input left in shared memory (bench/shm_rows.py).
 
 ``image`` is generated here: float32 [batch, 3, 224, 224] -> global average pool -> a
 3 x 10 dense layer, so the cost that differs between the two rows (reading 150,528 numbers
 per request) is most of the request's cost.
+
+Connections: ``mlp`` runs at 1 and 64, ``image`` at 1, 16 and 64, every row of its rounds
+at each. Issue 22 judges shared memory against binary HTTP at 1 and 16 concurrent clients;
+the binary target and the tables read 1 and 64. Running all of ``image``'s rows at the
+three counts is the simpler choice: a round's rows are the same at every count, and every
+row can be read at every count. Giving 16 to the shared-memory and binary rows alone would
+save the JSON and gRPC runs at 16 (two runs of 2 s a round) at the cost of rows that
+depend on the count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -28,22 +38,38 @@ from results import BINARY as BINARY_ROW
 from results import BINARY_JSON as JSON_ROW
 from results import GRPC as GRPC_ROW
 from results import GRPC_FLOOR, Measurement
+from results import SHM as SHM_ROW
 from servers import Server
+from shm_rows import SHM_HEADERS, shared_input
 from wrk import WrkResult, run_wrk
 
 IMAGE_SHAPE = (3, 224, 224)
 IMAGE_CONFIG = "execution_providers: [cpu]\nintra_op_threads: 1\n"
 BINARY_MODELS = {"mlp": ("input", (256,)), "image": ("image", IMAGE_SHAPE)}
 BINARY_CONNECTIONS = (1, 64)
+IMAGE_CONNECTIONS = (1, 16, 64)
+"""``image``'s connection counts (see above): issue 22's 1 and 16, and the 64 of the
+others."""
 ROWS = (JSON_ROW, BINARY_ROW, GRPC_ROW)
 """The variants taking turns in each round, in their order."""
 FLOOR_MODEL = "mlp"
 """The model whose rounds the gRPC floor joins (its fixed answer is one ``mlp`` row)."""
+SHM_MODEL = "image"
+"""The model whose rounds the shared-memory row joins (issue 22's model)."""
 
 
 def rows_of(model: str) -> tuple[str, ...]:
     """The variants taking turns in ``model``'s rounds."""
-    return (*ROWS, GRPC_FLOOR) if model == FLOOR_MODEL else ROWS
+    if model == FLOOR_MODEL:
+        return (*ROWS, GRPC_FLOOR)
+    if model == SHM_MODEL:
+        return (*ROWS, SHM_ROW)
+    return ROWS
+
+
+def connections_of(model: str) -> tuple[int, ...]:
+    """The connection counts of ``model``'s rounds."""
+    return IMAGE_CONNECTIONS if model == SHM_MODEL else BINARY_CONNECTIONS
 
 
 @dataclass(frozen=True)
@@ -134,10 +160,13 @@ def binary_matrix(
     progress: Progress,
     grpc_failures: Counter[str],
 ) -> list[Measurement]:
-    """wrk with each body and h2load with the gRPC message at 1 and 64 connections; JSON,
-    binary and gRPC take turns in every round, and each figure is the median over the
-    rounds. gRPC calls that were not OK are added to ``grpc_failures`` by status. On
-    ``mlp``, h2load sends the same message to ``grpc_floor`` in the same rounds."""
+    """wrk with each body and h2load with the gRPC message at each of the model's
+    connection counts (``connections_of``); the model's rows (``rows_of``) take turns in
+    every round, and each figure is the median over the rounds. gRPC calls that were not
+    OK are added to ``grpc_failures`` by status. On ``mlp``, h2load sends the same message
+    to ``grpc_floor`` in the same rounds; on ``image``, wrk sends the shared-memory body,
+    its region registered for these rounds only."""
+    bodies = dict(bodies)
 
     def run(model: str, row: str, conns: int) -> Callable[[], WrkResult]:
         if row == GRPC_FLOOR:
@@ -156,12 +185,17 @@ def binary_matrix(
         check_answer(server, model, frame, bodies[(model, JSON_ROW)].path)
         if GRPC_FLOOR in rows_of(model):
             check_floor(grpc_floor, server, frame)
-        for conns in BINARY_CONNECTIONS:
-            variants = {row: run(model, row, conns) for row in rows_of(model)}
-            results += alternating(variants, model, conns, rounds, progress)
+        with contextlib.ExitStack() as regions:
+            if SHM_ROW in rows_of(model):
+                binary = bodies[(model, BINARY_ROW)]
+                shared = shared_input(server, model, binary.path, binary.headers, work)
+                bodies[(model, SHM_ROW)] = Body(regions.enter_context(shared), SHM_HEADERS)
+            for conns in connections_of(model):
+                variants = {row: run(model, row, conns) for row in rows_of(model)}
+                results += alternating(variants, model, conns, rounds, progress)
     return results
 
 
 def run_count(rounds: int) -> int:
     """How many wrk and h2load runs ``binary_matrix`` makes (for the progress bar)."""
-    return rounds * len(BINARY_CONNECTIONS) * sum(len(rows_of(m)) for m in BINARY_MODELS)
+    return rounds * sum(len(connections_of(m)) * len(rows_of(m)) for m in BINARY_MODELS)

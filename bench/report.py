@@ -32,7 +32,7 @@ from targets import (
     targets,
     verdict_cell,
 )
-from transport_sections import binary_section, grpc_section
+from transport_sections import binary_section, grpc_section, shm_section
 
 DASHED = (CEILING, ASGI_FLOOR, STARLETTE_FLOOR)
 """Rows drawn dashed in the plot: bounds, not servers of a model."""
@@ -278,6 +278,7 @@ def write_report(report: Report, out: Path) -> None:
     lines += [
         *binary_section(report),
         *grpc_section(report),
+        *shm_section(report),
         "## Access log",
         "",
         "`mlp` on two one-worker servers started for these rows alone (so that both have "

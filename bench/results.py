@@ -23,6 +23,7 @@ REMOTE = "tensorgate -> remote tensorgate"
 BINARY_JSON = "tensorgate JSON"
 BINARY = "tensorgate binary"
 GRPC = "tensorgate gRPC"
+SHM = "tensorgate shared memory"
 GRPC_FLOOR = "bare grpc.aio app (floor)"
 LARGE_ALONE = "one-row mlp alone"
 LARGE_DURING = "one-row mlp beside large JSON requests"
@@ -141,7 +142,8 @@ class Report:
     measurements: list[Measurement]
     binary: list[Measurement]
     """JSON and binary bodies (``BINARY_JSON`` / ``BINARY``) and unary gRPC calls
-    (``GRPC``), same server; the gRPC floor's calls (``GRPC_FLOOR``, ``mlp`` only)."""
+    (``GRPC``), same server; the gRPC floor's calls (``GRPC_FLOOR``, ``mlp`` only); the
+    input in a shared-memory region (``SHM``, ``image`` only)."""
     binary_rounds: int
     grpc_failures: dict[str, int]
     """gRPC calls of the ``GRPC`` rows that were not OK, by status, over every run."""

@@ -18,6 +18,7 @@ from results import (
     NAIVE,
     NAIVE_THREAD,
     ON,
+    SHM,
     STARLETTE_FLOOR,
     Measurement,
     Report,
@@ -27,6 +28,7 @@ MEMORY_RUN_S = 120.0
 """How long the memory target's run lasts in ``make bench``."""
 QUICK_MEMORY_S = 15.0
 """The same run in ``make bench-quick``: too short to judge the target."""
+SHM_CONNECTIONS, SHM_SHARE = (1, 16), 1.5  # issue 22's concurrent clients and req/s share
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ def targets(report: Report) -> list[Target]:
         *_overload_targets(report),
         *_binary_targets(report),
         *_grpc_targets(report),
+        *_shm_targets(report),
         *_access_log_targets(report),
         *two_subject_targets(report),
         _memory_target(report),
@@ -223,6 +226,11 @@ def grpc_pair(report: Report, model: str, conns: int) -> tuple[Measurement, Meas
     return _pair(report, BINARY, GRPC, model, conns)
 
 
+def shm_pair(report: Report, model: str, conns: int) -> tuple[Measurement, Measurement] | None:
+    """The HTTP binary and the shared-memory row of ``model`` at ``conns``, if measured."""
+    return _pair(report, BINARY, SHM, model, conns)
+
+
 def grpc_floor(report: Report, conns: int) -> Measurement | None:
     """The gRPC floor's ``mlp`` row at ``conns``, when measured."""
     found = {(m.server, m.model, m.connections): m for m in report.binary}
@@ -305,6 +313,27 @@ def _grpc_targets(report: Report) -> list[Target]:
             )
         )
     return rows
+
+
+def _shm_targets(report: Report) -> list[Target]:
+    """Issue 22: shared memory >= 1.5x HTTP binary req/s on `image` at 1 and 16 connections."""
+    pairs = [p for c in SHM_CONNECTIONS if (p := shm_pair(report, "image", c))]
+    if len(pairs) < len(SHM_CONNECTIONS):
+        return []
+    errors = sum(b.errors + s.errors for b, s in pairs)
+    return [
+        (
+            f"shared memory >= {SHM_SHARE:g}x HTTP binary req/s on `image` [1, 3, 224, 224] at "
+            f"{' and '.join(map(str, SHM_CONNECTIONS))} connections (same host), 0 errors",
+            "; ".join(
+                f"c={b.connections}: {s.ok_per_s:,.0f} vs {b.ok_per_s:,.0f} req/s "
+                f"= {s.ok_per_s / (b.ok_per_s or math.nan):.2f}x"
+                for b, s in pairs
+            )
+            + f"; {errors} errors",
+            errors == 0 and all(0 < SHM_SHARE * b.ok_per_s <= s.ok_per_s for b, s in pairs),
+        )
+    ]
 
 
 def access_log_pair(report: Report, conns: int) -> tuple[Measurement, Measurement] | None:

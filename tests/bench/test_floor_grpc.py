@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from binary_rows import BINARY_CONNECTIONS, ROWS, rows_of, run_count
+from binary_rows import BINARY_CONNECTIONS, IMAGE_CONNECTIONS, ROWS, rows_of, run_count
 from floor_grpc import answer
 from gateway.grpc.tensors import encode_infer_response
 from gateway.proto import grpc_service_pb2 as pb
-from results import GRPC_FLOOR
+from results import GRPC_FLOOR, SHM
 
 
 def test_the_floor_answers_one_mlp_row() -> None:
@@ -27,5 +27,6 @@ def test_the_floor_answers_as_many_bytes_as_tensorgate() -> None:
 
 def test_the_floor_takes_turns_in_mlps_rounds_only() -> None:
     assert rows_of("mlp") == (*ROWS, GRPC_FLOOR)
-    assert rows_of("image") == ROWS
-    assert run_count(5) == 5 * len(BINARY_CONNECTIONS) * (2 * len(ROWS) + 1)
+    assert rows_of("image") == (*ROWS, SHM)
+    per_model = len(ROWS) + 1  # the floor on mlp, shared memory on image
+    assert run_count(5) == 5 * per_model * (len(BINARY_CONNECTIONS) + len(IMAGE_CONNECTIONS))

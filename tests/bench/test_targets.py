@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from report import targets_table
-from results import BINARY, GRPC, GRPC_FLOOR, LargeJson, Measurement, Report
+from results import BINARY, BINARY_JSON, GRPC, GRPC_FLOOR, SHM, LargeJson, Measurement, Report
 from targets import MEMORY_RUN_S, QUICK_MEMORY_S, NotJudged, targets, verdict_cell
-from transport_sections import floor_line, grpc_section
+from transport_sections import binary_section, floor_line, grpc_section, shm_section
 
 ROW = Measurement("x", "mlp", 16, 100.0, 1.0, 2.0, 0, 200)
 
@@ -236,3 +236,94 @@ def test_the_floor_line_gives_tensorgates_share_of_the_floor() -> None:
         "of its req/s)."
     )
     assert floor_line(_report(seconds=15, growth_pct=0, quick=True, binary=binary)) is None
+
+
+def _image(
+    shm_per_s: dict[int, float], *, binary_per_s: float = 400.0, shm_errors: int = 0
+) -> list[Measurement]:
+    """HTTP binary (``binary_per_s`` at every count) and shared-memory rows of ``image``
+    at the connection counts of ``shm_per_s``."""
+    rows = []
+    for conns, shm in shm_per_s.items():
+        rows += [
+            Measurement(BINARY, "image", conns, binary_per_s, 2.5, 4.0, 0, 1000),
+            Measurement(SHM, "image", conns, shm, 1.5, 3.0, shm_errors, 1000),
+        ]
+    return rows
+
+
+def _shm_rows(report: Report) -> list[tuple[str, str, object]]:
+    return [row for row in targets(report) if row[0].startswith("shared memory")]
+
+
+def _with(binary: list[Measurement]) -> Report:
+    return _report(seconds=15, growth_pct=0, quick=True, binary=binary)
+
+
+def test_the_shared_memory_target_met() -> None:
+    [row] = _shm_rows(_with(_image({1: 620.0, 16: 900.0, 64: 100.0})))
+    assert row == (
+        "shared memory >= 1.5x HTTP binary req/s on `image` [1, 3, 224, 224] at 1 and 16 "
+        "connections (same host), 0 errors",
+        "c=1: 620 vs 400 req/s = 1.55x; c=16: 900 vs 400 req/s = 2.25x; 0 errors",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    "shm_per_s",
+    [{1: 599.0, 16: 900.0}, {1: 900.0, 16: 599.0}],
+)
+def test_shared_memory_short_of_1_5x_at_either_count_misses(shm_per_s: dict[int, float]) -> None:
+    [row] = _shm_rows(_with(_image(shm_per_s)))
+    assert row[2] is False
+
+
+def test_exactly_1_5x_meets_and_64_connections_do_not_count() -> None:
+    [row] = _shm_rows(_with(_image({1: 600.0, 16: 600.0, 64: 1.0})))
+    assert row[2] is True
+
+
+def test_shared_memory_errors_miss_the_target() -> None:
+    [row] = _shm_rows(_with(_image({1: 900.0, 16: 900.0}, shm_errors=2)))
+    assert row[1].endswith("; 4 errors")
+    assert row[2] is False
+
+
+def test_no_binary_answers_miss_the_target() -> None:
+    [row] = _shm_rows(_with(_image({1: 0.0, 16: 0.0}, binary_per_s=0.0)))
+    assert "c=1: 0 vs 0 req/s = nanx" in row[1]
+    assert row[2] is False
+
+
+def test_the_target_needs_both_connection_counts() -> None:
+    assert _shm_rows(_with(_image({1: 900.0, 64: 900.0}))) == []
+    assert _shm_rows(_with(_image({}))) == []
+
+
+def test_the_shared_memory_table_sits_beside_http_binary() -> None:
+    lines = shm_section(_with(_image({1: 620.0, 16: 900.0, 64: 800.0})))
+    assert lines[0] == "## Shared memory"
+    assert [line for line in lines if line.startswith("| `image`")] == [
+        "| `image` | 1 | 400 | 2.50 | 4.00 | 620 | 1.50 | 3.00 | 0 | 1.55 |",
+        "| `image` | 16 | 400 | 2.50 | 4.00 | 900 | 1.50 | 3.00 | 0 | 2.25 |",
+        "| `image` | 64 | 400 | 2.50 | 4.00 | 800 | 1.50 | 3.00 | 0 | 2.00 |",
+    ]
+
+
+def test_no_shared_memory_rows_no_section() -> None:
+    binary = _mlp(binary_per_s=(900.0, 2000.0), grpc_per_s=(950.0, 2100.0))
+    assert shm_section(_with(binary)) == []
+
+
+def test_the_binary_and_grpc_tables_show_every_measured_connection_count() -> None:
+    image = [
+        Measurement(kind, "image", conns, 100.0 * conns, 1.0, 2.0, 0, 1000)
+        for conns in (1, 16, 64)
+        for kind in (BINARY_JSON, BINARY, GRPC)
+    ]
+    report = _with(image)
+    binary = [line for line in binary_section(report) if line.startswith("| `image`")]
+    grpc = [line for line in grpc_section(report) if line.startswith("| `image`")]
+    assert [line.split(" | ")[1] for line in binary] == ["1", "16", "64"]
+    assert [line.split(" | ")[1] for line in grpc] == ["1", "1", "16", "16", "64", "64"]
