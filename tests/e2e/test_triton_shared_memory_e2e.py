@@ -6,6 +6,7 @@ two workers. A region belongs to the subject that registered it."""
 
 from __future__ import annotations
 
+import queue
 import re
 import uuid
 from collections.abc import Iterator
@@ -200,3 +201,27 @@ def test_a_region_is_found_by_its_subject_only(served: Served) -> None:
         assert len(client.get_system_shared_memory_status(headers=HEADERS)) == 2
         client.unregister_system_shared_memory(headers=HEADERS)
     client.close()
+
+
+def test_a_grpc_stream_reads_and_writes_regions(served: Served) -> None:
+    """ModelStreamInfer: each request of the stream names the regions, as unary calls do."""
+    answers: queue.Queue[tuple[Any, Any]] = queue.Queue()
+    with Regions(2 * SIZE, 2 * SIZE) as regions, served.client() as client:
+        shm.set_shared_memory_region(regions.input, [FIRST])
+        shm.set_shared_memory_region(regions.input, [SECOND], offset=SIZE)
+        for name, key in (("input_data", regions.input_key), ("output_data", regions.output_key)):
+            client.register_system_shared_memory(name, key, 2 * SIZE, headers=HEADERS)
+        inputs, outputs = _numeric_inputs(grpcclient)
+        client.start_stream(
+            callback=lambda result, error: answers.put((result, error)), headers=HEADERS
+        )
+        for index in range(2):
+            client.async_stream_infer("simple", inputs, outputs=outputs, request_id=f"s-{index}")
+        for _ in range(2):
+            result, error = answers.get(timeout=30)
+            assert error is None
+            total, difference = _read_outputs(result, regions, from_http=False)
+            assert total.tolist() == (FIRST + SECOND).tolist()
+            assert difference.tolist() == (FIRST - SECOND).tolist()
+        client.stop_stream()
+        client.unregister_system_shared_memory(headers=HEADERS)
