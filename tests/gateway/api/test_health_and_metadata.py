@@ -22,6 +22,7 @@ async def test_server_metadata_and_health(client: httpx.AsyncClient) -> None:
         "model_configuration",
         "model_repository",
         "statistics",
+        "system_shared_memory",
     ]
     assert (await client.get("/v2/health/live")).json() == {"live": True}
     ready = await client.get("/v2/health/ready")

@@ -21,6 +21,7 @@ SERVER_EXTENSIONS = [
     "model_repository",
     "model_configuration",
     "statistics",
+    "system_shared_memory",
 ]
 """The protocol extensions tensorgate implements, as server metadata lists them."""
 
