@@ -131,8 +131,8 @@ def test_more_raw_buffers_than_inputs(stub: service_pb2_grpc.GRPCInferenceServic
     error = refusal(stub, pixels_request([row, row]))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == (
-        "request has 2 raw_input_contents for 1 inputs; "
-        "with raw_input_contents every input has exactly one, in input order"
+        "request has 2 raw_input_contents for 1 inputs not in shared memory; "
+        "with raw_input_contents each of those has exactly one, in input order"
     )
     assert_healthy(stub)
 
