@@ -31,6 +31,9 @@ class TensorSpec:
     dtype: np.dtype[np.generic]
     shape: tuple[int | None, ...]
     dim_names: tuple[str | None, ...] = ()
+    optional: bool = False
+    """An input a request may leave out (ONNX: an initializer the graph also lists as an
+    input, which ONNX Runtime lets a feed override); the model's default value is used."""
 
     @property
     def rank(self) -> int:
@@ -92,6 +95,9 @@ class RuntimeOptions:
     """Run each batch through ONNX Runtime's I/O binding."""
     remote: RemoteOptions | None = None
     """Set: the model runs on an upstream server, not in this process."""
+    optional_inputs: tuple[str, ...] = ()
+    """Inputs a request may leave out (ONNX Runtime: overridable initializers); any other
+    the model has beside its required inputs is not shown."""
 
 
 @runtime_checkable

@@ -65,7 +65,32 @@ def choose_providers(requested: Sequence[str], available: Sequence[str]) -> Prov
     return ProviderChoice(providers=(*kept, CPU_PROVIDER), unavailable=dropped)
 
 
-def _tensor_spec(node: Any) -> TensorSpec:
+def _optional_specs(session: ort.InferenceSession, names: tuple[str, ...]) -> list[TensorSpec]:
+    """The overridable initializers named optional, as optional inputs; ``ModelLoadError``
+    naming one that is a required input or not in the model."""
+    overridable = {node.name: node for node in session.get_overridable_initializers()}
+    required = {node.name for node in session.get_inputs()}
+    specs: list[TensorSpec] = []
+    for name in names:
+        node = overridable.get(name)
+        if node is not None:
+            specs.append(_tensor_spec(node, optional=True))
+            continue
+        if name in required:
+            raise ModelLoadError(
+                f"input '{name}' is declared optional, but the model requires it: only an "
+                "initializer the graph also lists as an input (one ONNX Runtime lets a "
+                "request override) can be left out"
+            )
+        known = ", ".join(overridable) or "none"
+        raise ModelLoadError(
+            f"input '{name}' is declared optional, but the model has no such input nor an "
+            f"overridable initializer of that name (overridable: {known})"
+        )
+    return specs
+
+
+def _tensor_spec(node: Any, *, optional: bool = False) -> TensorSpec:
     dtype = _ORT_TYPES.get(node.type)
     if dtype is None:
         raise ModelLoadError(f"tensor {node.name!r} has unsupported type {node.type}")
@@ -75,7 +100,13 @@ def _tensor_spec(node: Any) -> TensorSpec:
         fixed = isinstance(dim, int) and dim >= 0
         shape.append(dim if fixed else None)
         names.append(dim if isinstance(dim, str) else None)
-    return TensorSpec(name=node.name, dtype=dtype, shape=tuple(shape), dim_names=tuple(names))
+    return TensorSpec(
+        name=node.name,
+        dtype=dtype,
+        shape=tuple(shape),
+        dim_names=tuple(names),
+        optional=optional,
+    )
 
 
 def _session_options(options: RuntimeOptions) -> ort.SessionOptions:
@@ -107,12 +138,16 @@ class OnnxRuntimeBackend:
         *,
         requested: str = CPU_PROVIDER,
         io_binding: bool = False,
+        optional_inputs: tuple[str, ...] = (),
     ) -> None:
         self._session = session
         self._name = name
         self._io_binding = io_binding
         self._signature = ModelSignature(
-            inputs=tuple(_tensor_spec(node) for node in session.get_inputs()),
+            inputs=(
+                *(_tensor_spec(node) for node in session.get_inputs()),
+                *_optional_specs(session, optional_inputs),
+            ),
             outputs=tuple(_tensor_spec(node) for node in session.get_outputs()),
         )
         self._all_outputs = [spec.name for spec in self._signature.outputs]
@@ -161,7 +196,12 @@ class OnnxRuntimeBackend:
             )
             raise ModelLoadError(f"onnxruntime could not load {path.name}: {first_line}") from exc
         backend = cls(
-            session, name, options.instances, requested=wanted, io_binding=options.io_binding
+            session,
+            name,
+            options.instances,
+            requested=wanted,
+            io_binding=options.io_binding,
+            optional_inputs=options.optional_inputs,
         )
         in_use = backend.metadata["execution_provider"]
         if wanted != in_use:

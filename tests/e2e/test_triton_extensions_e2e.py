@@ -49,7 +49,13 @@ def test_get_model_config_reads_the_config(client: triton.InferenceServerClient)
     config = client.get_model_config("digits", headers=auth())
     assert config["max_batch_size"] == 64
     assert config["input"] == [
-        {"name": "pixels", "data_type": "TYPE_FP32", "dims": [64], "format": "FORMAT_NONE"}
+        {
+            "name": "pixels",
+            "data_type": "TYPE_FP32",
+            "dims": [64],
+            "format": "FORMAT_NONE",
+            "optional": False,
+        }
     ]
     assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 2000
     assert client.get_model_config("digits", "1", headers=auth()) == config

@@ -85,6 +85,7 @@ def model_config(registry: ModelRegistry, name: str, version: str | None) -> Mod
                 **_tensor(spec, batched=batched).model_dump(exclude={"reshape"}),
                 format=declaration.format_of(spec.name) if declaration else "FORMAT_NONE",
                 reshape=_reshape(declaration, spec.name),
+                optional=spec.optional,
             )
             for spec in signature.inputs
         ],

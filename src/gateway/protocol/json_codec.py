@@ -295,7 +295,7 @@ def check_names(inputs: Sequence[RequestInput], signature: ModelSignature) -> No
                 f"unknown input '{inp.name}'; the model's inputs are: {_input_names(signature)}"
             )
     for spec in signature.inputs:
-        if spec.name not in seen:
+        if spec.name not in seen and not spec.optional:
             raise InvalidInput(
                 f"missing input '{spec.name}' ({from_numpy(spec.dtype)}, shape "
                 f"{format_shape(spec.shape)}); the model's inputs are: {_input_names(signature)}"
@@ -306,7 +306,10 @@ def check_shared_dimensions(arrays: Mapping[str, Array], signature: ModelSignatu
     """Inputs sharing a symbolic dimension (such as ``batch``) must agree on its size."""
     sizes: dict[str, tuple[str, int]] = {}
     for spec in signature.inputs:
-        shape = arrays[spec.name].shape
+        array = arrays.get(spec.name)
+        if array is None:  # an optional input left out
+            continue
+        shape = array.shape
         for dim_name, size in zip(spec.dim_names, shape, strict=False):
             if dim_name is None:
                 continue

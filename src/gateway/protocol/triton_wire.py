@@ -37,6 +37,8 @@ class ModelInputConfig(ModelTensorConfig):
     format: str = Field(default="FORMAT_NONE", examples=["FORMAT_NONE", "FORMAT_NCHW"])
     """The layout ``config.pbtxt`` declares (``FORMAT_NCHW``, ``FORMAT_NHWC``), which
     Triton's image clients read; ``FORMAT_NONE`` otherwise."""
+    optional: bool = False
+    """A request may leave the input out (the model's own default is used)."""
 
 
 class ModelOutputConfig(ModelTensorConfig):

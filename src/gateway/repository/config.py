@@ -254,6 +254,11 @@ class ModelConfig(ConfigSection):
             require_provider=self.when_provider_unavailable == "fail",
             io_binding=self.cuda.io_binding,
             remote=self.remote.options(model) if self.remote is not None else None,
+            optional_inputs=tuple(
+                t.name
+                for t in (self._declaration.inputs if self._declaration else ())
+                if t.optional
+            ),
         )
 
     def batch_policy(self, *, stackable: bool) -> BatchPolicy:

@@ -36,6 +36,8 @@ class DeclaredTensor:
     reshape: tuple[int, ...] | None = None
     """The model's own shape of the tensor (without the batch axis when the model
     batches), when it differs from ``dims``; fixed sizes, as many elements as ``dims``."""
+    optional: bool = False
+    """An input a request may leave out (an overridable initializer of the model)."""
 
     def reshape_problem(self) -> str | None:
         """Why this tensor's ``reshape`` cannot be served; ``None`` when it can (or has none)."""

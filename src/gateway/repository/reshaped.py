@@ -63,7 +63,13 @@ class ReshapedBackend:
         lead = spec.shape[:1] if self._batched else ()
         names = spec.dim_names[:1] if self._batched and spec.dim_names else ()
         dims = tuple(declared.dims)
-        return TensorSpec(spec.name, spec.dtype, (*lead, *dims), (*names, *(None,) * len(dims)))
+        return TensorSpec(
+            spec.name,
+            spec.dtype,
+            (*lead, *dims),
+            (*names, *(None,) * len(dims)),
+            optional=spec.optional,
+        )
 
     def _model_inputs(self, inputs: Mapping[str, Array]) -> Mapping[str, Array]:
         if not self._to_model:

@@ -41,12 +41,11 @@ _ONNXRUNTIME_PARAMETERS = {
     "inter_op_thread_count": "inter_op_threads",
 }
 _GPU_ACCELERATORS = {"tensorrt": "TensorrtExecutionProvider"}
-_INPUT_FIELDS = {"name", "data_type", "dims", "format", "reshape"}
+_INPUT_FIELDS = {"name", "data_type", "dims", "format", "reshape", "optional"}
 _OUTPUT_FIELDS = {"name", "data_type", "dims", "label_filename", "reshape"}
 _WHY_NOT = {
     "sequence_batching": "sequence batching is not served yet",
     "ensemble_scheduling": "ensembles are not served",
-    "optional": "optional inputs are not served yet",
     "is_shape_tensor": "shape tensors are a TensorRT feature",
     "allow_ragged_batch": "ragged batches are not served",
     "response_cache": "the response cache is not served",
@@ -305,6 +304,7 @@ def _tensor(value: Any, path: str, allowed: set[str]) -> DeclaredTensor:
         format=str(tensor.get("format", "FORMAT_NONE")),
         label_filename=str(tensor.get("label_filename", "")),
         reshape=reshape,
+        optional=tensor.get("optional") is True,
     )
 
 

@@ -48,7 +48,7 @@ def generated_batches(signature: ModelSignature, config: WarmupConfig) -> list[d
     """One generated input batch per configured batch size (fixed seed)."""
     rng = np.random.default_rng(0)
     return [
-        {spec.name: _generated(spec, rows, rng) for spec in signature.inputs}
+        {spec.name: _generated(spec, rows, rng) for spec in signature.inputs if not spec.optional}
         for rows in config.batch_sizes
     ]
 
@@ -58,7 +58,7 @@ def file_batch(
 ) -> dict[str, Array]:
     """The inputs named in ``warmup.inputs``, read from ``.npy`` files and checked against
     the signature (blocking: call it in a thread)."""
-    missing = sorted({spec.name for spec in signature.inputs} - set(files))
+    missing = sorted({spec.name for spec in signature.inputs if not spec.optional} - set(files))
     unknown = sorted(set(files) - {spec.name for spec in signature.inputs})
     if missing or unknown:
         raise WarmupError(
@@ -67,6 +67,8 @@ def file_batch(
         )
     batch: dict[str, Array] = {}
     for spec in signature.inputs:
+        if spec.name not in files:  # an optional input left out
+            continue
         try:
             path = confined_path(model_dir, files[spec.name], f"warmup.inputs.{spec.name}")
         except OutsideModelDirectory as exc:
@@ -98,7 +100,9 @@ def sample_batches(
     for index, sample in enumerate(samples):
         where = f"warmup.samples[{index}]" + (f" ({sample.name!r})" if sample.name else "")
         names = {spec.name for spec in signature.inputs}
-        missing, unknown = sorted(names - set(sample.inputs)), sorted(set(sample.inputs) - names)
+        required = {spec.name for spec in signature.inputs if not spec.optional}
+        missing = sorted(required - set(sample.inputs))
+        unknown = sorted(set(sample.inputs) - names)
         if missing or unknown:
             raise WarmupError(
                 f"{where}.inputs must name every input of the model and nothing else: "
@@ -108,6 +112,7 @@ def sample_batches(
             spec.name: _sample_input(spec, sample.inputs[spec.name], f"{where}.inputs.{spec.name}",
                                      model_dir, rng)
             for spec in signature.inputs
+            if spec.name in sample.inputs
         }  # fmt: skip
         made.append((batch, sample.count))
     return made

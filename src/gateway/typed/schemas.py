@@ -149,7 +149,9 @@ def _tensors_model(
 ) -> type[BaseModel]:
     taken: set[str] = set()
     fields: dict[str, Any] = {
-        python_name(spec.name, taken): _tensor_field(spec, bounds, required=required)
+        python_name(spec.name, taken): _tensor_field(
+            spec, bounds, required=required and not spec.optional
+        )
         for spec in specs
     }
     return create_model(

@@ -23,7 +23,13 @@ async def test_config_of_a_demo_model_follows_triton(client: httpx.AsyncClient) 
         "version_policy": {"all": {}},
         "max_batch_size": 64,
         "input": [
-            {"name": "pixels", "data_type": "TYPE_FP32", "dims": [64], "format": "FORMAT_NONE"}
+            {
+                "name": "pixels",
+                "data_type": "TYPE_FP32",
+                "dims": [64],
+                "format": "FORMAT_NONE",
+                "optional": False,
+            }
         ],
         "output": [
             {"name": "label", "data_type": "TYPE_INT64", "dims": [], "label_filename": ""},
@@ -64,7 +70,13 @@ async def test_config_yaml_shows_in_the_config(tmp_path: Path) -> None:
     # No batch axis: max_batch_size 0, full dims, no dynamic batching (Triton's meaning).
     assert fixed["max_batch_size"] == 0
     assert fixed["input"] == [
-        {"name": "x", "data_type": "TYPE_FP32", "dims": [2, 2], "format": "FORMAT_NONE"}
+        {
+            "name": "x",
+            "data_type": "TYPE_FP32",
+            "dims": [2, 2],
+            "format": "FORMAT_NONE",
+            "optional": False,
+        }
     ]
     assert "dynamic_batching" not in fixed
     assert fixed["instance_group"][0]["count"] == 2
@@ -86,6 +98,7 @@ async def test_batching_settings_show_in_the_config(repository: Path) -> None:
         "data_type": "TYPE_FP32",
         "dims": [3],
         "format": "FORMAT_NONE",
+        "optional": False,
     }
     assert config["dynamic_batching"] == {
         "preferred_batch_size": [2, 4],

@@ -158,8 +158,12 @@ async def test_a_config_in_the_body_overrides_config_yaml(
     ("body", "named"),
     [
         (
-            {"parameters": {"config": json.dumps({"input": [{"name": "x", "optional": True}]})}},
-            "config.input[0].optional",
+            {
+                "parameters": {
+                    "config": json.dumps({"input": [{"name": "x", "is_shape_tensor": True}]})
+                }
+            },
+            "config.input[0].is_shape_tensor",
         ),
         ({"parameters": {"config": json.dumps({"platform": "tensorrt_plan"})}}, "platform"),
         ({"parameters": {"config": json.dumps({"name": "other"})}}, "config.name"),

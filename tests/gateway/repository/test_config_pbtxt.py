@@ -72,10 +72,6 @@ def test_absent_fields_take_tritons_defaults(tmp_path: Path) -> None:
             'input [ { name: "a" data_type: TYPE_FP32 dims: [ 3 ] is_shape_tensor: true } ]\n',
             "config.input[0].is_shape_tensor",
         ),
-        (
-            'input [ { name: "a" data_type: TYPE_FP32 dims: [ 3 ] optional: true } ]\n',
-            "config.input[0].optional",
-        ),
         ("dynamic_batching { priority_levels: 2 }\n", "config.dynamic_batching.priority_levels"),
         ('output [ { name: "sum" label_filename: "/etc/passwd" } ]\n', "an absolute path"),
         ('output [ { name: "sum" label_filename: "../../x" } ]\n', "climbing out"),
