@@ -306,10 +306,9 @@ def check_shared_dimensions(arrays: Mapping[str, Array], signature: ModelSignatu
     """Inputs sharing a symbolic dimension (such as ``batch``) must agree on its size."""
     sizes: dict[str, tuple[str, int]] = {}
     for spec in signature.inputs:
-        array = arrays.get(spec.name)
-        if array is None:  # an optional input left out
+        if spec.optional and spec.name not in arrays:  # left out
             continue
-        shape = array.shape
+        shape = arrays[spec.name].shape
         for dim_name, size in zip(spec.dim_names, shape, strict=False):
             if dim_name is None:
                 continue
